@@ -1,0 +1,304 @@
+//! Container attribution: which container (runtime, ID, pod UID) a process belongs to,
+//! derived from the shapes of cgroup paths that kubelet and the runtimes create.
+
+use crate::model::{ContainerRef, Runtime};
+use crate::parse::CgroupLine;
+
+/// What a cgroup path says about the process in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attribution {
+    /// The process is in this container.
+    Container(ContainerRef),
+    /// A runtime's monitor process (conmon): not a container.
+    Monitor,
+    /// The path names no container: a host process (services, init.scope, `/`).
+    Host,
+}
+
+/// Attribute a process from all the lines of its `/proc/<pid>/cgroup`.
+///
+/// The v2 line is tried first; when it names no container (hybrid hosts where
+/// containers live in the v1 hierarchies), the v1 lines are tried, `pids` and `memory`
+/// first since every runtime joins them. A monitor anywhere wins over a container
+/// further down the list, so conmon is never counted as its container.
+pub fn attribute(lines: &[CgroupLine<'_>], default_runtime: Runtime) -> Attribution {
+    let rank = |l: &CgroupLine<'_>| {
+        if l.is_v2() {
+            0
+        } else if l.has_controller("pids") {
+            1
+        } else if l.has_controller("memory") {
+            2
+        } else if l.has_controller("name=systemd") {
+            3
+        } else {
+            4
+        }
+    };
+    let mut ordered: Vec<&CgroupLine<'_>> = lines.iter().collect();
+    ordered.sort_by_key(|l| rank(l));
+    for l in ordered {
+        match attribute_path(l.path, default_runtime) {
+            Attribution::Host => continue,
+            found => return found,
+        }
+    }
+    Attribution::Host
+}
+
+/// Attribute one cgroup path. The innermost component that names a container wins, so
+/// a pod inside a kind node is attributed to the pod's container, not the node's.
+pub fn attribute_path(path: &str, default_runtime: Runtime) -> Attribution {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    if comps.last().is_some_and(|leaf| is_monitor(leaf)) {
+        return Attribution::Monitor;
+    }
+    for i in (0..comps.len()).rev() {
+        let parent = i.checked_sub(1).map(|p| comps[p]);
+        let Some((runtime, id, own_pod)) = container_component(comps[i], parent, default_runtime)
+        else {
+            continue;
+        };
+        let pod_uid = own_pod
+            .or_else(|| comps[..i].iter().rev().find_map(|c| pod_component(c)))
+            .unwrap_or_default();
+        return Attribution::Container(ContainerRef {
+            runtime,
+            id: id.to_owned(),
+            pod_uid,
+        });
+    }
+    Attribution::Host
+}
+
+fn is_monitor(c: &str) -> bool {
+    c == "conmon" || c.starts_with("crio-conmon-") || c.starts_with("libpod-conmon-")
+}
+
+/// A container ID as runtimes write it: 64 lowercase hex digits. Being strict here keeps
+/// a path that merely looks container-like from becoming a container.
+fn is_container_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// If `c` names a container, its runtime, ID and (for the cgroupsPath form, which
+/// carries it) pod UID.
+fn container_component<'a>(
+    c: &'a str,
+    parent: Option<&str>,
+    default_runtime: Runtime,
+) -> Option<(Runtime, &'a str, Option<String>)> {
+    // cgroupsPath form: `<pod slice>:<runtime prefix>:<id>`.
+    if let Some((slice, rest)) = c.split_once(':') {
+        let (prefix, id) = rest.split_once(':')?;
+        let runtime = match prefix {
+            "cri-containerd" => Runtime::Containerd,
+            "crio" => Runtime::CriO,
+            "docker" => Runtime::Docker,
+            _ => return None,
+        };
+        return is_container_id(id).then(|| (runtime, id, pod_component(slice)));
+    }
+    let scoped = |prefix: &str| {
+        c.strip_prefix(prefix)
+            .map(|r| r.strip_suffix(".scope").unwrap_or(r))
+            .filter(|id| is_container_id(id))
+    };
+    if let Some(id) = scoped("cri-containerd-") {
+        return Some((Runtime::Containerd, id, None));
+    }
+    if let Some(id) = scoped("crio-") {
+        return Some((Runtime::CriO, id, None));
+    }
+    if let Some(id) = scoped("docker-").filter(|_| c.ends_with(".scope")) {
+        return Some((Runtime::Docker, id, None));
+    }
+    if let Some(id) = scoped("libpod-") {
+        return Some((Runtime::Podman, id, None));
+    }
+    if is_container_id(c) {
+        // Bare IDs: the cgroupfs drivers. The parent tells whose.
+        let parent = parent?;
+        if parent == "docker" {
+            return Some((Runtime::Docker, c, None));
+        }
+        if pod_component(parent).is_some() {
+            return Some((default_runtime, c, None));
+        }
+    }
+    None
+}
+
+/// If `c` is a pod's cgroup, the pod UID in API form.
+fn pod_component(c: &str) -> Option<String> {
+    // systemd driver: kubepods-<qos>-pod<uid_>.slice or kubepods-pod<uid_>.slice
+    if let Some(rest) = c
+        .strip_prefix("kubepods-")
+        .and_then(|r| r.strip_suffix(".slice"))
+    {
+        let uid = rest.rsplit_once("pod").map(|(_, u)| u)?;
+        return pod_uid(uid);
+    }
+    // cgroupfs driver: pod<uid>
+    c.strip_prefix("pod").and_then(pod_uid)
+}
+
+/// A pod UID as found in a path: a UUID with `-` or `_` (returned with `-`), or the
+/// 32-hex config hash of a static pod (returned as is).
+fn pod_uid(s: &str) -> Option<String> {
+    let hex = |b: u8| b.is_ascii_hexdigit();
+    if s.len() == 32 && s.bytes().all(hex) {
+        return Some(s.to_owned());
+    }
+    let groups: Vec<&str> = s.split(['-', '_']).collect();
+    let shape = [8, 4, 4, 4, 12];
+    if groups.len() == 5
+        && groups
+            .iter()
+            .zip(shape)
+            .all(|(g, n)| g.len() == n && g.bytes().all(hex))
+    {
+        return Some(groups.join("-"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_cgroup;
+
+    const ID: &str = "4d1f6c6e2c7a8b9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70";
+    const ID2: &str = "0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f704d1f6c6e2c7a8b9e";
+
+    fn c(runtime: Runtime, id: &str, uid: &str) -> Attribution {
+        Attribution::Container(ContainerRef {
+            runtime,
+            id: id.into(),
+            pod_uid: uid.into(),
+        })
+    }
+
+    #[test]
+    fn every_shape_in_domain_notes() {
+        use Runtime::*;
+        let cases: Vec<(String, Attribution)> = vec![
+            // kubelet systemd driver, containerd
+            (format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podeb052b63_ea96_4728_ab4a_64ab3babccd7.slice/cri-containerd-{ID}.scope"),
+             c(Containerd, ID, "eb052b63-ea96-4728-ab4a-64ab3babccd7")),
+            // guaranteed QoS, systemd driver
+            (format!("/kubepods.slice/kubepods-podeb052b63_ea96_4728_ab4a_64ab3babccd7.slice/cri-containerd-{ID}.scope"),
+             c(Containerd, ID, "eb052b63-ea96-4728-ab4a-64ab3babccd7")),
+            // docker via cri-dockerd
+            (format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podeb052b63_ea96_4728_ab4a_64ab3babccd7.slice/docker-{ID}.scope"),
+             c(Docker, ID, "eb052b63-ea96-4728-ab4a-64ab3babccd7")),
+            // CRI-O and its monitor
+            (format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podeb052b63_ea96_4728_ab4a_64ab3babccd7.slice/crio-{ID}.scope"),
+             c(CriO, ID, "eb052b63-ea96-4728-ab4a-64ab3babccd7")),
+            (format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podeb052b63_ea96_4728_ab4a_64ab3babccd7.slice/crio-conmon-{ID}.scope"),
+             Attribution::Monitor),
+            // kubelet cgroupfs driver
+            (format!("/kubepods/besteffort/pod26ab26cd-6409-443f-a13c-fd6c231207c8/{ID}"),
+             c(Containerd, ID, "26ab26cd-6409-443f-a13c-fd6c231207c8")),
+            (format!("/kubepods/pod26ab26cd-6409-443f-a13c-fd6c231207c8/{ID}"),
+             c(Containerd, ID, "26ab26cd-6409-443f-a13c-fd6c231207c8")),
+            (format!("/kubepods/burstable/pod26ab26cd-6409-443f-a13c-fd6c231207c8/crio-{ID}"),
+             c(CriO, ID, "26ab26cd-6409-443f-a13c-fd6c231207c8")),
+            // cgroupsPath form
+            (format!("/podruntime.slice/containerd.service/kubepods-burstable-podeb052b63_ea96_4728_ab4a_64ab3babccd7.slice:cri-containerd:{ID}"),
+             c(Containerd, ID, "eb052b63-ea96-4728-ab4a-64ab3babccd7")),
+            // nested (kind), static pod with 32-hex UID: the innermost container wins
+            (format!("/system.slice/docker-{ID2}.scope/kubelet/kubepods/burstable/pod0123456789abcdef0123456789abcdef/{ID}"),
+             c(Containerd, ID, "0123456789abcdef0123456789abcdef")),
+            // the kind node's own services belong to the node container
+            (format!("/system.slice/docker-{ID2}.scope/system.slice/containerd.service"),
+             c(Docker, ID2, "")),
+            // plain Docker
+            (format!("/docker/{ID}"), c(Docker, ID, "")),
+            (format!("/system.slice/docker-{ID}.scope"), c(Docker, ID, "")),
+            // Podman
+            (format!("/libpod_parent/libpod-{ID}"), c(Podman, ID, "")),
+            (format!("/machine.slice/libpod-{ID}.scope/container"), c(Podman, ID, "")),
+            ("/libpod_parent/conmon".into(), Attribution::Monitor),
+            (format!("/machine.slice/libpod-conmon-{ID}.scope"), Attribution::Monitor),
+            // not containers
+            ("/init.scope".into(), Attribution::Host),
+            ("/system.slice/containerd.service".into(), Attribution::Host),
+            ("/system.slice/kubelet.service".into(), Attribution::Host),
+            ("/".into(), Attribution::Host),
+            ("/process_api/8f502bf88f30bf4efd179bb844e53620".into(), Attribution::Host),
+            ("/system.slice/docker.service".into(), Attribution::Host),
+            // look-alikes that are not container IDs
+            ("/docker/notanid".into(), Attribution::Host),
+            (format!("/docker/{}", &ID[..63]), Attribution::Host),
+            (format!("/docker/{}", ID.to_uppercase()), Attribution::Host),
+            (format!("/system.slice/docker-{ID}.service"), Attribution::Host),
+            (format!("/somewhere/{ID}"), Attribution::Host),
+        ];
+        for (path, want) in cases {
+            assert_eq!(attribute_path(&path, Containerd), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn default_runtime_applies_to_bare_ids_under_pods_only() {
+        let p = format!("/kubepods/besteffort/pod26ab26cd-6409-443f-a13c-fd6c231207c8/{ID}");
+        assert_eq!(
+            attribute_path(&p, Runtime::CriO),
+            c(Runtime::CriO, ID, "26ab26cd-6409-443f-a13c-fd6c231207c8")
+        );
+        assert_eq!(
+            attribute_path(&format!("/docker/{ID}"), Runtime::CriO),
+            c(Runtime::Docker, ID, "")
+        );
+    }
+
+    #[test]
+    fn line_preference_on_hybrid_and_v2_hosts() {
+        // Hybrid host, container in v1 only (Docker cgroupfs on this machine's layout).
+        let text = format!(
+            "9:name=systemd:/docker/{ID}\n8:pids:/docker/{ID}\n4:memory:/docker/{ID}\n0::/\n"
+        );
+        let lines = parse_cgroup(&text).unwrap();
+        assert_eq!(
+            attribute(&lines, Runtime::Containerd),
+            c(Runtime::Docker, ID, "")
+        );
+        // v2-only systemd host.
+        let text = format!("0::/system.slice/docker-{ID}.scope\n");
+        let lines = parse_cgroup(&text).unwrap();
+        assert_eq!(
+            attribute(&lines, Runtime::Containerd),
+            c(Runtime::Docker, ID, "")
+        );
+        // v2 names a container, v1 another: v2 wins.
+        let text = format!("8:pids:/docker/{ID2}\n0::/docker/{ID}\n");
+        let lines = parse_cgroup(&text).unwrap();
+        assert_eq!(
+            attribute(&lines, Runtime::Containerd),
+            c(Runtime::Docker, ID, "")
+        );
+        // Host process on a hybrid host with an odd v1 path.
+        let text = "4:memory:/process_api/8f50\n0::/\n";
+        let lines = parse_cgroup(text).unwrap();
+        assert_eq!(attribute(&lines, Runtime::Containerd), Attribution::Host);
+        // conmon in v1 pids, nothing in v2.
+        let text = "8:pids:/libpod_parent/conmon\n0::/\n";
+        let lines = parse_cgroup(text).unwrap();
+        assert_eq!(attribute(&lines, Runtime::Containerd), Attribution::Monitor);
+    }
+
+    #[test]
+    fn pod_uids() {
+        assert_eq!(
+            pod_uid("eb052b63_ea96_4728_ab4a_64ab3babccd7").as_deref(),
+            Some("eb052b63-ea96-4728-ab4a-64ab3babccd7")
+        );
+        assert_eq!(pod_uid("eb052b63_ea96_4728_ab4a_64ab3babccd"), None);
+        assert_eq!(pod_uid("zz052b63-ea96-4728-ab4a-64ab3babccd7"), None);
+        assert_eq!(pod_component("kubepods-besteffort.slice"), None);
+        assert_eq!(pod_component("kubepods.slice"), None);
+    }
+}

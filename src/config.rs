@@ -1,0 +1,413 @@
+//! Settings: command-line flags, `NSEXPORTER_*` environment variables and an optional
+//! YAML `--config.file`, in that order of precedence, layered with the `config` crate
+//! and checked once at startup. A bad value names its setting.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+use crate::model::Runtime;
+use crate::paths::HostPaths;
+
+/// nsexporter: which containers share the host's namespaces or run as host root, and
+/// how many namespaces the node holds, from the kernel's own records.
+#[derive(Debug, Parser)]
+#[command(name = "nsexporter", version, about, long_about = None)]
+pub struct Flags {
+    /// YAML file with settings (flags and environment variables override it).
+    #[arg(
+        long = "config.file",
+        env = "NSEXPORTER_CONFIG_FILE",
+        value_name = "PATH",
+        global = true
+    )]
+    pub config_file: Option<PathBuf>,
+    /// Address to serve on: `host:port`, or `:port` for every interface. [default: :9816]
+    #[arg(
+        long = "web.listen-address",
+        env = "NSEXPORTER_WEB_LISTEN_ADDRESS",
+        value_name = "ADDR"
+    )]
+    pub listen_address: Option<String>,
+    /// Path under which to expose metrics. [default: /metrics]
+    #[arg(
+        long = "web.telemetry-path",
+        env = "NSEXPORTER_WEB_TELEMETRY_PATH",
+        value_name = "PATH"
+    )]
+    pub telemetry_path: Option<String>,
+    /// The host's procfs mount point (`/host/proc` in a pod). [default: /proc]
+    #[arg(
+        long = "path.procfs",
+        env = "NSEXPORTER_PATH_PROCFS",
+        value_name = "PATH",
+        global = true
+    )]
+    pub procfs: Option<String>,
+    /// Time between scans, e.g. 15s, 1m. [default: 15s]
+    #[arg(
+        long = "scan.interval",
+        env = "NSEXPORTER_SCAN_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub scan_interval: Option<String>,
+    /// Threads that read /proc in parallel during a scan. [default: 1]
+    #[arg(
+        long = "scan.threads",
+        env = "NSEXPORTER_SCAN_THREADS",
+        value_name = "N",
+        global = true
+    )]
+    pub scan_threads: Option<String>,
+    /// Runtime assumed for kubelet cgroupfs paths, which do not name it:
+    /// containerd, cri-o or docker. [default: containerd]
+    #[arg(
+        long = "container.default-runtime",
+        env = "NSEXPORTER_CONTAINER_DEFAULT_RUNTIME",
+        value_name = "RUNTIME",
+        global = true
+    )]
+    pub default_runtime: Option<String>,
+    /// Log level: error, warn, info, debug or trace. [default: info]
+    #[arg(
+        long = "log.level",
+        env = "NSEXPORTER_LOG_LEVEL",
+        value_name = "LEVEL",
+        global = true
+    )]
+    pub log_level: Option<String>,
+    /// Log format: logfmt or json. [default: logfmt]
+    #[arg(
+        long = "log.format",
+        env = "NSEXPORTER_LOG_FORMAT",
+        value_name = "FORMAT",
+        global = true
+    )]
+    pub log_format: Option<String>,
+    /// Run one scan, print the exposition (Prometheus text format) to stdout and exit.
+    #[arg(long)]
+    pub once: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Terminal commands for a person on the node.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Table of the node's containers, their host sharing and root mapping, and the
+    /// node's namespace counts and pinned namespaces.
+    Report(crate::report::ReportArgs),
+    /// One process's namespaces side by side with the host's, and how to enter them.
+    Inspect(crate::report::InspectArgs),
+    /// Which namespace types two processes share.
+    Diff(crate::report::DiffArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+/// Checked settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen_address: SocketAddr,
+    pub telemetry_path: String,
+    pub paths: HostPaths,
+    pub scan_interval: Duration,
+    pub scan_threads: usize,
+    pub default_runtime: Runtime,
+    pub log_level: tracing::level_filters::LevelFilter,
+    pub log_format: LogFormat,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid setting {setting}: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+    #[error("cannot load settings: {0}")]
+    Load(String),
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    web: RawWeb,
+    path: RawPath,
+    scan: RawScan,
+    container: RawContainer,
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    #[serde(rename = "listen-address")]
+    listen_address: String,
+    #[serde(rename = "telemetry-path")]
+    telemetry_path: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPath {
+    procfs: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScan {
+    interval: String,
+    threads: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContainer {
+    #[serde(rename = "default-runtime")]
+    default_runtime: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: String,
+    format: String,
+}
+
+/// (setting key, default, flag id) for every setting.
+const SETTINGS: &[(&str, &str, &str)] = &[
+    ("web.listen-address", ":9816", "listen_address"),
+    ("web.telemetry-path", "/metrics", "telemetry_path"),
+    ("path.procfs", "/proc", "procfs"),
+    ("scan.interval", "15s", "scan_interval"),
+    ("scan.threads", "1", "scan_threads"),
+    ("container.default-runtime", "containerd", "default_runtime"),
+    ("log.level", "info", "log_level"),
+    ("log.format", "logfmt", "log_format"),
+];
+
+/// Parse the command line (exits 2 on a usage error, as clap does).
+pub fn parse_flags() -> (Flags, ArgMatches) {
+    let matches = Flags::command().get_matches();
+    let flags = match Flags::from_arg_matches(&matches) {
+        Ok(f) => f,
+        Err(e) => e.exit(),
+    };
+    (flags, matches)
+}
+
+/// Where each setting's value came from: flags and environment variables (both via clap)
+/// override the file, which overrides the defaults.
+pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
+    let sub = matches.subcommand().map(|(_, m)| m);
+    let value = |id: &str| -> Option<String> {
+        // Global flags given after a subcommand land in the subcommand's matches.
+        for m in [Some(matches), sub].into_iter().flatten() {
+            let given = matches!(
+                m.try_get_raw(id).ok().flatten().and(m.value_source(id)),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            );
+            if given {
+                if let Ok(Some(v)) = m.try_get_one::<String>(id) {
+                    return Some(v.clone());
+                }
+            }
+        }
+        None
+    };
+    let config_file = [Some(matches), sub].into_iter().flatten().find_map(|m| {
+        m.try_get_one::<PathBuf>("config_file")
+            .ok()
+            .flatten()
+            .cloned()
+    });
+
+    let mut b = config::Config::builder();
+    for (key, default, _) in SETTINGS {
+        b = b
+            .set_default(*key, *default)
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+    }
+    if let Some(f) = &config_file {
+        if !f.is_file() {
+            return Err(invalid(
+                "config.file",
+                format!("{} does not exist or is not a file", f.display()),
+            ));
+        }
+        b = b.add_source(config::File::from(f.as_path()).format(config::FileFormat::Yaml));
+    }
+    for (key, _, id) in SETTINGS {
+        if let Some(v) = value(id) {
+            b = b
+                .set_override(*key, v)
+                .map_err(|e| ConfigError::Load(e.to_string()))?;
+        }
+    }
+    let cfg = b.build().map_err(|e| match &config_file {
+        Some(f) => invalid("config.file", format!("{}: {e}", f.display())),
+        None => ConfigError::Load(e.to_string()),
+    })?;
+    let raw: Raw = cfg.try_deserialize().map_err(|e| {
+        invalid(
+            "config.file",
+            format!(
+                "{}: {e}",
+                config_file
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+        )
+    })?;
+    validate(raw)
+}
+
+fn validate(raw: Raw) -> Result<Settings, ConfigError> {
+    let listen_address = parse_listen_address(&raw.web.listen_address)
+        .map_err(|m| invalid("web.listen-address", m))?;
+    let telemetry_path = raw.web.telemetry_path;
+    if !telemetry_path.starts_with('/')
+        || telemetry_path == "/"
+        || telemetry_path == "/healthz"
+        || telemetry_path == "/readyz"
+        || telemetry_path
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid(
+            "web.telemetry-path",
+            format!(
+                "{telemetry_path:?} must be an absolute path other than /, /healthz and /readyz"
+            ),
+        ));
+    }
+    if raw.path.procfs.is_empty() {
+        return Err(invalid("path.procfs", "must not be empty"));
+    }
+    let scan_interval = humantime::parse_duration(raw.scan.interval.trim())
+        .map_err(|e| invalid("scan.interval", format!("{:?}: {e}", raw.scan.interval)))?;
+    if scan_interval < Duration::from_millis(100) || scan_interval > Duration::from_secs(3600) {
+        return Err(invalid(
+            "scan.interval",
+            format!("{:?} must be between 100ms and 1h", raw.scan.interval),
+        ));
+    }
+    let scan_threads: usize = raw
+        .scan
+        .threads
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=64).contains(n))
+        .ok_or_else(|| {
+            invalid(
+                "scan.threads",
+                format!("{:?} must be a whole number from 1 to 64", raw.scan.threads),
+            )
+        })?;
+    let default_runtime =
+        Runtime::from_name(raw.container.default_runtime.trim()).ok_or_else(|| {
+            invalid(
+                "container.default-runtime",
+                format!(
+                    "{:?} must be one of containerd, cri-o, docker, podman",
+                    raw.container.default_runtime
+                ),
+            )
+        })?;
+    let log_level = raw
+        .log
+        .level
+        .trim()
+        .parse::<tracing::level_filters::LevelFilter>()
+        .ok()
+        .filter(|l| *l != tracing::level_filters::LevelFilter::OFF)
+        .ok_or_else(|| {
+            invalid(
+                "log.level",
+                format!(
+                    "{:?} must be one of error, warn, info, debug, trace",
+                    raw.log.level
+                ),
+            )
+        })?;
+    let log_format = LogFormat::from_str(raw.log.format.trim(), true).map_err(|_| {
+        invalid(
+            "log.format",
+            format!("{:?} must be logfmt or json", raw.log.format),
+        )
+    })?;
+    Ok(Settings {
+        listen_address,
+        telemetry_path,
+        paths: HostPaths::new(raw.path.procfs),
+        scan_interval,
+        scan_threads,
+        default_runtime,
+        log_level,
+        log_format,
+    })
+}
+
+/// `host:port`, `[v6]:port`, or `:port` meaning every IPv4 interface (as the Go
+/// exporters spell it).
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let full = if let Some(port) = s.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else {
+        s.to_string()
+    };
+    if let Ok(a) = full.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    match full.to_socket_addrs() {
+        Ok(mut it) => it
+            .next()
+            .ok_or_else(|| format!("{s:?} resolves to no address")),
+        Err(e) => Err(format!("{s:?} is not host:port or :port ({e})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_address(":9816").unwrap(),
+            "0.0.0.0:9816".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_address("127.0.0.1:0").unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:9816").unwrap(),
+            "[::1]:9816".parse().unwrap()
+        );
+        for bad in ["", ":", "9816", ":99999", "127.0.0.1", "nonsense:port"] {
+            assert!(parse_listen_address(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The metric contract: a `prometheus-client` collector that encodes one published
+//! snapshot plus the sampler's cumulative counters. Encoding never touches /proc.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::model::{HostSource, NsType, Runtime, Snapshot};
+
+/// Counters that accumulate over the exporter's life, across scans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub scans: u64,
+    pub vanished: u64,
+    pub permission: u64,
+    pub parse: u64,
+    pub io: u64,
+    /// Whole scans that could not read the procfs at all.
+    pub procfs: u64,
+    /// Containers that started sharing the host namespace of each type after the
+    /// first (baseline) scan.
+    pub host_ns_starts: [u64; 8],
+}
+
+impl Counters {
+    pub fn error_pairs(&self) -> [(&'static str, u64); 5] {
+        [
+            ("vanished", self.vanished),
+            ("permission", self.permission),
+            ("parse", self.parse),
+            ("io", self.io),
+            ("procfs", self.procfs),
+        ]
+    }
+}
+
+/// What a scrape encodes: the latest completed snapshot (absent before the first) and
+/// the counters as of the latest scan attempt.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    pub snapshot: Option<Arc<Snapshot>>,
+    pub counters: Counters,
+}
+
+/// Every metric name and help text, in exposition order. The README's metric table is
+/// tested against this list and against real output.
+pub const METRICS: &[(&str, MetricType, &str)] = &[
+    ("nsexporter_namespaces", MetricType::Gauge, "Distinct namespaces alive on the node, held by a process or pinned by a bind mount."),
+    ("nsexporter_namespaces_pinned", MetricType::Gauge, "Namespaces alive on the node that no process is a member of (pinned by a bind mount)."),
+    ("nsexporter_namespace_limit", MetricType::Gauge, "Limit on namespaces of this type, from /proc/sys/user/max_<type>_namespaces."),
+    ("nsexporter_processes", MetricType::Gauge, "Processes scanned, without kernel threads."),
+    ("nsexporter_host_namespace_processes", MetricType::Gauge, "Processes in the host namespace of this type."),
+    ("nsexporter_containers", MetricType::Gauge, "Containers seen, by runtime."),
+    ("nsexporter_host_namespace_containers", MetricType::Gauge, "Containers with a process in the host namespace of this type."),
+    ("nsexporter_container_host_namespace", MetricType::Gauge, "Processes of this container in the host namespace of this type; only sharing pairs are emitted."),
+    ("nsexporter_container_host_root_processes", MetricType::Gauge, "Processes of this container whose host-view effective UID is 0."),
+    ("nsexporter_host_root_containers", MetricType::Gauge, "Containers with at least one process whose host-view effective UID is 0."),
+    ("nsexporter_container_info", MetricType::Gauge, "Always 1 for each container named by a per-container series; comm is that of its oldest process."),
+    ("nsexporter_host_namespace_container_starts", MetricType::Counter, "Containers that started sharing the host namespace of this type after the exporter's first scan."),
+    ("nsexporter_scans", MetricType::Counter, "Scans of the host procfs attempted."),
+    ("nsexporter_scan_errors", MetricType::Counter, "Errors met while scanning, by reason; none of them fails a scan except reason procfs."),
+    ("nsexporter_last_scan_duration_seconds", MetricType::Gauge, "Duration of the latest completed scan."),
+    ("nsexporter_last_scan_timestamp_seconds", MetricType::Gauge, "Unix time at which the latest completed scan started."),
+    ("nsexporter_host_reference_info", MetricType::Gauge, "Always 1; source tells where the host namespaces were read from: pid1, kthread or fixed."),
+    ("nsexporter_build_info", MetricType::Gauge, "Always 1; the version of nsexporter that is running."),
+];
+
+/// The names as they appear in the exposition (counters with `_total`).
+pub fn exposed_names() -> Vec<String> {
+    METRICS
+        .iter()
+        .map(|(n, t, _)| match t {
+            MetricType::Counter => format!("{n}_total"),
+            _ => (*n).to_string(),
+        })
+        .collect()
+}
+
+/// The collector over one [`Published`] value.
+#[derive(Debug)]
+pub struct SnapshotCollector(pub Arc<Published>);
+
+/// Build a registry that encodes `published`.
+pub fn registry(published: Arc<Published>) -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(SnapshotCollector(published)));
+    r
+}
+
+fn help(name: &str) -> &'static str {
+    METRICS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, h)| *h)
+        .unwrap_or("")
+}
+
+fn gauge<L: prometheus_client::encoding::EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    series: impl IntoIterator<Item = (L, f64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut m = encoder.encode_descriptor(name, help(name), None, MetricType::Gauge)?;
+    for (labels, v) in series {
+        ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn counter<L: prometheus_client::encoding::EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    series: impl IntoIterator<Item = (L, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut m = encoder.encode_descriptor(name, help(name), None, MetricType::Counter)?;
+    for (labels, v) in series {
+        ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+type NoLabels = [(&'static str, &'static str); 0];
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let p = &self.0;
+        if let Some(s) = &p.snapshot {
+            encode_snapshot(&mut e, s, &p.counters)?;
+        }
+        counter(
+            &mut e,
+            "nsexporter_scans",
+            [(NoLabels::default(), p.counters.scans)],
+        )?;
+        counter(
+            &mut e,
+            "nsexporter_scan_errors",
+            p.counters.error_pairs().map(|(r, v)| ([("reason", r)], v)),
+        )?;
+        if let Some(s) = &p.snapshot {
+            gauge(
+                &mut e,
+                "nsexporter_last_scan_duration_seconds",
+                [(NoLabels::default(), s.duration.as_secs_f64())],
+            )?;
+            let ts = s
+                .taken_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            gauge(
+                &mut e,
+                "nsexporter_last_scan_timestamp_seconds",
+                [(NoLabels::default(), ts)],
+            )?;
+            gauge(
+                &mut e,
+                "nsexporter_host_reference_info",
+                HostSource::ALL
+                    .into_iter()
+                    .filter(|src| *src == s.host.source)
+                    .map(|src| ([("source", src.name())], 1.0)),
+            )?;
+        }
+        gauge(
+            &mut e,
+            "nsexporter_build_info",
+            [([("version", env!("CARGO_PKG_VERSION"))], 1.0)],
+        )?;
+        Ok(())
+    }
+}
+
+fn encode_snapshot(
+    e: &mut DescriptorEncoder,
+    s: &Snapshot,
+    c: &Counters,
+) -> Result<(), std::fmt::Error> {
+    let types = || s.supported.iter().copied();
+    let by_type = |f: &dyn Fn(NsType) -> f64| -> Vec<([(&'static str, &'static str); 1], f64)> {
+        types().map(|t| ([("type", t.name())], f(t))).collect()
+    };
+    gauge(
+        e,
+        "nsexporter_namespaces",
+        by_type(&|t| s.counts[t.index()].total as f64),
+    )?;
+    gauge(
+        e,
+        "nsexporter_namespaces_pinned",
+        by_type(&|t| s.counts[t.index()].pinned as f64),
+    )?;
+    gauge(
+        e,
+        "nsexporter_namespace_limit",
+        types().filter_map(|t| s.limits[t.index()].map(|l| ([("type", t.name())], l as f64))),
+    )?;
+    gauge(
+        e,
+        "nsexporter_processes",
+        [(NoLabels::default(), s.processes as f64)],
+    )?;
+    gauge(
+        e,
+        "nsexporter_host_namespace_processes",
+        by_type(&|t| s.host_ns_processes[t.index()] as f64),
+    )?;
+    gauge(
+        e,
+        "nsexporter_containers",
+        Runtime::ALL.map(|r| {
+            let n = s.containers.keys().filter(|c| c.runtime == r).count();
+            ([("runtime", r.name())], n as f64)
+        }),
+    )?;
+    gauge(
+        e,
+        "nsexporter_host_namespace_containers",
+        by_type(&|t| s.containers.values().filter(|c| c.shares(t)).count() as f64),
+    )?;
+
+    // Per-container series: only sharing pairs and host-root containers.
+    let id_labels = |c: &crate::model::ContainerSummary| {
+        [
+            ("uid", c.container.pod_uid.clone()),
+            ("container_id", c.container.container_id()),
+            ("runtime", c.container.runtime.name().to_string()),
+        ]
+    };
+    let mut sharing = Vec::new();
+    for c in s.containers.values() {
+        for t in types() {
+            let n = c.host_ns_processes[t.index()];
+            if n > 0 {
+                let [u, id, rt] = id_labels(c);
+                sharing.push(([("type", t.name().to_string()), u, id, rt], f64::from(n)));
+            }
+        }
+    }
+    gauge(e, "nsexporter_container_host_namespace", sharing)?;
+    let root: Vec<_> = s
+        .containers
+        .values()
+        .filter(|c| c.host_root_processes > 0)
+        .map(|c| (id_labels(c), f64::from(c.host_root_processes)))
+        .collect();
+    let host_root_containers = root.len();
+    gauge(e, "nsexporter_container_host_root_processes", root)?;
+    gauge(
+        e,
+        "nsexporter_host_root_containers",
+        [(NoLabels::default(), host_root_containers as f64)],
+    )?;
+    gauge(
+        e,
+        "nsexporter_container_info",
+        s.containers
+            .values()
+            .filter(|c| c.host_root_processes > 0 || types().any(|t| c.shares(t)))
+            .map(|c| {
+                let [u, id, rt] = id_labels(c);
+                ([u, id, rt, ("comm", c.comm.clone())], 1.0)
+            }),
+    )?;
+    counter(
+        e,
+        "nsexporter_host_namespace_container_starts",
+        types().map(|t| ([("type", t.name())], c.host_ns_starts[t.index()])),
+    )?;
+    Ok(())
+}
+
+/// The two text formats a scrape can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    PrometheusText,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::PrometheusText => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+
+    /// Pick the format from an Accept header: OpenMetrics when the client lists it (with a
+    /// non-zero q), Prometheus text otherwise, as Prometheus' own exporters do.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::PrometheusText;
+        };
+        for part in accept.split(',') {
+            let mut params = part.split(';').map(str::trim);
+            let media = params.next().unwrap_or("");
+            if !media.eq_ignore_ascii_case("application/openmetrics-text") {
+                continue;
+            }
+            let q_zero = params.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            if !q_zero {
+                return Format::OpenMetrics;
+            }
+        }
+        Format::PrometheusText
+    }
+}
+
+/// Encode `published` in `format`.
+pub fn encode(published: Arc<Published>, format: Format) -> Result<String, std::fmt::Error> {
+    let registry = registry(published);
+    let mut out = String::with_capacity(8 * 1024);
+    match format {
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry)?,
+        Format::PrometheusText => {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        let cases = [
+            (None, Format::PrometheusText),
+            (Some("*/*"), Format::PrometheusText),
+            (Some("text/plain"), Format::PrometheusText),
+            (
+                Some("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+                Format::OpenMetrics,
+            ),
+            (Some("application/openmetrics-text; q=0"), Format::PrometheusText),
+            (Some("text/plain;q=0.5, APPLICATION/OPENMETRICS-TEXT"), Format::OpenMetrics),
+        ];
+        for (h, want) in cases {
+            assert_eq!(Format::negotiate(h), want, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn before_first_scan_only_health_series() {
+        let out = encode(Arc::new(Published::default()), Format::PrometheusText).unwrap();
+        assert!(out.contains("nsexporter_scans_total 0\n"), "{out}");
+        assert!(out.contains("nsexporter_build_info{version="), "{out}");
+        assert!(!out.contains("nsexporter_namespaces"), "{out}");
+        let om = encode(Arc::new(Published::default()), Format::OpenMetrics).unwrap();
+        assert!(om.ends_with("# EOF\n"), "{om}");
+    }
+}

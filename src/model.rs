@@ -1,0 +1,392 @@
+//! The snapshot model: namespace types, per-process records and the node-wide summary
+//! that one scan produces and every consumer (metrics, CLI) reads.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// The namespace types that are memberships (not `*_for_children`), in the order
+/// `lsns` and the metric labels use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NsType {
+    Cgroup,
+    Ipc,
+    Mnt,
+    Net,
+    Pid,
+    Time,
+    User,
+    Uts,
+}
+
+impl NsType {
+    /// Every type, in label order.
+    pub const ALL: [NsType; 8] = [
+        NsType::Cgroup,
+        NsType::Ipc,
+        NsType::Mnt,
+        NsType::Net,
+        NsType::Pid,
+        NsType::Time,
+        NsType::User,
+        NsType::Uts,
+    ];
+
+    /// The name the kernel uses in `/proc/<pid>/ns/<name>` and in the link text.
+    pub const fn name(self) -> &'static str {
+        match self {
+            NsType::Cgroup => "cgroup",
+            NsType::Ipc => "ipc",
+            NsType::Mnt => "mnt",
+            NsType::Net => "net",
+            NsType::Pid => "pid",
+            NsType::Time => "time",
+            NsType::User => "user",
+            NsType::Uts => "uts",
+        }
+    }
+
+    /// The path of the link relative to a `/proc/<pid>` directory, NUL-terminated so it
+    /// can be handed to `readlinkat` without an allocation.
+    pub(crate) const fn link_cstr(self) -> &'static std::ffi::CStr {
+        match self {
+            NsType::Cgroup => c"ns/cgroup",
+            NsType::Ipc => c"ns/ipc",
+            NsType::Mnt => c"ns/mnt",
+            NsType::Net => c"ns/net",
+            NsType::Pid => c"ns/pid",
+            NsType::Time => c"ns/time",
+            NsType::User => c"ns/user",
+            NsType::Uts => c"ns/uts",
+        }
+    }
+
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn from_name(name: &str) -> Option<NsType> {
+        NsType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The `nsenter` flag that enters only this namespace.
+    pub const fn nsenter_flag(self) -> &'static str {
+        match self {
+            NsType::Cgroup => "-C",
+            NsType::Ipc => "-i",
+            NsType::Mnt => "-m",
+            NsType::Net => "-n",
+            NsType::Pid => "-p",
+            NsType::Time => "-T",
+            NsType::User => "-U",
+            NsType::Uts => "-u",
+        }
+    }
+}
+
+impl fmt::Display for NsType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The namespace inodes of one process, one slot per [`NsType`]; `None` where the kernel
+/// has no such type (a missing link) or it was not read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct NsSet(pub [Option<u64>; 8]);
+
+impl NsSet {
+    pub fn get(&self, t: NsType) -> Option<u64> {
+        self.0[t.index()]
+    }
+
+    pub fn set(&mut self, t: NsType, inode: Option<u64>) {
+        self.0[t.index()] = inode;
+    }
+
+    /// Whether this process is a member of the host namespace of `t`. Unknown on either
+    /// side means "not shown to be shared".
+    pub fn shares(&self, host: &NsSet, t: NsType) -> bool {
+        matches!((self.get(t), host.get(t)), (Some(a), Some(b)) if a == b)
+    }
+}
+
+/// Container runtimes, named as the `runtime` label and, with `cri-o` spelled as
+/// kube-state-metrics does, as the `container_id` scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Runtime {
+    #[serde(rename = "containerd")]
+    Containerd,
+    #[serde(rename = "cri-o")]
+    CriO,
+    #[serde(rename = "docker")]
+    Docker,
+    #[serde(rename = "podman")]
+    Podman,
+}
+
+impl Runtime {
+    pub const ALL: [Runtime; 4] = [
+        Runtime::Containerd,
+        Runtime::CriO,
+        Runtime::Docker,
+        Runtime::Podman,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Runtime::Containerd => "containerd",
+            Runtime::CriO => "cri-o",
+            Runtime::Docker => "docker",
+            Runtime::Podman => "podman",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Runtime> {
+        Runtime::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which container a process belongs to, as derived from its cgroup path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ContainerRef {
+    pub runtime: Runtime,
+    /// The runtime's container ID, without scheme.
+    pub id: String,
+    /// The pod UID in API form (with dashes); empty outside Kubernetes.
+    pub pod_uid: String,
+}
+
+impl ContainerRef {
+    /// `<scheme>://<id>`, the form kube-state-metrics uses in `container_id`.
+    pub fn container_id(&self) -> String {
+        format!("{}://{}", self.runtime.name(), self.id)
+    }
+}
+
+/// One line of a uid_map: `inside outside length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UidMapLine {
+    pub inside: u32,
+    pub outside: u32,
+    pub length: u32,
+}
+
+/// A user namespace's uid_map, as read from the host user namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UidMap(pub Vec<UidMapLine>);
+
+impl UidMap {
+    /// The host UID that `inside` maps to, if any.
+    pub fn to_host(&self, inside: u32) -> Option<u32> {
+        self.0.iter().find_map(|l| {
+            let off = inside.checked_sub(l.inside)?;
+            (off < l.length).then(|| l.outside.wrapping_add(off))
+        })
+    }
+
+    /// The UID inside the namespace that host UID `outside` appears as, if mapped.
+    pub fn to_inside(&self, outside: u32) -> Option<u32> {
+        self.0.iter().find_map(|l| {
+            let off = outside.checked_sub(l.outside)?;
+            (off < l.length).then(|| l.inside.wrapping_add(off))
+        })
+    }
+
+    /// The identity map of the initial user namespace: `0 0 4294967295`.
+    pub fn is_identity_full(&self) -> bool {
+        self.0.len() == 1 && self.0[0].inside == 0 && self.0[0].outside == 0
+    }
+}
+
+/// How a process's root relates to host root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RootMapping {
+    /// Host-view effective UID is 0.
+    HostRoot,
+    /// Root inside its user namespace, which maps inside 0 to host UID `host_uid`.
+    Remapped { host_uid: u32 },
+    /// Neither: an ordinary UID.
+    NonRoot,
+}
+
+impl RootMapping {
+    pub fn classify(host_euid: u32, map: Option<&UidMap>) -> RootMapping {
+        if host_euid == 0 {
+            return RootMapping::HostRoot;
+        }
+        match map {
+            Some(m) if m.to_inside(host_euid) == Some(0) => RootMapping::Remapped {
+                host_uid: host_euid,
+            },
+            _ => RootMapping::NonRoot,
+        }
+    }
+}
+
+impl fmt::Display for RootMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RootMapping::HostRoot => f.write_str("host root"),
+            RootMapping::Remapped { host_uid } => write!(f, "0 -> {host_uid}"),
+            RootMapping::NonRoot => f.write_str("non-root"),
+        }
+    }
+}
+
+/// Everything one scan learnt about one process.
+#[derive(Debug, Clone)]
+pub struct ProcRecord {
+    pub pid: u32,
+    /// Field 22 of stat, in clock ticks since boot: with `pid`, the process identity.
+    pub start_time: u64,
+    pub comm: String,
+    pub ns: NsSet,
+    /// Effective UID as seen from the host user namespace.
+    pub host_euid: u32,
+    pub container: Option<ContainerRef>,
+}
+
+/// Where the host reference came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostSource {
+    Pid1,
+    Kthread,
+    Fixed,
+}
+
+impl HostSource {
+    pub const ALL: [HostSource; 3] = [HostSource::Pid1, HostSource::Kthread, HostSource::Fixed];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            HostSource::Pid1 => "pid1",
+            HostSource::Kthread => "kthread",
+            HostSource::Fixed => "fixed",
+        }
+    }
+}
+
+/// The host's (initial) namespaces and how they were found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRef {
+    pub source: HostSource,
+    pub ns: NsSet,
+}
+
+/// A namespace that a bind mount holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PinnedNs {
+    #[serde(rename = "type")]
+    pub ns_type: NsType,
+    pub inode: u64,
+    /// Mount points where it is bound, as seen in the mount namespaces read.
+    pub mount_points: Vec<String>,
+}
+
+/// What one container looks like in one scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSummary {
+    pub container: ContainerRef,
+    pub processes: u32,
+    /// The oldest process (smallest start time): its PID, comm and namespaces stand
+    /// for the container in reports.
+    pub main_pid: u32,
+    pub main_start_time: u64,
+    pub comm: String,
+    pub main_ns: NsSet,
+    /// How many of its processes are in the host namespace of each type.
+    pub host_ns_processes: [u32; 8],
+    /// How many of its processes have host-view effective UID 0.
+    pub host_root_processes: u32,
+    /// Root mapping of the main process.
+    pub root: RootMapping,
+    /// The uid_map of the main process's user namespace, when it could be read.
+    pub uid_map: Option<UidMap>,
+}
+
+impl ContainerSummary {
+    pub fn shares(&self, t: NsType) -> bool {
+        self.host_ns_processes[t.index()] > 0
+    }
+
+    /// Whether the container shares any host namespace among `types`.
+    pub fn shares_any(&self, types: &[NsType]) -> bool {
+        types.iter().any(|t| self.shares(*t))
+    }
+}
+
+/// Per-type node-wide namespace counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NsCount {
+    /// Distinct namespaces held by a process or pinned by a bind mount.
+    pub total: u64,
+    /// Of those, held by no process.
+    pub pinned: u64,
+}
+
+/// Errors met during one scan, by reason. Never fatal to the scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanErrors {
+    /// The process exited while it was read (ENOENT, ESRCH).
+    pub vanished: u64,
+    /// Reading was refused (EACCES, EPERM).
+    pub permission: u64,
+    /// A file's content did not parse.
+    pub parse: u64,
+    /// Any other I/O error on one process or mount table.
+    pub io: u64,
+}
+
+impl ScanErrors {
+    pub fn add(&mut self, other: &ScanErrors) {
+        self.vanished += other.vanished;
+        self.permission += other.permission;
+        self.parse += other.parse;
+        self.io += other.io;
+    }
+
+    pub fn pairs(&self) -> [(&'static str, u64); 4] {
+        [
+            ("vanished", self.vanished),
+            ("permission", self.permission),
+            ("parse", self.parse),
+            ("io", self.io),
+        ]
+    }
+}
+
+/// The result of one completed scan: what the node holds right now.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub taken_at: SystemTime,
+    pub duration: Duration,
+    pub host: HostRef,
+    /// Namespace types the kernel has (a missing link type is left out).
+    pub supported: Vec<NsType>,
+    /// Processes scanned, without kernel threads.
+    pub processes: u64,
+    pub counts: [NsCount; 8],
+    /// `/proc/sys/user/max_<type>_namespaces`, where readable.
+    pub limits: [Option<u64>; 8],
+    /// Processes in the host namespace of each type.
+    pub host_ns_processes: [u64; 8],
+    pub containers: BTreeMap<ContainerRef, ContainerSummary>,
+    pub pinned: Vec<PinnedNs>,
+    /// This scan's errors.
+    pub errors: ScanErrors,
+    /// Whether the reader itself sits outside the host user namespace, so that
+    /// unmapped IDs read as the overflow UID (65534).
+    pub reader_in_child_userns: bool,
+}

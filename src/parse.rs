@@ -1,0 +1,445 @@
+//! Pure parsers for the /proc files nsexporter reads. Each takes the file's bytes or
+//! text and returns a value or a [`ParseError`]; none touches the file system.
+
+use crate::model::{NsType, UidMap, UidMapLine};
+
+/// Why some /proc content did not parse. The text is for logs; the variant for tests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("namespace link {0:?} is not of the form <type>:[<inode>]")]
+    NsLink(String),
+    #[error("namespace link is of type {found:?}, expected {expected}")]
+    NsLinkType { found: String, expected: NsType },
+    #[error("uid_map line {0:?} is not `inside outside length`")]
+    UidMap(String),
+    #[error("uid_map has more than {0} lines")]
+    UidMapTooLong(usize),
+    #[error("stat: {0}")]
+    Stat(&'static str),
+    #[error("status has no parseable Uid: line")]
+    StatusUid,
+    #[error("cgroup line {0:?} is not `hierarchy:controllers:path`")]
+    Cgroup(String),
+}
+
+/// Maximum number of uid_map lines the kernel allows (`UID_GID_MAP_MAX_EXTENTS`).
+pub const UID_MAP_MAX_LINES: usize = 340;
+
+/// Clip a string for an error message so a hostile file cannot bloat the log.
+fn clip(s: &[u8]) -> String {
+    let s = &s[..s.len().min(80)];
+    String::from_utf8_lossy(s).into_owned()
+}
+
+/// Parse the text of a `/proc/<pid>/ns/<type>` link, e.g. `net:[4026531833]`, and check
+/// that it names the expected type.
+pub fn parse_ns_link(text: &[u8], expected: NsType) -> Result<u64, ParseError> {
+    let bad = || ParseError::NsLink(clip(text));
+    let colon = text.iter().position(|&b| b == b':').ok_or_else(bad)?;
+    let (ty, rest) = (&text[..colon], &text[colon + 1..]);
+    let inner = rest
+        .strip_prefix(b"[")
+        .and_then(|r| r.strip_suffix(b"]"))
+        .ok_or_else(bad)?;
+    if ty != expected.name().as_bytes() {
+        return Err(ParseError::NsLinkType {
+            found: clip(ty),
+            expected,
+        });
+    }
+    parse_u64(inner).ok_or_else(bad)
+}
+
+/// A strict decimal: ASCII digits only, no sign, no overflow.
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(v)
+}
+
+fn parse_u32(s: &str) -> Option<u32> {
+    parse_u64(s.as_bytes()).and_then(|v| u32::try_from(v).ok())
+}
+
+/// Parse a `uid_map` file: lines of `inside outside length`, any amount of spaces.
+/// An empty file (a user namespace whose map is not written yet) is an empty map.
+pub fn parse_uid_map(text: &str) -> Result<UidMap, ParseError> {
+    let mut lines = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if lines.len() == UID_MAP_MAX_LINES {
+            return Err(ParseError::UidMapTooLong(UID_MAP_MAX_LINES));
+        }
+        let mut f = line.split_ascii_whitespace();
+        let mut next = || f.next().and_then(parse_u32);
+        let (Some(inside), Some(outside), Some(length)) = (next(), next(), next()) else {
+            return Err(ParseError::UidMap(clip(line.as_bytes())));
+        };
+        if f.next().is_some() || length == 0 {
+            return Err(ParseError::UidMap(clip(line.as_bytes())));
+        }
+        lines.push(UidMapLine {
+            inside,
+            outside,
+            length,
+        });
+    }
+    Ok(UidMap(lines))
+}
+
+/// The fields of `/proc/<pid>/stat` that nsexporter uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatFields {
+    /// `comm` as the kernel wrote it between the outer parentheses (any bytes).
+    pub comm: Vec<u8>,
+    pub ppid: u32,
+    /// Field 9, the PF_* flags.
+    pub flags: u64,
+    /// Field 22, start time in clock ticks after boot.
+    pub start_time: u64,
+}
+
+/// PF_KTHREAD: the process is a kernel thread.
+pub const PF_KTHREAD: u64 = 0x0020_0000;
+
+impl StatFields {
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+}
+
+/// Parse `/proc/<pid>/stat`. `comm` may hold spaces and parentheses, so it is the text
+/// between the first `(` and the *last* `)`.
+pub fn parse_stat(bytes: &[u8]) -> Result<StatFields, ParseError> {
+    let open = bytes
+        .iter()
+        .position(|&b| b == b'(')
+        .ok_or(ParseError::Stat("no '(' before comm"))?;
+    let close = bytes
+        .iter()
+        .rposition(|&b| b == b')')
+        .filter(|&c| c > open)
+        .ok_or(ParseError::Stat("no ')' after comm"))?;
+    let comm = bytes[open + 1..close].to_vec();
+    // After ") ": field 3 (state) onwards.
+    let rest = &bytes[close + 1..];
+    let mut fields = rest
+        .split(|b| *b == b' ' || *b == b'\n')
+        .filter(|f| !f.is_empty());
+    // fields: [0]=state(3) [1]=ppid(4) ... [6]=flags(9) ... [19]=starttime(22)
+    let mut ppid = None;
+    let mut flags = None;
+    let mut start = None;
+    for (i, f) in fields.by_ref().enumerate() {
+        match i {
+            1 => ppid = parse_u64(f),
+            6 => flags = parse_u64(f),
+            19 => {
+                start = parse_u64(f);
+                break;
+            }
+            _ => {}
+        }
+    }
+    Ok(StatFields {
+        comm,
+        ppid: ppid
+            .and_then(|p| u32::try_from(p).ok())
+            .ok_or(ParseError::Stat("bad ppid field"))?,
+        flags: flags.ok_or(ParseError::Stat("bad flags field"))?,
+        start_time: start.ok_or(ParseError::Stat("bad starttime field"))?,
+    })
+}
+
+/// The effective UID from `/proc/<pid>/status` (`Uid:\treal\teffective\tsaved\tfs`).
+pub fn parse_status_euid(text: &[u8]) -> Result<u32, ParseError> {
+    for line in text.split(|b| *b == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"Uid:") {
+            let mut f = rest
+                .split(|b| *b == b'\t' || *b == b' ')
+                .filter(|f| !f.is_empty());
+            let _real = f.next();
+            return f
+                .next()
+                .and_then(parse_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or(ParseError::StatusUid);
+        }
+    }
+    Err(ParseError::StatusUid)
+}
+
+/// One line of `/proc/<pid>/cgroup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupLine<'a> {
+    /// 0 for the v2 line.
+    pub hierarchy: u32,
+    /// Comma-separated controllers, empty for v2, `name=systemd` for named ones.
+    pub controllers: &'a str,
+    pub path: &'a str,
+}
+
+impl CgroupLine<'_> {
+    pub fn is_v2(&self) -> bool {
+        self.hierarchy == 0 && self.controllers.is_empty()
+    }
+
+    pub fn has_controller(&self, c: &str) -> bool {
+        self.controllers.split(',').any(|x| x == c)
+    }
+}
+
+/// Parse `/proc/<pid>/cgroup`: `N:controllers:/path` per line. The path is everything
+/// after the second colon (paths may contain colons: the cgroupsPath form does).
+pub fn parse_cgroup(text: &str) -> Result<Vec<CgroupLine<'_>>, ParseError> {
+    let mut out = Vec::new();
+    for line in text.split('\n').filter(|l| !l.is_empty()) {
+        let bad = || ParseError::Cgroup(clip(line.as_bytes()));
+        let (h, rest) = line.split_once(':').ok_or_else(bad)?;
+        let (controllers, path) = rest.split_once(':').ok_or_else(bad)?;
+        let hierarchy = parse_u32(h).ok_or_else(bad)?;
+        if !path.starts_with('/') {
+            return Err(bad());
+        }
+        out.push(CgroupLine {
+            hierarchy,
+            controllers,
+            path,
+        });
+    }
+    Ok(out)
+}
+
+/// An nsfs bind mount found in a mountinfo file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsfsMount {
+    pub ns_type: NsType,
+    pub inode: u64,
+    pub mount_point: String,
+}
+
+/// Undo mountinfo's octal escapes (`\040` for space, `\012` for newline, ...).
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && b.len() - i >= 4 {
+            let oct = &b[i + 1..i + 4];
+            if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                let v = u32::from(oct[0] - b'0') * 64
+                    + u32::from(oct[1] - b'0') * 8
+                    + u32::from(oct[2] - b'0');
+                if let Ok(v) = u8::try_from(v) {
+                    out.push(v);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The nsfs bind mounts in a `/proc/<pid>/mountinfo` file. For an nsfs mount the root
+/// field (4th) is the namespace's link text, e.g. `net:[4026532283]`. Lines that are not
+/// nsfs are skipped without being parsed further; malformed nsfs lines are counted in
+/// the returned error count.
+pub fn parse_mountinfo_nsfs(text: &str) -> (Vec<NsfsMount>, u64) {
+    let mut out = Vec::new();
+    let mut bad = 0;
+    for line in text.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        if post.split(' ').next() != Some("nsfs") {
+            continue;
+        }
+        let mut f = pre.split(' ');
+        let (Some(root), Some(mount_point)) = (f.nth(3), f.next()) else {
+            bad += 1;
+            continue;
+        };
+        let Some((ty, _)) = root.split_once(':') else {
+            bad += 1;
+            continue;
+        };
+        let Some(ns_type) = NsType::from_name(ty) else {
+            // pid_for_children and friends cannot be bound; an unknown type is skipped.
+            bad += 1;
+            continue;
+        };
+        match parse_ns_link(root.as_bytes(), ns_type) {
+            Ok(inode) => out.push(NsfsMount {
+                ns_type,
+                inode,
+                mount_point: unescape_octal(mount_point),
+            }),
+            Err(_) => bad += 1,
+        }
+    }
+    (out, bad)
+}
+
+/// A single unsigned integer, as in `/proc/sys/user/max_net_namespaces`.
+pub fn parse_sysctl_u64(text: &str) -> Option<u64> {
+    parse_u64(text.trim().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ns_links() {
+        let cases: &[(&str, NsType, Result<u64, ()>)] = &[
+            ("net:[4026531833]", NsType::Net, Ok(4026531833)),
+            ("cgroup:[4026531835]", NsType::Cgroup, Ok(4026531835)),
+            ("time:[4026531834]", NsType::Time, Ok(4026531834)),
+            ("user:[4026532449]", NsType::User, Ok(4026532449)),
+            ("net:[4026531833]", NsType::Pid, Err(())),
+            ("net:4026531833", NsType::Net, Err(())),
+            ("net:[]", NsType::Net, Err(())),
+            ("net:[-1]", NsType::Net, Err(())),
+            ("net:[99999999999999999999999]", NsType::Net, Err(())),
+            ("", NsType::Net, Err(())),
+            ("net:[12]x", NsType::Net, Err(())),
+        ];
+        for (text, t, want) in cases {
+            let got = parse_ns_link(text.as_bytes(), *t).map_err(|_| ());
+            assert_eq!(&got, want, "{text}");
+        }
+    }
+
+    #[test]
+    fn uid_maps() {
+        let m = parse_uid_map("         0          0 4294967295\n").unwrap();
+        assert!(m.is_identity_full());
+        assert_eq!(m.to_host(0), Some(0));
+        let m = parse_uid_map("         0     100000      65536\n").unwrap();
+        assert_eq!(m.to_host(0), Some(100000));
+        assert_eq!(m.to_inside(100000), Some(0));
+        assert_eq!(m.to_inside(165535), Some(65535));
+        assert_eq!(m.to_inside(165536), None);
+        assert_eq!(m.to_inside(0), None);
+        // `unshare --user --map-root-user` as root.
+        let m = parse_uid_map("         0          0          1\n").unwrap();
+        assert_eq!(m.to_host(0), Some(0));
+        assert!(!m.is_identity_full() || m.0[0].length == 4294967295);
+        // hostUsers: false
+        let m = parse_uid_map("0 1048576 65536").unwrap();
+        assert_eq!(m.to_host(0), Some(1048576));
+        // not yet written
+        assert_eq!(parse_uid_map("").unwrap(), UidMap(vec![]));
+        // multi-line
+        let m = parse_uid_map("0 1000 1\n1 100000 65535\n").unwrap();
+        assert_eq!(m.to_host(1), Some(100000));
+        assert_eq!(m.to_inside(1000), Some(0));
+        for bad in [
+            "0 0",
+            "a b c",
+            "0 0 1 2",
+            "0 0 0",
+            "-1 0 1",
+            "0 0 4294967296",
+        ] {
+            assert!(parse_uid_map(bad).is_err(), "{bad}");
+        }
+        let long = "0 0 1\n".repeat(UID_MAP_MAX_LINES + 1);
+        assert_eq!(
+            parse_uid_map(&long),
+            Err(ParseError::UidMapTooLong(UID_MAP_MAX_LINES))
+        );
+    }
+
+    #[test]
+    fn stat_lines() {
+        let kthreadd = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 2 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+        let s = parse_stat(kthreadd).unwrap();
+        assert_eq!(s.comm, b"kthreadd");
+        assert_eq!(s.ppid, 0);
+        assert!(s.is_kernel_thread());
+        assert_eq!(s.start_time, 2);
+        let sleep = b"4242 (sleep) S 4241 4242 1 0 -1 4194560 101 0 0 0 0 0 0 0 20 0 1 0 123456 2306048 128 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        let s = parse_stat(sleep).unwrap();
+        assert_eq!(s.comm, b"sleep");
+        assert_eq!(s.ppid, 4241);
+        assert!(!s.is_kernel_thread());
+        assert_eq!(s.start_time, 123456);
+        // comm with spaces, parentheses and a newline.
+        let evil = b"77 (a) b) S\n(c) R 1 77 77 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 999 0 0 0\n";
+        let s = parse_stat(evil).unwrap();
+        assert_eq!(s.comm, b"a) b) S\n(c");
+        assert_eq!(s.start_time, 999);
+        for bad in [&b""[..], b"1 (x S 0", b"1 x) S 0", b"1 (x) S 0 0 0"] {
+            assert!(parse_stat(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn status_uid() {
+        let st = b"Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t10\nUid:\t100000\t100000\t100000\t100000\nGid:\t100000\t100000\t100000\t100000\n";
+        assert_eq!(parse_status_euid(st), Ok(100000));
+        let st = b"Name:\tsu\nUid:\t1000\t0\t0\t0\n";
+        assert_eq!(parse_status_euid(st), Ok(0));
+        assert!(parse_status_euid(b"Name:\tx\n").is_err());
+        assert!(parse_status_euid(b"Uid:\t1\n").is_err());
+        assert!(parse_status_euid(b"Uid:\t1\tx\t1\t1\n").is_err());
+    }
+
+    #[test]
+    fn cgroup_files() {
+        let hybrid = "9:name=systemd:/\n8:pids:/docker/abc\n4:memory:/process_api/8f50\n1:cpu,cpuacct:/\n0::/\n";
+        let l = parse_cgroup(hybrid).unwrap();
+        assert_eq!(l.len(), 5);
+        assert!(l[4].is_v2());
+        assert!(l[1].has_controller("pids"));
+        assert!(l[3].has_controller("cpuacct"));
+        assert_eq!(l[1].path, "/docker/abc");
+        let colon = "0::/podruntime.slice/containerd.service/kubepods-burstable-podab_cd.slice:cri-containerd:0123\n";
+        let l = parse_cgroup(colon).unwrap();
+        assert_eq!(
+            l[0].path,
+            "/podruntime.slice/containerd.service/kubepods-burstable-podab_cd.slice:cri-containerd:0123"
+        );
+        for bad in ["0:/", "x::/", "0::relative", "garbage"] {
+            assert!(parse_cgroup(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mountinfo_nsfs() {
+        let text = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/root rw
+630 25 0:4 net:[4026532283] /run/netns/cni-1234 rw shared:300 - nsfs nsfs rw
+631 25 0:4 net:[4026532284] /run/netns/with\\040space rw - nsfs nsfs rw
+632 25 0:4 uts:[4026532285] /var/run/docker/netns/x rw - nsfs nsfs rw
+633 25 0:4 bogus /x rw - nsfs nsfs rw
+634 25 0:4 pid_for_children:[1] /y rw - nsfs nsfs rw
+";
+        let (m, bad) = parse_mountinfo_nsfs(text);
+        assert_eq!(bad, 2);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].ns_type, NsType::Net);
+        assert_eq!(m[0].inode, 4026532283);
+        assert_eq!(m[0].mount_point, "/run/netns/cni-1234");
+        assert_eq!(m[1].mount_point, "/run/netns/with space");
+        assert_eq!(m[2].ns_type, NsType::Uts);
+    }
+
+    #[test]
+    fn octal() {
+        assert_eq!(unescape_octal("a\\040b\\012c\\\\"), "a b\nc\\\\");
+        assert_eq!(unescape_octal("\\04"), "\\04");
+        assert_eq!(unescape_octal("\\777"), "\\777");
+    }
+}

@@ -1,0 +1,37 @@
+//! Where the host's file systems are: every path nsexporter reads is built from here,
+//! so tests point it at a fixture tree and a pod points it at the host's /proc.
+
+use std::path::{Path, PathBuf};
+
+/// The roots of the host file systems that nsexporter reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPaths {
+    /// The host's procfs (`--path.procfs`): `/proc` on the node, `/host/proc` in a pod.
+    pub procfs: PathBuf,
+}
+
+impl HostPaths {
+    pub fn new(procfs: impl Into<PathBuf>) -> Self {
+        HostPaths {
+            procfs: procfs.into(),
+        }
+    }
+
+    /// `<procfs>/<rel>`.
+    pub fn proc(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.procfs.join(rel)
+    }
+
+    /// `<procfs>/sys/user/max_<type>_namespaces`.
+    pub fn ns_limit(&self, ns_type: crate::model::NsType) -> PathBuf {
+        self.procfs
+            .join("sys/user")
+            .join(format!("max_{}_namespaces", ns_type.name()))
+    }
+}
+
+impl Default for HostPaths {
+    fn default() -> Self {
+        HostPaths::new("/proc")
+    }
+}

@@ -1,0 +1,213 @@
+//! The sampler: runs a scan every interval on its own thread, keeps the counters that
+//! span scans (errors, host-namespace starts), and publishes each result, already
+//! encoded, for the HTTP server to hand out.
+
+use std::collections::HashSet;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::metrics::{self, Counters, Format, Published};
+use crate::model::{ContainerRef, NsType, Snapshot};
+use crate::scan::Scanner;
+
+/// One published state: the snapshot and counters, and both encodings of them, made
+/// once per scan so that a scrape only copies a reference.
+#[derive(Debug, Clone)]
+pub struct Exposition {
+    pub published: Arc<Published>,
+    pub prometheus_text: Bytes,
+    pub openmetrics: Bytes,
+    /// When the latest successful scan finished (monotonic), for readiness.
+    pub last_success: Option<Instant>,
+}
+
+impl Exposition {
+    pub fn new(published: Arc<Published>, last_success: Option<Instant>) -> Self {
+        let enc = |f| match metrics::encode(published.clone(), f) {
+            Ok(s) => Bytes::from(s),
+            Err(e) => {
+                tracing::error!(error = %e, "encoding metrics failed");
+                Bytes::new()
+            }
+        };
+        Exposition {
+            prometheus_text: enc(Format::PrometheusText),
+            openmetrics: enc(Format::OpenMetrics),
+            published,
+            last_success,
+        }
+    }
+
+    pub fn body(&self, f: Format) -> Bytes {
+        match f {
+            Format::OpenMetrics => self.openmetrics.clone(),
+            Format::PrometheusText => self.prometheus_text.clone(),
+        }
+    }
+}
+
+/// The state the sampler writes and the server reads.
+#[derive(Debug)]
+pub struct Shared {
+    current: RwLock<Arc<Exposition>>,
+    pub interval: Duration,
+}
+
+impl Shared {
+    pub fn new(interval: Duration) -> Arc<Self> {
+        Arc::new(Shared {
+            current: RwLock::new(Arc::new(Exposition::new(Arc::default(), None))),
+            interval,
+        })
+    }
+
+    pub fn current(&self) -> Arc<Exposition> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn publish(&self, e: Exposition) {
+        let e = Arc::new(e);
+        match self.current.write() {
+            Ok(mut g) => *g = e,
+            Err(poisoned) => *poisoned.into_inner() = e,
+        }
+    }
+
+    /// Ready when a scan has completed and the latest is no older than three intervals.
+    pub fn readiness(&self) -> Result<(), String> {
+        let cur = self.current();
+        match cur.last_success {
+            None => Err("no scan has completed yet".into()),
+            Some(t) if t.elapsed() > self.interval * 3 => Err(format!(
+                "the latest completed scan is {:.0?} old, more than three scan intervals",
+                t.elapsed()
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// Scans and the state that spans them.
+#[derive(Debug)]
+pub struct Sampler {
+    scanner: Scanner,
+    counters: Counters,
+    /// (container, type) pairs sharing a host namespace in the previous scan.
+    sharing: HashSet<(ContainerRef, NsType)>,
+    baseline_taken: bool,
+    last: Option<Arc<Snapshot>>,
+    last_success: Option<Instant>,
+    /// Whether the last scan's permission errors were already logged at warn level.
+    warned_permission: bool,
+}
+
+impl Sampler {
+    pub fn new(scanner: Scanner) -> Self {
+        Sampler {
+            scanner,
+            counters: Counters::default(),
+            sharing: HashSet::new(),
+            baseline_taken: false,
+            last: None,
+            last_success: None,
+            warned_permission: false,
+        }
+    }
+
+    /// Run one scan and fold it into the counters. A failed scan keeps the previous
+    /// snapshot (so readiness, not the data, tells that it is getting old).
+    pub fn step(&mut self) -> Exposition {
+        match self.scanner.scan() {
+            Ok(snap) => self.publish_snapshot(snap),
+            Err(err) => {
+                self.counters.scans += 1;
+                self.counters.procfs += 1;
+                tracing::error!(error = %err, "scan failed");
+                self.exposition()
+            }
+        }
+    }
+
+    /// Fold a completed scan into the counters and publish it.
+    pub fn publish_snapshot(&mut self, snap: Snapshot) -> Exposition {
+        self.counters.scans += 1;
+        let e = &snap.errors;
+        self.counters.vanished += e.vanished;
+        self.counters.permission += e.permission;
+        self.counters.parse += e.parse;
+        self.counters.io += e.io;
+        if e.permission > 0 && snap.processes == 0 {
+            tracing::error!(
+                unreadable = e.permission,
+                procfs = %self.scanner.options().paths.procfs.display(),
+                "no process's namespaces could be read: nsexporter needs CAP_SYS_PTRACE \
+                 (ptrace read access) to read /proc/<pid>/ns of other processes"
+            );
+        } else if e.permission > 0 && !self.warned_permission {
+            tracing::info!(
+                unreadable = e.permission,
+                "some processes' namespaces are unreadable (EACCES); they are counted in \
+                 nsexporter_scan_errors_total{{reason=\"permission\"}}"
+            );
+            self.warned_permission = true;
+        }
+        self.track_starts(&snap);
+        tracing::debug!(
+            processes = snap.processes,
+            containers = snap.containers.len(),
+            duration_ms = snap.duration.as_secs_f64() * 1e3,
+            "scan complete"
+        );
+        self.last = Some(Arc::new(snap));
+        self.last_success = Some(Instant::now());
+        self.exposition()
+    }
+
+    fn exposition(&self) -> Exposition {
+        Exposition::new(
+            Arc::new(Published {
+                snapshot: self.last.clone(),
+                counters: self.counters.clone(),
+            }),
+            self.last_success,
+        )
+    }
+
+    fn track_starts(&mut self, snap: &Snapshot) {
+        let mut now = HashSet::new();
+        for c in snap.containers.values() {
+            for t in &snap.supported {
+                if c.shares(*t) {
+                    now.insert((c.container.clone(), *t));
+                }
+            }
+        }
+        if self.baseline_taken {
+            for (c, t) in now.difference(&self.sharing) {
+                self.counters.host_ns_starts[t.index()] += 1;
+                tracing::info!(container_id = %c.container_id(), uid = %c.pod_uid, r#type = %t, "container started sharing a host namespace");
+            }
+        }
+        self.baseline_taken = true;
+        self.sharing = now;
+    }
+}
+
+/// Run the sampler on the current thread until `stop` fires or its sender is dropped.
+pub fn run(mut sampler: Sampler, shared: Arc<Shared>, stop: Receiver<()>) {
+    loop {
+        let started = Instant::now();
+        shared.publish(sampler.step());
+        let wait = shared.interval.saturating_sub(started.elapsed());
+        match stop.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) => continue,
+            _ => return,
+        }
+    }
+}
