@@ -1,0 +1,207 @@
+//! End to end against the fixture /proc tree: the real binary's `/metrics` is diffed
+//! against a checked-in golden file (`UPDATE_GOLDEN=1` rewrites it), and promtool must
+//! accept that file.
+
+mod common;
+
+use common::*;
+
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/golden/metrics.prom"
+);
+
+/// Replace the values that change from run to run.
+fn normalize(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with("nsexporter_last_scan_duration_seconds ") {
+                "nsexporter_last_scan_duration_seconds DURATION".to_string()
+            } else if l.starts_with("nsexporter_last_scan_timestamp_seconds ") {
+                "nsexporter_last_scan_timestamp_seconds TIMESTAMP".to_string()
+            } else {
+                l.replace(
+                    &format!("version=\"{}\"", env!("CARGO_PKG_VERSION")),
+                    "version=\"VERSION\"",
+                )
+            }
+        })
+        .map(|l| l + "\n")
+        .collect()
+}
+
+fn fixture_args() -> Vec<String> {
+    vec![
+        "--path.procfs".into(),
+        fixture_proc().display().to_string(),
+        "--scan.interval".into(),
+        "1h".into(),
+    ]
+}
+
+#[test]
+fn metrics_endpoint_matches_golden_file() {
+    let args = fixture_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let exporter = Exporter::start(&args);
+    exporter.wait_ready();
+    let r = exporter.get("/metrics");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let got = normalize(&r.body);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(GOLDEN, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(GOLDEN)
+        .expect("golden file; run with UPDATE_GOLDEN=1 to create it");
+    if got != want {
+        let diff: Vec<String> = want
+            .lines()
+            .zip(got.lines())
+            .enumerate()
+            .filter(|(_, (w, g))| w != g)
+            .take(10)
+            .map(|(i, (w, g))| format!("line {}:\n  want {w}\n  got  {g}", i + 1))
+            .collect();
+        panic!(
+            "/metrics differs from {GOLDEN} ({} vs {} lines); rerun with UPDATE_GOLDEN=1 if the change is intended:\n{}",
+            want.lines().count(),
+            got.lines().count(),
+            diff.join("\n")
+        );
+    }
+    // --once prints the same exposition.
+    assert_eq!(normalize(&once(&args[..2])), want);
+}
+
+#[test]
+fn golden_file_passes_promtool() {
+    let text = std::fs::read_to_string(GOLDEN).unwrap();
+    // Placeholders are not numbers; put numbers back for promtool.
+    let text = text
+        .replace("DURATION", "0.001")
+        .replace("TIMESTAMP", "1700000000");
+    let (ok, out) = promtool_check_metrics(&text);
+    assert!(
+        ok,
+        "promtool check metrics rejected the golden file:\n{out}"
+    );
+}
+
+#[test]
+fn openmetrics_when_asked() {
+    let args = fixture_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let exporter = Exporter::start(&args);
+    exporter.wait_ready();
+    let r = http_get(
+        exporter.addr,
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(r.body.ends_with("# EOF\n"));
+    assert!(
+        r.body
+            .contains("# TYPE nsexporter_scans counter\nnsexporter_scans_total 1\n"),
+        "{}",
+        r.body
+    );
+    // Same samples as the text format.
+    let text = exporter.get("/metrics").body;
+    let a: Vec<_> = parse_exposition(&text)
+        .into_iter()
+        .map(|s| (s.name, s.labels))
+        .collect();
+    let b: Vec<_> = parse_exposition(&r.body)
+        .into_iter()
+        .map(|s| (s.name, s.labels))
+        .collect();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn fixture_attribution_is_right() {
+    let text = once(&["--path.procfs", &fixture_proc().display().to_string()]);
+    let s = parse_exposition(&text);
+    // No time links in the fixture kernel: the type is left out.
+    assert!(find(&s, "nsexporter_namespaces", &[("type", "time")]).is_empty());
+    assert_eq!(
+        value(&s, "nsexporter_namespaces_pinned", &[("type", "net")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "nsexporter_namespaces_pinned", &[("type", "uts")]),
+        Some(1.0)
+    );
+    assert_eq!(value(&s, "nsexporter_processes", &[]), Some(14.0));
+    assert_eq!(
+        value(
+            &s,
+            "nsexporter_scan_errors_total",
+            &[("reason", "vanished")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "nsexporter_host_reference_info", &[("source", "pid1")]),
+        Some(1.0)
+    );
+    // Runtimes: two containerd pods' containers + the kind pod, one CRI-O (conmon is
+    // not a container), one Docker (the kind node), one Podman.
+    for (rt, n) in [
+        ("containerd", 3.0),
+        ("cri-o", 1.0),
+        ("docker", 1.0),
+        ("podman", 1.0),
+    ] {
+        assert_eq!(
+            value(&s, "nsexporter_containers", &[("runtime", rt)]),
+            Some(n),
+            "{rt}"
+        );
+    }
+    // The hostUsers: false pod shares nothing but is a container; no per-container series.
+    let crio: Vec<_> = s
+        .iter()
+        .filter(|x| {
+            x.labels
+                .get("container_id")
+                .is_some_and(|c| c.starts_with("cri-o://"))
+        })
+        .collect();
+    assert!(crio.is_empty(), "{crio:?}");
+    // hostNetwork pod: net shared by both its containers, with the pod UID in API form.
+    let net = find(
+        &s,
+        "nsexporter_container_host_namespace",
+        &[("type", "net")],
+    );
+    assert_eq!(net.len(), 2);
+    assert!(net
+        .iter()
+        .all(|x| x.labels["uid"] == "11111111-2222-3333-4444-555555555555"));
+    // The kind pod is attributed to itself, with its static-pod UID.
+    assert_eq!(
+        find(
+            &s,
+            "nsexporter_container_info",
+            &[
+                ("comm", "etcd"),
+                ("uid", "abcdef0123456789abcdef0123456789")
+            ]
+        )
+        .len(),
+        1
+    );
+}
