@@ -22,13 +22,13 @@ say() { echo "start-dockerd: $*" >&2; }
 
 answers() { docker --host "$sock" info --format '{{.ServerVersion}}' >/dev/null 2>&1; }
 
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v busybox >/dev/null 2>&1 \
-    || ! command -v nsenter >/dev/null 2>&1; then
-    say "installing docker.io busybox-static util-linux from Debian"
+if ! command -v dockerd >/dev/null 2>&1 || ! [ -x /bin/busybox ] \
+    || ! command -v nsenter >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+    say "installing docker.io busybox-static util-linux curl from Debian"
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
     apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
-        docker.io busybox-static util-linux >/dev/null
+        docker.io busybox-static util-linux curl >/dev/null
 fi
 # docker.io ships its own client; another (newer) client on PATH works too.
 command -v docker >/dev/null 2>&1 || { say "no docker client after install"; exit 1; }
