@@ -53,7 +53,7 @@ fn is_kernel_thread(proc_dir: &Dir, pid: u32, want_comm: Option<&[u8]>) -> bool 
         return false;
     };
     let mut buf = Vec::new();
-    if dir.read_at(c"stat", &mut buf).is_err() {
+    if dir.read_single_at(c"stat", &mut buf).is_err() {
         return false;
     }
     match parse_stat(&buf) {

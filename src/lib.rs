@@ -14,7 +14,7 @@
 //! - [`metrics`]: the metric contract, encoded from a published snapshot.
 //! - [`server`]: the HTTP endpoints.
 //! - [`config`]: flags, environment and config file.
-//! - [`telemetry`]: logging.
+//! - [`telemetry`]: logging through tracing, as logfmt or JSON.
 //! - [`report`]: `report`, `inspect` and `diff` for a person at a terminal.
 
 pub mod cgroup;

@@ -204,7 +204,10 @@ impl UidMap {
 
     /// The identity map of the initial user namespace: `0 0 4294967295`.
     pub fn is_identity_full(&self) -> bool {
-        self.0.len() == 1 && self.0[0].inside == 0 && self.0[0].outside == 0
+        self.0.len() == 1
+            && self.0[0].inside == 0
+            && self.0[0].outside == 0
+            && self.0[0].length == u32::MAX
     }
 }
 

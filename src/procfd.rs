@@ -62,10 +62,21 @@ impl Dir {
         Ok(Dir(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Read the file `name` into `buf` (cleared first). /proc's small files come back
-    /// whole from one `read` when the buffer is big enough, so a short read ends it; a
-    /// full buffer grows and reads on, up to [`MAX_FILE`].
+    /// Read the whole file `name` into `buf` (cleared first), until end of file, up to
+    /// [`MAX_FILE`]. For files that /proc generates record by record (mountinfo,
+    /// uid_map), where a short read does not mean the end.
     pub(crate) fn read_at(&self, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
+        self.read_impl(name, buf, false)
+    }
+
+    /// Read a file that /proc generates in one piece (`single_open`: stat, status,
+    /// cgroup): it comes back whole from one `read` when the buffer is big enough, so a
+    /// short read ends it without a second call. Regular files behave the same way.
+    pub(crate) fn read_single_at(&self, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
+        self.read_impl(name, buf, true)
+    }
+
+    fn read_impl(&self, name: &CStr, buf: &mut Vec<u8>, single: bool) -> io::Result<()> {
         // SAFETY: valid dirfd and NUL-terminated name.
         let fd = cvt(unsafe {
             libc::openat(
@@ -100,7 +111,7 @@ impl Dir {
             let n = n as usize;
             // SAFETY: the kernel initialised `n` bytes of spare capacity.
             unsafe { buf.set_len(buf.len() + n) };
-            if n == 0 || n < spare {
+            if n == 0 || (single && n < spare) {
                 return Ok(());
             }
             if buf.len() >= MAX_FILE {
@@ -109,7 +120,9 @@ impl Dir {
                     format!("file is larger than {MAX_FILE} bytes"),
                 ));
             }
-            buf.reserve(buf.len());
+            if buf.len() == buf.capacity() {
+                buf.reserve(buf.len());
+            }
         }
     }
 
@@ -193,5 +206,7 @@ mod tests {
         assert!(d.read_at(c"huge", &mut buf).is_err());
         let e = d.read_at(c"missing", &mut buf).unwrap_err();
         assert!(is_vanished(&e));
+        d.read_single_at(c"small", &mut buf).unwrap();
+        assert_eq!(buf, b"abc");
     }
 }

@@ -9,8 +9,8 @@ use std::time::{Instant, SystemTime};
 use crate::cgroup::{attribute, Attribution};
 use crate::hostref;
 use crate::model::{
-    ContainerRef, ContainerSummary, NsCount, NsType, PinnedNs, ProcRecord, RootMapping, Runtime,
-    ScanErrors, Snapshot, UidMap,
+    ContainerRef, ContainerSummary, NsCount, NsSet, NsType, PinnedNs, ProcRecord, RootMapping,
+    Runtime, ScanErrors, Snapshot, UidMap,
 };
 use crate::parse::{self, parse_cgroup, parse_mountinfo_nsfs, parse_stat, parse_status_euid};
 use crate::paths::HostPaths;
@@ -89,9 +89,12 @@ pub struct Scanner {
     uid_maps: HashMap<u64, UidMap>,
 }
 
-/// One process and where to read more about it after the parallel pass.
-struct Found {
-    rec: ProcRecord,
+/// What the per-process pass found.
+enum Found {
+    Process(ProcRecord),
+    /// A kernel thread: not a workload and not counted as a process, but the
+    /// namespaces it holds are alive (kdevtmpfs has a mount namespace of its own).
+    KernelThread(NsSet),
 }
 
 impl Scanner {
@@ -149,7 +152,18 @@ impl Scanner {
                 errors.add(&e);
             }
         }
-        let records: Vec<ProcRecord> = found.into_iter().map(|f| f.rec).collect();
+        let mut records: Vec<ProcRecord> = Vec::with_capacity(found.len());
+        let mut kthread_ns: Vec<NsSet> = Vec::new();
+        for f in found {
+            match f {
+                Found::Process(r) => records.push(r),
+                Found::KernelThread(ns) => {
+                    if !kthread_ns.contains(&ns) {
+                        kthread_ns.push(ns);
+                    }
+                }
+            }
+        }
 
         // uid_map once per user namespace; an unwritten (empty) map is not cached.
         let mut seen_userns: HashSet<u64> = HashSet::new();
@@ -177,6 +191,7 @@ impl Scanner {
         let snapshot = summarise(
             &self.opts.paths,
             records,
+            &kthread_ns,
             pinned,
             host,
             &self.uid_maps,
@@ -278,7 +293,17 @@ fn read_many(
     let mut bufs = Bufs::default();
     for &pid in pids {
         match read_process(proc_dir, pid, default_runtime, &mut bufs) {
-            Ok(rec) => out.push(Found { rec }),
+            Ok(rec) => out.push(Found::Process(rec)),
+            Err(ProcError::KernelThread) => {
+                // Kernel threads in the initial namespaces are the common case; any
+                // error here only means this thread's namespaces go uncounted.
+                if let Ok(ns) = proc_dir
+                    .open_pid(pid)
+                    .and_then(|d| hostref::read_ns_links_in(&d))
+                {
+                    out.push(Found::KernelThread(ns));
+                }
+            }
             Err(e) => count(errors, e, "process", pid),
         }
     }
@@ -292,15 +317,15 @@ fn read_process(
     bufs: &mut Bufs,
 ) -> Result<ProcRecord, ProcError> {
     let dir = proc_dir.open_pid(pid)?;
-    dir.read_at(c"stat", &mut bufs.file)?;
+    dir.read_single_at(c"stat", &mut bufs.file)?;
     let stat = parse_stat(&bufs.file)?;
     if stat.is_kernel_thread() {
         return Err(ProcError::KernelThread);
     }
     let ns = hostref::read_ns_links_in(&dir)?;
-    dir.read_at(c"status", &mut bufs.file)?;
+    dir.read_single_at(c"status", &mut bufs.file)?;
     let host_euid = parse_status_euid(&bufs.file)?;
-    dir.read_at(c"cgroup", &mut bufs.file)?;
+    dir.read_single_at(c"cgroup", &mut bufs.file)?;
     let text = std::str::from_utf8(&bufs.file)
         .map_err(|_| parse::ParseError::Cgroup("not UTF-8".into()))?;
     let lines = parse_cgroup(text)?;
@@ -406,6 +431,7 @@ pub fn read_limits(paths: &HostPaths) -> [Option<u64>; 8] {
 fn summarise(
     paths: &HostPaths,
     records: Vec<ProcRecord>,
+    kthread_ns: &[NsSet],
     pinned_mounts: BTreeMap<(NsType, u64), Vec<String>>,
     host: crate::model::HostRef,
     uid_maps: &HashMap<u64, UidMap>,
@@ -418,6 +444,14 @@ fn summarise(
     let mut supported = [false; 8];
     for t in NsType::ALL {
         supported[t.index()] = host.ns.get(t).is_some();
+    }
+    for ns in kthread_ns {
+        for t in NsType::ALL {
+            if let Some(ino) = ns.get(t) {
+                held[t.index()].insert(ino);
+                supported[t.index()] = true;
+            }
+        }
     }
     let mut containers: BTreeMap<ContainerRef, ContainerSummary> = BTreeMap::new();
     for r in &records {

@@ -195,6 +195,7 @@ impl Exporter {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("nsexporter did not start listening: {seen:?}");
                 }
             }
@@ -415,10 +416,12 @@ impl Lab {
     /// namespaces in `flags` private. Needs no newuidmap: the map is written from here.
     pub fn unshare_remapped_root(&mut self, outside: u32, flags: &[&str]) -> u32 {
         let mut cmd = Command::new("unshare");
-        cmd.arg("--user").args(flags).args([
+        // --keep-caps: the launcher's UID is unmapped in the new namespace, so exec would
+        // drop the capabilities that setpriv needs to become root inside it.
+        cmd.arg("--user").arg("--keep-caps").args(flags).args([
             "sh",
             "-c",
-            "read _ ; exec setpriv --reuid=0 --regid=0 --clear-groups sleep 600",
+            "read _ ; exec setpriv --reuid=0 --regid=0 --clear-groups --inh-caps=-all --ambient-caps=-all sleep 600",
         ]);
         cmd.stdin(Stdio::piped());
         let mut child = cmd
