@@ -1,0 +1,808 @@
+//! Helm chart checks: `helm lint`, `helm template` with default values and with every
+//! toggle on (tests/chart/all-on.values.yaml), strict validation of the rendered core
+//! objects against the Kubernetes 1.30 and newest bundled JSON schemas
+//! (`kubernetes-validate`), hand checks of the Prometheus Operator objects that those
+//! schemas do not cover, and the security-relevant fields of the DaemonSet.
+//!
+//! Needs `helm` (3.x) and `python3` with `kubernetes_validate` and `yaml`, plus `promtool`
+//! for the rendered rules; `tests/chart/install-tools.sh` installs them. A missing tool
+//! fails the test with that hint instead of skipping it.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const RELEASE: &str = "nsx";
+const NAMESPACE: &str = "monitoring";
+/// Kubernetes versions whose schemas the rendered objects must pass: the oldest the
+/// project supports and the newest that kubernetes-validate bundles.
+const KUBE_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
+const INSTALL_HINT: &str = "run tests/chart/install-tools.sh (CI does, from .ci/run)";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chart_dir() -> PathBuf {
+    root().join("charts/nsexporter")
+}
+
+fn all_on_values() -> PathBuf {
+    root().join("tests/chart/all-on.values.yaml")
+}
+
+/// The helm binary: $HELM, else `helm` on PATH, else where install-tools.sh puts it.
+fn helm() -> PathBuf {
+    if let Some(h) = std::env::var_os("HELM") {
+        return PathBuf::from(h);
+    }
+    let installed = PathBuf::from("/opt/nsexporter-tools/node_modules/.bin/helm");
+    for candidate in [PathBuf::from("helm"), installed] {
+        if let Ok(out) = Command::new(&candidate)
+            .args(["version", "--template", "{{.Version}}"])
+            .output()
+        {
+            let version = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(
+                out.status.success() && version.starts_with("v3."),
+                "{} is not Helm 3 (`helm version` said {version:?}); {INSTALL_HINT}",
+                candidate.display()
+            );
+            return candidate;
+        }
+    }
+    panic!("helm not found (not $HELM, not on PATH, not in /opt/nsexporter-tools); {INSTALL_HINT}");
+}
+
+fn python_with(modules: &str) {
+    let out = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .unwrap_or_else(|e| panic!("python3 not runnable ({e}); {INSTALL_HINT}"));
+    assert!(
+        out.status.success(),
+        "python3 cannot import {modules}: {}; {INSTALL_HINT}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        if let Some(input) = stdin {
+            pipe.write_all(input).expect("write stdin");
+        }
+    }
+    child.wait_with_output().expect("wait for child")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `helm template` output as YAML text; panics with helm's message if rendering fails.
+fn template_yaml(extra: &[&str]) -> String {
+    let chart = chart_dir();
+    let mut cmd = Command::new(helm());
+    cmd.args(["template", RELEASE])
+        .arg(&chart)
+        .args(["--namespace", NAMESPACE])
+        .args(extra);
+    let out = run(&mut cmd, None);
+    assert!(
+        out.status.success(),
+        "helm template {extra:?} failed:\n{}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// `helm template` that is expected to fail; returns helm's error text.
+fn template_error(extra: &[&str]) -> String {
+    let mut cmd = Command::new(helm());
+    cmd.args(["template", RELEASE])
+        .arg(chart_dir())
+        .args(["--namespace", NAMESPACE])
+        .args(extra);
+    let out = run(&mut cmd, None);
+    assert!(
+        !out.status.success(),
+        "helm template {extra:?} should have failed but rendered:\n{}",
+        text(&out.stdout)
+    );
+    text(&out.stderr)
+}
+
+/// YAML (one or many documents) to JSON values, through PyYAML.
+fn yaml_docs(yaml: &str) -> Vec<Value> {
+    python_with("yaml");
+    let script = "import sys, json, yaml\n\
+                  docs = [d for d in yaml.safe_load_all(sys.stdin) if d is not None]\n\
+                  json.dump(docs, sys.stdout)";
+    let out = run(
+        Command::new("python3").args(["-c", script]),
+        Some(yaml.as_bytes()),
+    );
+    assert!(
+        out.status.success(),
+        "rendered YAML does not parse: {}",
+        text(&out.stderr)
+    );
+    match serde_json::from_slice(&out.stdout).expect("python printed JSON") {
+        Value::Array(docs) => docs,
+        other => panic!("expected a list of documents, got {other}"),
+    }
+}
+
+fn render(extra: &[&str]) -> Vec<Value> {
+    yaml_docs(&template_yaml(extra))
+}
+
+fn all_on_args() -> Vec<String> {
+    vec!["-f".into(), all_on_values().display().to_string()]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn kind(doc: &Value) -> &str {
+    doc["kind"].as_str().unwrap_or_default()
+}
+
+fn only<'a>(docs: &'a [Value], k: &str) -> &'a Value {
+    let found: Vec<&Value> = docs.iter().filter(|d| kind(d) == k).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one {k}, got {}",
+        found.len()
+    );
+    found[0]
+}
+
+fn kinds(docs: &[Value]) -> BTreeSet<String> {
+    docs.iter().map(|d| kind(d).to_string()).collect()
+}
+
+const OPERATOR_KINDS: [&str; 3] = ["ServiceMonitor", "PodMonitor", "PrometheusRule"];
+
+/// Validates every core object of `yaml` with `kubernetes-validate --strict` for each
+/// version in KUBE_VERSIONS and asserts that each one was really checked ("passed"),
+/// not skipped for want of a schema. Prometheus Operator objects have no schema there:
+/// they are checked by `check_operator_objects`.
+fn validate_strict(yaml: &str) {
+    python_with("kubernetes_validate");
+    let docs = yaml_docs(yaml);
+    let core = docs
+        .iter()
+        .filter(|d| !OPERATOR_KINDS.contains(&kind(d)))
+        .count();
+    assert!(core > 0, "nothing to validate");
+    for version in KUBE_VERSIONS {
+        let out = run(
+            Command::new("python3").args([
+                "-m",
+                "kubernetes_validate",
+                "--strict",
+                "-k",
+                version,
+                "-",
+            ]),
+            Some(yaml.as_bytes()),
+        );
+        let report = text(&out.stdout) + &text(&out.stderr);
+        assert!(
+            out.status.success(),
+            "kubernetes-validate --strict -k {version} failed:\n{report}"
+        );
+        let passed = report
+            .lines()
+            .filter(|l| l.contains("passed for resource"))
+            .count();
+        assert_eq!(
+            passed, core,
+            "expected all {core} core objects to pass against {version}:\n{report}"
+        );
+        for line in report
+            .lines()
+            .filter(|l| l.contains("Couldn't find schema"))
+        {
+            assert!(
+                OPERATOR_KINDS.iter().any(|k| line.contains(k)),
+                "a core kind has no schema for {version}: {line}"
+            );
+        }
+    }
+}
+
+/// Keys of `obj` must be a subset of `allowed` (a typo in a CRD field is silently ignored
+/// by the API server's pruning, so it has to be caught here).
+fn keys_within(obj: &Value, allowed: &[&str], what: &str) {
+    let map = obj
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is not an object: {obj}"));
+    for key in map.keys() {
+        assert!(
+            allowed.contains(&key.as_str()),
+            "{what} has unknown field {key:?}"
+        );
+    }
+}
+
+fn check_relabelings(list: &Value, what: &str) {
+    for r in list.as_array().into_iter().flatten() {
+        keys_within(
+            r,
+            &[
+                "sourceLabels",
+                "separator",
+                "targetLabel",
+                "regex",
+                "modulus",
+                "replacement",
+                "action",
+            ],
+            what,
+        );
+    }
+}
+
+/// apiVersion, kind, required fields and known field names of the Prometheus Operator
+/// objects (monitoring.coreos.com/v1), and that they select the exporter's own pods.
+fn check_operator_objects(docs: &[Value]) {
+    let ds = only(docs, "DaemonSet");
+    let pod_labels = &ds["spec"]["template"]["metadata"]["labels"];
+    let endpoint_keys = [
+        "port",
+        "path",
+        "scheme",
+        "interval",
+        "scrapeTimeout",
+        "honorLabels",
+        "honorTimestamps",
+        "relabelings",
+        "metricRelabelings",
+        "params",
+        "tlsConfig",
+        "bearerTokenSecret",
+        "authorization",
+        "basicAuth",
+        "followRedirects",
+        "enableHttp2",
+    ];
+    for doc in docs.iter().filter(|d| OPERATOR_KINDS.contains(&kind(d))) {
+        let k = kind(doc);
+        assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1", "{k}");
+        keys_within(doc, &["apiVersion", "kind", "metadata", "spec"], k);
+        assert!(doc["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty()));
+        assert!(doc["metadata"]["namespace"].as_str().is_some());
+        let spec = &doc["spec"];
+        match k {
+            "ServiceMonitor" | "PodMonitor" => {
+                let list_key = if k == "ServiceMonitor" {
+                    "endpoints"
+                } else {
+                    "podMetricsEndpoints"
+                };
+                keys_within(
+                    spec,
+                    &[
+                        "jobLabel",
+                        "namespaceSelector",
+                        "selector",
+                        list_key,
+                        "targetLabels",
+                        "podTargetLabels",
+                        "sampleLimit",
+                    ],
+                    k,
+                );
+                assert_eq!(
+                    spec["namespaceSelector"]["matchNames"],
+                    serde_json::json!([NAMESPACE])
+                );
+                let selector = spec["selector"]["matchLabels"]
+                    .as_object()
+                    .unwrap_or_else(|| panic!("{k} has no selector.matchLabels"));
+                assert!(!selector.is_empty());
+                for (key, value) in selector {
+                    assert_eq!(
+                        &pod_labels[key], value,
+                        "{k} selects {key}={value}, which the exporter pods do not carry"
+                    );
+                }
+                let endpoints = spec[list_key].as_array().expect("endpoint list");
+                assert!(!endpoints.is_empty(), "{k} has no {list_key}");
+                for e in endpoints {
+                    keys_within(e, &endpoint_keys, list_key);
+                    assert_eq!(e["port"], "metrics", "{k} must scrape the named port");
+                    assert_eq!(e["path"], "/metrics");
+                    check_relabelings(&e["relabelings"], "relabelings");
+                    check_relabelings(&e["metricRelabelings"], "metricRelabelings");
+                }
+            }
+            "PrometheusRule" => {
+                keys_within(spec, &["groups"], k);
+                let groups = spec["groups"].as_array().expect("spec.groups");
+                assert!(!groups.is_empty());
+                for g in groups {
+                    keys_within(g, &["name", "interval", "rules", "limit"], "rule group");
+                    assert!(g["name"].as_str().is_some());
+                    for r in g["rules"].as_array().expect("rules") {
+                        keys_within(
+                            r,
+                            &["record", "alert", "expr", "for", "labels", "annotations"],
+                            "rule",
+                        );
+                        assert!(r["expr"].as_str().is_some(), "rule without expr: {r}");
+                        assert!(
+                            r["record"].is_string() != r["alert"].is_string(),
+                            "a rule is either a record or an alert: {r}"
+                        );
+                    }
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[test]
+fn helm_lint_passes_with_default_and_all_on_values() {
+    let helm = helm();
+    for extra in [vec![], all_on_args()] {
+        let mut cmd = Command::new(&helm);
+        cmd.args(["lint", "--strict"]).arg(chart_dir()).args(&extra);
+        let out = run(&mut cmd, None);
+        let report = text(&out.stdout) + &text(&out.stderr);
+        assert!(
+            out.status.success(),
+            "helm lint {extra:?} failed:\n{report}"
+        );
+        // `helm lint` only logs a template's `fail` at INFO level: treat it as an error.
+        assert!(
+            !report.contains("Fail:"),
+            "helm lint {extra:?} hit a fail():\n{report}"
+        );
+        assert!(report.contains("0 chart(s) failed"), "{report}");
+    }
+}
+
+#[test]
+fn default_render_is_strictly_valid_and_minimal() {
+    let yaml = template_yaml(&[]);
+    validate_strict(&yaml);
+    let docs = yaml_docs(&yaml);
+    assert_eq!(
+        kinds(&docs),
+        ["DaemonSet", "Service", "ServiceAccount"]
+            .map(String::from)
+            .into(),
+        "by default the chart renders only the workload, its Service and ServiceAccount"
+    );
+    for doc in &docs {
+        assert_eq!(doc["metadata"]["namespace"], NAMESPACE, "{}", kind(doc));
+    }
+}
+
+#[test]
+fn all_toggles_on_render_is_strictly_valid() {
+    let args = all_on_args();
+    let yaml = template_yaml(&strs(&args));
+    validate_strict(&yaml);
+    let docs = yaml_docs(&yaml);
+    let found = kinds(&docs);
+    for k in [
+        "DaemonSet",
+        "Service",
+        "ServiceAccount",
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "NetworkPolicy",
+        "ConfigMap",
+    ] {
+        assert!(found.contains(k), "all toggles on but no {k}: {found:?}");
+    }
+    check_operator_objects(&docs);
+    let ds = only(&docs, "DaemonSet");
+    let spec = &ds["spec"]["template"]["spec"];
+    assert_eq!(spec["priorityClassName"], "system-node-critical");
+    assert_eq!(spec["hostNetwork"], true);
+    assert_eq!(spec["hostPID"], true);
+    assert_eq!(spec["hostIPC"], true);
+    assert_eq!(
+        spec["dnsPolicy"], "ClusterFirstWithHostNet",
+        "a hostNetwork pod still needs cluster DNS settings"
+    );
+    // Even with host namespaces asked for, the container keeps its hardening.
+    let sc = &spec["containers"][0]["securityContext"];
+    assert_eq!(sc["capabilities"]["add"], serde_json::json!(["SYS_PTRACE"]));
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+}
+
+#[test]
+fn the_validator_rejects_an_unknown_field() {
+    // Negative control: strict validation must catch a misspelt field, or the two
+    // tests above prove nothing.
+    let mut docs = render(&[]);
+    let ds = docs
+        .iter_mut()
+        .find(|d| kind(d) == "DaemonSet")
+        .expect("a DaemonSet");
+    ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesytem"] =
+        Value::Bool(true);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("daemonset.json");
+    std::fs::write(&file, serde_json::to_vec(ds).expect("json")).expect("write");
+    python_with("kubernetes_validate");
+    let out = run(
+        Command::new("python3")
+            .args([
+                "-m",
+                "kubernetes_validate",
+                "--strict",
+                "-k",
+                KUBE_VERSIONS[0],
+            ])
+            .arg(&file),
+        None,
+    );
+    let report = text(&out.stdout) + &text(&out.stderr);
+    assert!(!out.status.success(), "typo accepted:\n{report}");
+    assert!(report.contains("readOnlyRootFilesytem"), "{report}");
+}
+
+#[test]
+fn daemonset_is_least_privilege_and_sees_the_host_proc() {
+    let docs = render(&[]);
+    let ds = only(&docs, "DaemonSet");
+    assert_eq!(ds["apiVersion"], "apps/v1");
+    let pod = &ds["spec"]["template"]["spec"];
+
+    // No host namespaces: the exporter reads everything from the mounted host /proc.
+    for field in ["hostNetwork", "hostPID", "hostIPC"] {
+        assert_eq!(pod[field], false, "{field} must be off by default");
+    }
+    assert!(pod.get("priorityClassName").is_none());
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+
+    // Runs on every node: one toleration with operator Exists and no key tolerates
+    // every taint, whatever its effect.
+    let tolerations = pod["tolerations"].as_array().expect("tolerations");
+    assert!(
+        tolerations.iter().any(|t| t["operator"] == "Exists"
+            && t.get("key").is_none()
+            && t.get("effect").is_none()),
+        "no catch-all toleration: {tolerations:?}"
+    );
+
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["SYS_PTRACE"]),
+        "exactly the capability that reading other processes' ns links needs"
+    );
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        sc["runAsUser"], 0,
+        "capabilities only work for root in Kubernetes"
+    );
+
+    // Host /proc: hostPath /proc, mounted read-only where --path.procfs points.
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    assert_eq!(volumes.len(), 1, "only the host /proc: {volumes:?}");
+    assert_eq!(volumes[0]["hostPath"]["path"], "/proc");
+    let mounts = c["volumeMounts"].as_array().expect("volumeMounts");
+    assert_eq!(mounts.len(), 1);
+    assert_eq!(mounts[0]["name"], volumes[0]["name"]);
+    assert_eq!(mounts[0]["mountPath"], "/host/proc");
+    assert_eq!(mounts[0]["readOnly"], true);
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--path.procfs=/host/proc"), "{args:?}");
+    assert!(args.contains(&"--web.listen-address=:9816"), "{args:?}");
+    assert!(args.contains(&"--scan.interval=15s"), "{args:?}");
+
+    // Probes on the named metrics port.
+    assert_eq!(c["ports"][0]["name"], "metrics");
+    assert_eq!(c["ports"][0]["containerPort"], 9816);
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], "metrics");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "metrics");
+
+    // Requests and a memory limit, so the scheduler and the OOM killer know its size.
+    for path in [
+        ("requests", "cpu"),
+        ("requests", "memory"),
+        ("limits", "memory"),
+    ] {
+        assert!(
+            c["resources"][path.0][path.1].is_string(),
+            "resources.{}.{} missing",
+            path.0,
+            path.1
+        );
+    }
+
+    // The Service selects exactly these pods.
+    let svc = only(&docs, "Service");
+    for (k, v) in svc["spec"]["selector"].as_object().expect("selector") {
+        assert_eq!(&ds["spec"]["template"]["metadata"]["labels"][k], v);
+    }
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
+}
+
+#[test]
+fn host_namespaces_and_priority_class_follow_values() {
+    let docs = render(&["--set", "hostPID=true", "--set", "priorityClassName=high"]);
+    let pod = &only(&docs, "DaemonSet")["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(pod["hostNetwork"], false);
+    assert_eq!(pod["hostIPC"], false);
+    assert!(pod.get("dnsPolicy").is_none());
+    assert_eq!(pod["priorityClassName"], "high");
+}
+
+#[test]
+fn values_schema_rejects_typos_and_bad_values() {
+    let err = template_error(&["--set", "hostNetwrok=true"]);
+    assert!(err.contains("hostNetwrok"), "{err}");
+    let err = template_error(&["--set", "exporter.logFormat=xml"]);
+    assert!(err.contains("logFormat"), "{err}");
+    let err = template_error(&["--set", "exporter.scanInterval=soon"]);
+    assert!(err.contains("scanInterval"), "{err}");
+    let err = template_error(&[
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "service.enabled=false",
+    ]);
+    assert!(err.contains("service.enabled"), "{err}");
+}
+
+#[test]
+fn network_policy_allows_only_scrapes_and_no_egress() {
+    let args = all_on_args();
+    let docs = render(&strs(&args));
+    let np = only(&docs, "NetworkPolicy");
+    let spec = &np["spec"];
+    assert_eq!(
+        spec["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    assert_eq!(
+        spec["egress"],
+        serde_json::json!([]),
+        "the exporter opens no connections"
+    );
+    let ingress = spec["ingress"].as_array().expect("ingress");
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(
+        ingress[0]["ports"],
+        serde_json::json!([{"port": "metrics", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        ingress[0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    let ds = only(&docs, "DaemonSet");
+    for (k, v) in spec["podSelector"]["matchLabels"]
+        .as_object()
+        .expect("podSelector")
+    {
+        assert_eq!(&ds["spec"]["template"]["metadata"]["labels"][k], v);
+    }
+}
+
+fn rules_file_groups() -> Value {
+    let path = chart_dir().join("files/nsexporter.rules.yml");
+    let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut docs = yaml_docs(&yaml);
+    assert_eq!(docs.len(), 1);
+    docs.remove(0)["groups"].take()
+}
+
+fn rule_names(groups: &Value) -> Vec<String> {
+    groups
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules").iter())
+        .map(|r| {
+            r["record"]
+                .as_str()
+                .or_else(|| r["alert"].as_str())
+                .expect("record or alert")
+                .to_string()
+        })
+        .collect()
+}
+
+fn promtool_check(groups: &Value) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("rules.json");
+    // promtool reads YAML, and JSON is YAML.
+    std::fs::write(
+        &file,
+        serde_json::to_vec(&serde_json::json!({ "groups": groups })).expect("json"),
+    )
+    .expect("write");
+    let out = match Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => panic!("promtool not runnable ({e}); {INSTALL_HINT}"),
+    };
+    assert!(
+        out.status.success(),
+        "promtool rejects the rendered rules:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
+    let file_groups = rules_file_groups();
+
+    // Default allow-list: the release's own DaemonSet, pods and scrape jobs.
+    let docs = render(&["--set", "prometheusRule.enabled=true"]);
+    check_operator_objects(&docs);
+    let rule = only(&docs, "PrometheusRule");
+    let groups = &rule["spec"]["groups"];
+    assert_eq!(
+        rule_names(groups),
+        rule_names(&file_groups),
+        "the PrometheusRule must carry every rule of files/nsexporter.rules.yml, in order"
+    );
+    let rendered = serde_json::to_string(groups).expect("json");
+    assert!(
+        rendered.contains("nsx-nsexporter-[a-z0-9]{5}"),
+        "own pods not allowed"
+    );
+    assert!(
+        rendered.contains("|nsx-nsexporter\\\""),
+        "own DaemonSet not allowed"
+    );
+    assert!(
+        rendered.contains("monitoring/nsx-nsexporter"),
+        "own PodMonitor job missing"
+    );
+    promtool_check(groups);
+
+    // Expressions are unchanged except for the tokens.
+    let unchanged = |g: &Value| -> Vec<String> {
+        g.as_array()
+            .expect("groups")
+            .iter()
+            .flat_map(|g| g["rules"].as_array().expect("rules").iter())
+            .filter_map(|r| r["expr"].as_str())
+            .filter(|e| !e.contains("NSEXPORTER_"))
+            .map(str::to_string)
+            .collect()
+    };
+    let file_exprs = unchanged(&file_groups);
+    assert!(!file_exprs.is_empty());
+    for e in &file_exprs {
+        assert!(
+            unchanged(groups).contains(e),
+            "expression changed in rendering:\n{e}"
+        );
+    }
+
+    // A fullnameOverride stays allow-listed.
+    let docs = render(&[
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        "fullnameOverride=node-ns.watch",
+    ]);
+    let rendered = serde_json::to_string(&only(&docs, "PrometheusRule")["spec"]).expect("json");
+    assert!(
+        rendered.contains("node-ns\\\\\\\\.watch-[a-z0-9]{5}"),
+        "override not allow-listed (escaped for PromQL): {rendered}"
+    );
+
+    // User entries: joined, escaped for a double-quoted PromQL string, still valid PromQL.
+    let args = all_on_args();
+    let docs = render(&strs(&args));
+    let groups = &only(&docs, "PrometheusRule")["spec"]["groups"];
+    let rendered = serde_json::to_string(groups).expect("json");
+    assert!(!rendered.contains("NSEXPORTER_ALLOW_NAMESPACES_RE"));
+    assert!(!rendered.contains("NSEXPORTER_ALLOW_COMMS_RE"));
+    assert!(!rendered.contains("NSEXPORTER_HOST_ROOT_ALLOW_NAMESPACES_RE"));
+    for expr in rendered.split("\\n") {
+        if expr.contains("namespace=~") && expr.contains("calico") {
+            assert!(expr.contains("kube-system|calico-system"), "{expr}");
+        }
+    }
+    assert!(
+        rendered.contains(r#"weird\\\"comm\\\\.x"#),
+        "quote and backslash escaped: {rendered}"
+    );
+    promtool_check(groups);
+}
+
+#[test]
+fn dashboards_ship_as_labelled_configmaps_identical_to_the_top_level_files() {
+    // Helm reads only files inside the chart: charts/nsexporter/dashboards is a symlink to
+    // the top-level dashboards/, which Helm 3 follows (and `helm package` bundles).
+    let link = chart_dir().join("dashboards");
+    let target = std::fs::read_link(&link).unwrap_or_else(|e| {
+        panic!(
+            "{} must be a symlink to ../../dashboards: {e}",
+            link.display()
+        )
+    });
+    assert_eq!(target, Path::new("../../dashboards"));
+
+    let mut expected: Vec<(String, String)> = std::fs::read_dir(root().join("dashboards"))
+        .expect("dashboards/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let name = p.file_name().expect("name").to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).expect("read dashboard"))
+        })
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty(), "no dashboards/*.json");
+
+    let docs = render(&["--set", "dashboards.enabled=true"]);
+    let mut shipped: Vec<(String, String)> = Vec::new();
+    for cm in docs.iter().filter(|d| kind(d) == "ConfigMap") {
+        assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+        let data = cm["data"].as_object().expect("data");
+        assert_eq!(data.len(), 1, "one dashboard per ConfigMap");
+        for (name, content) in data {
+            let content = content.as_str().expect("string");
+            serde_json::from_str::<Value>(content)
+                .unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+            shipped.push((name.clone(), content.to_string()));
+        }
+    }
+    shipped.sort();
+    let names = |v: &[(String, String)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&shipped), names(&expected));
+    for ((name, got), (_, want)) in shipped.iter().zip(&expected) {
+        assert_eq!(
+            got.trim_end(),
+            want.trim_end(),
+            "{name} differs from dashboards/{name}"
+        );
+    }
+    assert!(
+        !kinds(&render(&[])).contains("ConfigMap"),
+        "dashboards are off by default"
+    );
+}
