@@ -103,8 +103,10 @@ pub struct Sampler {
     baseline_taken: bool,
     last: Option<Arc<Snapshot>>,
     last_success: Option<Instant>,
-    /// Whether the last scan's permission errors were already logged at warn level.
+    /// Whether permission errors were already logged.
     warned_permission: bool,
+    /// Whether running in a child user namespace was already logged.
+    warned_userns: bool,
 }
 
 impl Sampler {
@@ -117,6 +119,7 @@ impl Sampler {
             last: None,
             last_success: None,
             warned_permission: false,
+            warned_userns: false,
         }
     }
 
@@ -156,6 +159,14 @@ impl Sampler {
                  nsexporter_scan_errors_total{{reason=\"permission\"}}"
             );
             self.warned_permission = true;
+        }
+        if snap.reader_in_child_userns && !self.warned_userns {
+            tracing::warn!(
+                "nsexporter runs in a user namespace other than the host's: host UIDs that are \
+                 not mapped into it read as 65534, so host-root detection is unreliable; run it \
+                 in the host user namespace (no hostUsers: false for its pod)"
+            );
+            self.warned_userns = true;
         }
         self.track_starts(&snap);
         tracing::debug!(
