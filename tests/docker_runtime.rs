@@ -108,6 +108,16 @@ fn images() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         docker(&["info", "--format", "{{.ServerVersion}}"]);
+        // Containers that an interrupted earlier run of this file left behind.
+        let stale = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=nsexporter-test=docker_runtime",
+        ]);
+        for id in stale.split_whitespace() {
+            docker(&["rm", "-f", "-v", id]);
+        }
         let out = run(Command::new(root().join("tests/docker/build-image.sh")).arg(IMAGE));
         if !out.status.success() {
             return Err(format!(

@@ -38,6 +38,15 @@ if answers; then
     exit 0
 fi
 
+# A dockerd that was ended with its session leaves /var/run/docker.pid behind; dockerd
+# refuses to start while that PID is alive, even when it is now another program.
+if [ -f /var/run/docker.pid ]; then
+    stale=$(cat /var/run/docker.pid 2>/dev/null || true)
+    if [ -z "$stale" ] || [ "$(cat "/proc/$stale/comm" 2>/dev/null)" != dockerd ]; then
+        rm -f /var/run/docker.pid
+    fi
+fi
+
 start() {
     local storage_args=()
     [ -n "${1:-}" ] && storage_args=(--storage-driver "$1")
