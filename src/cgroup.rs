@@ -48,6 +48,18 @@ pub fn attribute(lines: &[CgroupLine<'_>], default_runtime: Runtime) -> Attribut
 
 /// Attribute one cgroup path. The innermost component that names a container wins, so
 /// a pod inside a kind node is attributed to the pod's container, not the node's.
+///
+/// # Delegated user subtrees
+/// Below `user@<uid>.service` systemd delegates the cgroup tree to that user, who can
+/// create cgroups of any name there: a `docker-<id>.scope` or `pod<uid>/<id>` reusing
+/// another, real container's ID or pod UID. Rootless Podman and Docker legitimately
+/// live there, so such containers are still attributed, but marked with the owner's
+/// UID ([`ContainerRef::owner_uid`]): they are a different key from any system
+/// container (never merged into its series), their `container_id` label reads
+/// `<scheme>://user-<uid>/<id>` (never joined to kube-state-metrics' containers), and
+/// their pod UID is left empty (a user cannot claim a Kubernetes pod). Elsewhere only
+/// root (or a privileged container, through its own nested cgroups: the kind shape)
+/// can create cgroups, and such a writer is host root already.
 pub fn attribute_path(path: &str, default_runtime: Runtime) -> Attribution {
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     if comps.last().is_some_and(|leaf| is_monitor(leaf)) {
@@ -59,16 +71,30 @@ pub fn attribute_path(path: &str, default_runtime: Runtime) -> Attribution {
         else {
             continue;
         };
-        let pod_uid = own_pod
-            .or_else(|| comps[..i].iter().rev().find_map(|c| pod_component(c)))
-            .unwrap_or_default();
+        let owner_uid = comps[..i].iter().find_map(|c| user_manager_uid(c));
+        let pod_uid = match owner_uid {
+            Some(_) => String::new(),
+            None => own_pod
+                .or_else(|| comps[..i].iter().rev().find_map(|c| pod_component(c)))
+                .unwrap_or_default(),
+        };
         return Attribution::Container(ContainerRef {
             runtime,
             id: id.to_owned(),
             pod_uid,
+            owner_uid,
         });
     }
     Attribution::Host
+}
+
+/// `user@<uid>.service`, the systemd user manager whose subtree is delegated to `<uid>`.
+fn user_manager_uid(c: &str) -> Option<u32> {
+    let digits = c.strip_prefix("user@")?.strip_suffix(".service")?;
+    if digits.is_empty() || digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 fn is_monitor(c: &str) -> bool {
@@ -178,7 +204,60 @@ mod tests {
             runtime,
             id: id.into(),
             pod_uid: uid.into(),
+            owner_uid: None,
         })
+    }
+
+    fn owned(runtime: Runtime, id: &str, owner: u32) -> Attribution {
+        Attribution::Container(ContainerRef {
+            runtime,
+            id: id.into(),
+            pod_uid: String::new(),
+            owner_uid: Some(owner),
+        })
+    }
+
+    #[test]
+    fn delegated_user_subtrees_are_marked_and_never_claim_a_pod() {
+        use Runtime::*;
+        let u = "/user.slice/user-1000.slice/user@1000.service";
+        let cases: Vec<(String, Attribution)> = vec![
+            // rootless Podman (systemd cgroup manager) and rootless Docker
+            (format!("{u}/user.slice/libpod-{ID}.scope/container"), owned(Podman, ID, 1000)),
+            (format!("{u}/app.slice/docker-{ID}.scope"), owned(Docker, ID, 1000)),
+            (format!("{u}/user.slice/docker/{ID}"), owned(Docker, ID, 1000)),
+            // a user forging a kubelet pod with someone else's pod UID and container ID
+            (format!("{u}/app.slice/kubepods/pod26ab26cd-6409-443f-a13c-fd6c231207c8/{ID}"),
+             owned(Containerd, ID, 1000)),
+            (format!("{u}/kubepods.slice/kubepods-podeb052b63_ea96_4728_ab4a_64ab3babccd7.slice/cri-containerd-{ID}.scope"),
+             owned(Containerd, ID, 1000)),
+            (format!("{u}/x.slice/kubepods-burstable-podeb052b63_ea96_4728_ab4a_64ab3babccd7.slice:cri-containerd:{ID}"),
+             owned(Containerd, ID, 1000)),
+            // the user manager's own services are host processes
+            (format!("{u}/app.slice/dbus.service"), Attribution::Host),
+            (format!("{u}/init.scope"), Attribution::Host),
+            // look-alikes of the manager's name do not mark
+            (format!("/system.slice/user@x.service/docker-{ID}.scope"), c(Docker, ID, "")),
+            (format!("/system.slice/user@.service/docker-{ID}.scope"), c(Docker, ID, "")),
+            (format!("/user@99999999999.service/docker-{ID}.scope"), c(Docker, ID, "")),
+        ];
+        for (path, want) in cases {
+            assert_eq!(attribute_path(&path, Containerd), want, "{path}");
+        }
+        // The label can never equal a system container's.
+        let Attribution::Container(forged) =
+            attribute_path(&format!("{u}/app.slice/docker-{ID}.scope"), Containerd)
+        else {
+            panic!("not a container")
+        };
+        let Attribution::Container(real) =
+            attribute_path(&format!("/system.slice/docker-{ID}.scope"), Containerd)
+        else {
+            panic!("not a container")
+        };
+        assert_ne!(forged, real);
+        assert_eq!(forged.container_id(), format!("docker://user-1000/{ID}"));
+        assert_eq!(real.container_id(), format!("docker://{ID}"));
     }
 
     #[test]

@@ -164,12 +164,22 @@ pub struct ContainerRef {
     pub id: String,
     /// The pod UID in API form (with dashes); empty outside Kubernetes.
     pub pod_uid: String,
+    /// The host UID whose systemd user manager (`user@<uid>.service`) holds the
+    /// container's cgroup: a rootless container, in a subtree where that user may name
+    /// cgroups as they like. `None` for containers under the system's own cgroups.
+    pub owner_uid: Option<u32>,
 }
 
 impl ContainerRef {
-    /// `<scheme>://<id>`, the form kube-state-metrics uses in `container_id`.
+    /// `<scheme>://<id>`, the form kube-state-metrics uses in `container_id`; for a
+    /// container in a user's delegated subtree `<scheme>://user-<uid>/<id>`, which no
+    /// runtime or kube-state-metrics ever writes, so that a user cannot forge or merge
+    /// into another container's series by reusing its ID (see `cgroup::attribute_path`).
     pub fn container_id(&self) -> String {
-        format!("{}://{}", self.runtime.name(), self.id)
+        match self.owner_uid {
+            None => format!("{}://{}", self.runtime.name(), self.id),
+            Some(uid) => format!("{}://user-{uid}/{}", self.runtime.name(), self.id),
+        }
     }
 }
 

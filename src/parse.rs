@@ -20,7 +20,15 @@ pub enum ParseError {
     StatusUid,
     #[error("cgroup line {0:?} is not `hierarchy:controllers:path`")]
     Cgroup(String),
+    #[error("cgroup file names hierarchy {0} twice")]
+    CgroupDuplicate(u32),
+    #[error("cgroup file has more than {0} lines")]
+    CgroupTooLong(usize),
 }
+
+/// More cgroup lines than any host has hierarchies (16 controllers, a few named v1
+/// hierarchies and the v2 one); bounds the duplicate check on a hostile file.
+pub const CGROUP_MAX_LINES: usize = 256;
 
 /// Maximum number of uid_map lines the kernel allows (`UID_GID_MAP_MAX_EXTENTS`).
 pub const UID_MAP_MAX_LINES: usize = 340;
@@ -198,8 +206,13 @@ impl CgroupLine<'_> {
 
 /// Parse `/proc/<pid>/cgroup`: `N:controllers:/path` per line. The path is everything
 /// after the second colon (paths may contain colons: the cgroupsPath form does).
+///
+/// The kernel writes one line per hierarchy, so a hierarchy named twice means a cgroup
+/// name smuggled in a line of its own: an error, never a second, forged line to
+/// attribute by. (Kernels since 5.x refuse `\n` in cgroup names, so this is defence
+/// in depth; the check costs nothing.)
 pub fn parse_cgroup(text: &str) -> Result<Vec<CgroupLine<'_>>, ParseError> {
-    let mut out = Vec::new();
+    let mut out: Vec<CgroupLine<'_>> = Vec::new();
     for line in text.split('\n').filter(|l| !l.is_empty()) {
         let bad = || ParseError::Cgroup(clip(line.as_bytes()));
         let (h, rest) = line.split_once(':').ok_or_else(bad)?;
@@ -207,6 +220,12 @@ pub fn parse_cgroup(text: &str) -> Result<Vec<CgroupLine<'_>>, ParseError> {
         let hierarchy = parse_u32(h).ok_or_else(bad)?;
         if !path.starts_with('/') {
             return Err(bad());
+        }
+        if out.len() == CGROUP_MAX_LINES {
+            return Err(ParseError::CgroupTooLong(CGROUP_MAX_LINES));
+        }
+        if out.iter().any(|l| l.hierarchy == hierarchy) {
+            return Err(ParseError::CgroupDuplicate(hierarchy));
         }
         out.push(CgroupLine {
             hierarchy,
@@ -414,6 +433,9 @@ mod tests {
         for bad in ["0:/", "x::/", "0::relative", "garbage"] {
             assert!(parse_cgroup(bad).is_err(), "{bad}");
         }
+        // A second line for the same hierarchy is a forged one.
+        let forged = "8:pids:/\n0::/user.slice/x\n0::/docker/abc\n";
+        assert_eq!(parse_cgroup(forged), Err(ParseError::CgroupDuplicate(0)));
     }
 
     #[test]

@@ -292,7 +292,7 @@ fn read_many(
 ) {
     let mut bufs = Bufs::default();
     for &pid in pids {
-        match read_process(proc_dir, pid, default_runtime, &mut bufs) {
+        match read_process(proc_dir, pid, default_runtime, &mut bufs, errors) {
             Ok(rec) => out.push(Found::Process(rec)),
             Err(ProcError::KernelThread) => {
                 // Kernel threads in the initial namespaces are the common case; any
@@ -309,12 +309,16 @@ fn read_many(
     }
 }
 
-/// Read one process. Kernel threads come back as `Err(KernelThread)`.
+/// Read one process. Kernel threads come back as `Err(KernelThread)`. A cgroup file
+/// that cannot be used is counted in `errors` but does not drop the process: its
+/// namespaces and UID still count, only unattributed (a process must not be able to
+/// hide from the scan by naming its cgroup oddly).
 fn read_process(
     proc_dir: &Dir,
     pid: u32,
     default_runtime: Runtime,
     bufs: &mut Bufs,
+    errors: &mut ScanErrors,
 ) -> Result<ProcRecord, ProcError> {
     let dir = proc_dir.open_pid(pid)?;
     dir.read_single_at(c"stat", &mut bufs.file)?;
@@ -325,13 +329,24 @@ fn read_process(
     let ns = hostref::read_ns_links_in(&dir)?;
     dir.read_single_at(c"status", &mut bufs.file)?;
     let host_euid = parse_status_euid(&bufs.file)?;
-    dir.read_single_at(c"cgroup", &mut bufs.file)?;
-    let text = std::str::from_utf8(&bufs.file)
-        .map_err(|_| parse::ParseError::Cgroup("not UTF-8".into()))?;
-    let lines = parse_cgroup(text)?;
-    let container = match attribute(&lines, default_runtime) {
-        Attribution::Container(c) => Some(c),
-        Attribution::Monitor | Attribution::Host => None,
+    let container = match dir.read_single_at(c"cgroup", &mut bufs.file) {
+        // Cgroup names may hold any bytes; no container ID is non-UTF-8, so a lossy
+        // view (borrowed when the text is valid) attributes exactly as the bytes would.
+        Ok(()) => match parse_cgroup(&String::from_utf8_lossy(&bufs.file)) {
+            Ok(lines) => match attribute(&lines, default_runtime) {
+                Attribution::Container(c) => Some(c),
+                Attribution::Monitor | Attribution::Host => None,
+            },
+            Err(e) => {
+                count(errors, ProcError::Parse(e), "cgroup", pid);
+                None
+            }
+        },
+        Err(e) if is_vanished(&e) => return Err(ProcError::Vanished),
+        Err(e) => {
+            count(errors, ProcError::from(e), "cgroup", pid);
+            None
+        }
     };
     Ok(ProcRecord {
         pid,
@@ -398,13 +413,18 @@ pub fn read_one(opts: &ScanOptions, pid: u32) -> Result<ProcessView, ProcessErro
     let pids = list_pids(&opts.paths).map_err(scan_err)?;
     let host = hostref::resolve(&proc_dir, &pids);
     let mut bufs = Bufs::default();
+    let mut soft = ScanErrors::default();
     let record =
-        read_process(&proc_dir, pid, opts.default_runtime, &mut bufs).map_err(|e| match e {
-            ProcError::KernelThread => ProcessError::KernelThread(pid),
-            ProcError::Vanished => ProcessError::NoSuchProcess(pid, procfs.display().to_string()),
-            ProcError::Permission => ProcessError::Permission(pid),
-            ProcError::Parse(p) => ProcessError::Parse(pid, p),
-            ProcError::Io(e) => ProcessError::Io(pid, e),
+        read_process(&proc_dir, pid, opts.default_runtime, &mut bufs, &mut soft).map_err(|e| {
+            match e {
+                ProcError::KernelThread => ProcessError::KernelThread(pid),
+                ProcError::Vanished => {
+                    ProcessError::NoSuchProcess(pid, procfs.display().to_string())
+                }
+                ProcError::Permission => ProcessError::Permission(pid),
+                ProcError::Parse(p) => ProcessError::Parse(pid, p),
+                ProcError::Io(e) => ProcessError::Io(pid, e),
+            }
         })?;
     let uid_map = read_uid_map(&proc_dir, pid, &mut bufs.file).ok();
     let root = RootMapping::classify(record.host_euid, uid_map.as_ref());
