@@ -22,6 +22,9 @@ pub struct Exposition {
     pub openmetrics: Bytes,
     /// When the latest successful scan finished (monotonic), for readiness.
     pub last_success: Option<Instant>,
+    /// Why the exporter is not doing its job right now, if it is not: the latest scan
+    /// failed, or it could read no process but its own. Readiness fails at once then.
+    pub failing: Option<String>,
 }
 
 impl Exposition {
@@ -38,6 +41,7 @@ impl Exposition {
             openmetrics: enc(Format::OpenMetrics),
             published,
             last_success,
+            failing: None,
         }
     }
 
@@ -79,9 +83,15 @@ impl Shared {
         }
     }
 
-    /// Ready when a scan has completed and the latest is no older than three intervals.
+    /// Ready when a scan has completed, the latest is no older than three intervals,
+    /// and the latest attempt neither failed nor was blind (every other process
+    /// unreadable): a failing procfs or missing privileges show at once, not after three
+    /// intervals of stale data.
     pub fn readiness(&self) -> Result<(), String> {
         let cur = self.current();
+        if let Some(why) = &cur.failing {
+            return Err(why.clone());
+        }
         match cur.last_success {
             None => Err("no scan has completed yet".into()),
             Some(t) if t.elapsed() > self.interval * 3 => Err(format!(
@@ -107,7 +117,17 @@ pub struct Sampler {
     warned_permission: bool,
     /// Whether running in a child user namespace was already logged.
     warned_userns: bool,
+    /// Why the latest scan attempt leaves the exporter not ready (see
+    /// [`Exposition::failing`]).
+    failing: Option<String>,
+    /// Scans failed in a row, and when the last error line about it was logged
+    /// (a failure that persists is logged again once a minute; recovery once).
+    failed_in_row: u64,
+    last_failure_log: Option<Instant>,
 }
+
+/// How often a scan failure that persists is logged again at error level.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl Sampler {
     pub fn new(scanner: Scanner) -> Self {
@@ -120,6 +140,9 @@ impl Sampler {
             last_success: None,
             warned_permission: false,
             warned_userns: false,
+            failing: None,
+            failed_in_row: 0,
+            last_failure_log: None,
         }
     }
 
@@ -131,7 +154,21 @@ impl Sampler {
             Err(err) => {
                 self.counters.scans += 1;
                 self.counters.procfs += 1;
-                tracing::error!(error = %err, "scan failed");
+                self.failed_in_row += 1;
+                let due = self
+                    .last_failure_log
+                    .is_none_or(|t| t.elapsed() >= FAILURE_LOG_EVERY);
+                if due {
+                    tracing::error!(
+                        error = %err,
+                        failed_in_row = self.failed_in_row,
+                        "scan failed: the host procfs is unreadable; counted in \
+                         nsexporter_scan_errors_total{{reason=\"procfs\"}}, and /readyz fails \
+                         until a scan succeeds again"
+                    );
+                    self.last_failure_log = Some(Instant::now());
+                }
+                self.failing = Some(format!("the latest scan failed: {err}"));
                 self.exposition()
             }
         }
@@ -140,18 +177,38 @@ impl Sampler {
     /// Fold a completed scan into the counters and publish it.
     pub fn publish_snapshot(&mut self, snap: Snapshot) -> Exposition {
         self.counters.scans += 1;
+        if self.failed_in_row > 0 {
+            tracing::info!(
+                failed_in_row = self.failed_in_row,
+                "scan succeeded again: the host procfs is readable"
+            );
+            self.failed_in_row = 0;
+            self.last_failure_log = None;
+        }
+        self.failing = None;
         let e = &snap.errors;
         self.counters.vanished += e.vanished;
         self.counters.permission += e.permission;
         self.counters.parse += e.parse;
         self.counters.io += e.io;
-        if e.permission > 0 && snap.processes == 0 {
+        // Blind: nothing readable but, at most, the exporter itself (a process may always
+        // read its own /proc/<pid>/ns). What it would report then is not the node.
+        let blind = e.permission > 0 && snap.processes <= 1;
+        if e.permission > 0 && (blind || e.permission >= snap.processes) {
             tracing::error!(
                 unreadable = e.permission,
+                readable = snap.processes,
                 procfs = %self.scanner.options().paths.procfs.display(),
-                "no process's namespaces could be read: nsexporter needs CAP_SYS_PTRACE \
-                 (ptrace read access) to read /proc/<pid>/ns of other processes"
+                "most processes' namespaces could not be read: nsexporter needs CAP_SYS_PTRACE \
+                 (ptrace read access) to read /proc/<pid>/ns of other processes; counted in \
+                 nsexporter_scan_errors_total{{reason=\"permission\"}}"
             );
+            if blind {
+                self.failing = Some(format!(
+                    "{} processes are unreadable and {} readable: CAP_SYS_PTRACE is missing",
+                    e.permission, snap.processes
+                ));
+            }
         } else if e.permission > 0 && !self.warned_permission {
             tracing::info!(
                 unreadable = e.permission,
@@ -181,13 +238,15 @@ impl Sampler {
     }
 
     fn exposition(&self) -> Exposition {
-        Exposition::new(
+        let mut e = Exposition::new(
             Arc::new(Published {
                 snapshot: self.last.clone(),
                 counters: self.counters.clone(),
             }),
             self.last_success,
-        )
+        );
+        e.failing = self.failing.clone();
+        e
     }
 
     fn track_starts(&mut self, snap: &Snapshot) {
@@ -220,5 +279,37 @@ pub fn run(mut sampler: Sampler, shared: Arc<Shared>, stop: Receiver<()>) {
             Err(RecvTimeoutError::Timeout) => continue,
             _ => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::HostPaths;
+    use crate::scan::ScanOptions;
+
+    #[test]
+    fn a_failed_scan_fails_readiness_at_once_and_a_good_one_restores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let procfs = dir.path().join("proc");
+        let shared = Shared::new(Duration::from_secs(3600));
+        let mut sampler = Sampler::new(Scanner::new(ScanOptions {
+            paths: HostPaths::new(&procfs),
+            ..ScanOptions::default()
+        }));
+        // Missing procfs: not ready, with the reason.
+        shared.publish(sampler.step());
+        let why = shared.readiness().unwrap_err();
+        assert!(why.contains("the latest scan failed"), "{why}");
+        // An empty but readable procfs scans fine: ready again without a restart.
+        std::fs::create_dir(&procfs).unwrap();
+        shared.publish(sampler.step());
+        assert_eq!(shared.readiness(), Ok(()));
+        // It disappears again: not ready at once, although the last success is recent.
+        std::fs::remove_dir(&procfs).unwrap();
+        shared.publish(sampler.step());
+        assert!(shared.readiness().is_err());
+        let c = &shared.current().published.counters;
+        assert_eq!((c.scans, c.procfs), (3, 2));
     }
 }
