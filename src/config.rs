@@ -222,7 +222,7 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
         // Global flags given after a subcommand land in the subcommand's matches.
         for m in [Some(matches), sub].into_iter().flatten() {
             let given = matches!(
-                m.try_get_raw(id).ok().flatten().and(m.value_source(id)),
+                m.try_get_raw(id).ok().flatten().and_then(|_| m.value_source(id)),
                 Some(ValueSource::CommandLine | ValueSource::EnvVariable)
             );
             if given {
