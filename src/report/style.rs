@@ -1,0 +1,157 @@
+//! Aligned columns and optional ANSI colour for the terminal commands. Widths are
+//! counted on the text without escape codes, so coloured and plain output line up the
+//! same way.
+
+use std::fmt::Write as _;
+
+/// What a piece of text means, which decides its colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tone {
+    Plain,
+    /// Headings.
+    Bold,
+    /// Host sharing that exposes the node (net, pid, ipc, uts, mnt) and host root.
+    Danger,
+    /// Host sharing that is normal for containers (cgroup, time, user) or remapped root.
+    Notice,
+    /// Isolated from the host.
+    Good,
+    /// Secondary information.
+    Dim,
+}
+
+impl Tone {
+    fn code(self) -> Option<&'static str> {
+        match self {
+            Tone::Plain => None,
+            Tone::Bold => Some("1"),
+            Tone::Danger => Some("1;31"),
+            Tone::Notice => Some("33"),
+            Tone::Good => Some("32"),
+            Tone::Dim => Some("2"),
+        }
+    }
+}
+
+/// Whether to write escape codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Painter {
+    pub(crate) color: bool,
+}
+
+impl Painter {
+    pub(crate) fn paint(&self, text: &str, tone: Tone) -> String {
+        match (self.color, tone.code()) {
+            (true, Some(code)) if !text.is_empty() => format!("\x1b[{code}m{text}\x1b[0m"),
+            _ => text.to_owned(),
+        }
+    }
+}
+
+/// One table cell: text spans, each with its own tone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Cell(pub(crate) Vec<(String, Tone)>);
+
+impl Cell {
+    pub(crate) fn plain(text: impl Into<String>) -> Cell {
+        Cell(vec![(text.into(), Tone::Plain)])
+    }
+
+    pub(crate) fn toned(text: impl Into<String>, tone: Tone) -> Cell {
+        Cell(vec![(text.into(), tone)])
+    }
+
+    pub(crate) fn push(&mut self, text: impl Into<String>, tone: Tone) {
+        self.0.push((text.into(), tone));
+    }
+
+    fn width(&self) -> usize {
+        self.0.iter().map(|(t, _)| t.chars().count()).sum()
+    }
+
+    fn render(&self, p: Painter) -> String {
+        self.0.iter().map(|(t, tone)| p.paint(t, *tone)).collect()
+    }
+}
+
+/// Columns separated by two spaces, left-aligned, no trailing blanks.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Table {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<Cell>>,
+}
+
+impl Table {
+    pub(crate) fn new(header: &[&'static str]) -> Table {
+        Table {
+            header: header.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub(crate) fn row(&mut self, cells: Vec<Cell>) {
+        self.rows.push(cells);
+    }
+
+    pub(crate) fn render(&self, p: Painter) -> String {
+        let ncols = self.header.len();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate().take(ncols) {
+                widths[i] = widths[i].max(c.width());
+            }
+        }
+        let mut out = String::new();
+        let header: Vec<Cell> = self
+            .header
+            .iter()
+            .map(|h| Cell::toned(*h, Tone::Bold))
+            .collect();
+        for r in std::iter::once(&header).chain(self.rows.iter()) {
+            let mut line = String::new();
+            let last = r.len().min(ncols).saturating_sub(1);
+            for (i, c) in r.iter().enumerate().take(ncols) {
+                line.push_str(&c.render(p));
+                if i < last {
+                    let pad = widths[i] - c.width() + 2;
+                    let _ = write!(line, "{:pad$}", "");
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up_with_and_without_colour() {
+        let mut t = Table::new(&["A", "LONGER"]);
+        let mut c = Cell::toned("net", Tone::Danger);
+        c.push(" time", Tone::Notice);
+        t.row(vec![c, Cell::plain("x")]);
+        t.row(vec![Cell::plain("a"), Cell::plain("")]);
+        let plain = t.render(Painter { color: false });
+        assert_eq!(plain, "A         LONGER\nnet time  x\na\n");
+        let coloured = t.render(Painter { color: true });
+        assert!(coloured.contains("\x1b[1;31mnet\x1b[0m\x1b[33m time\x1b[0m  x\n"));
+        let stripped: String = {
+            let mut s = String::new();
+            let mut esc = false;
+            for ch in coloured.chars() {
+                match (esc, ch) {
+                    (false, '\x1b') => esc = true,
+                    (true, 'm') => esc = false,
+                    (true, _) => {}
+                    (false, c) => s.push(c),
+                }
+            }
+            s
+        };
+        assert_eq!(stripped, plain);
+    }
+}
