@@ -4,6 +4,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 
 use crate::model::Runtime;
 use crate::paths::HostPaths;
+use crate::webconfig::WebConfigSource;
 
 /// nsexporter: which containers share the host's namespaces or run as host root, and
 /// how many namespaces the node holds, from the kernel's own records.
@@ -40,6 +42,21 @@ pub struct Flags {
         value_name = "PATH"
     )]
     pub telemetry_path: Option<String>,
+    /// Web config file (exporter-toolkit format): TLS, client certificates, basic auth,
+    /// response headers. Re-read on every new connection, so certificates rotate live.
+    #[arg(
+        long = "web.config.file",
+        env = "NSEXPORTER_WEB_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub web_config_file: Option<String>,
+    /// Most scrapes of the metrics path in flight at once; more get 503. 0: no limit. [default: 40]
+    #[arg(
+        long = "web.max-requests",
+        env = "NSEXPORTER_WEB_MAX_REQUESTS",
+        value_name = "N"
+    )]
+    pub max_requests: Option<String>,
     /// The host's procfs mount point (`/host/proc` in a pod). [default: /proc]
     #[arg(
         long = "path.procfs",
@@ -119,6 +136,10 @@ pub enum LogFormat {
 pub struct Settings {
     pub listen_address: SocketAddr,
     pub telemetry_path: String,
+    /// The checked `--web.config.file`, re-read by the server; None: plain HTTP, no auth.
+    pub web_config: Option<Arc<WebConfigSource>>,
+    /// `--web.max-requests`; 0 means no limit.
+    pub max_requests: usize,
     pub paths: HostPaths,
     pub scan_interval: Duration,
     pub scan_threads: usize,
@@ -163,6 +184,10 @@ struct RawWeb {
     listen_address: String,
     #[serde(rename = "telemetry-path")]
     telemetry_path: String,
+    #[serde(rename = "config-file")]
+    config_file: String,
+    #[serde(rename = "max-requests")]
+    max_requests: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +221,8 @@ struct RawLog {
 const SETTINGS: &[(&str, &str, &str)] = &[
     ("web.listen-address", ":9816", "listen_address"),
     ("web.telemetry-path", "/metrics", "telemetry_path"),
+    ("web.config-file", "", "web_config_file"),
+    ("web.max-requests", "40", "max_requests"),
     ("path.procfs", "/proc", "procfs"),
     ("scan.interval", "15s", "scan_interval"),
     ("scan.threads", "1", "scan_threads"),
@@ -222,7 +249,10 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
         // Global flags given after a subcommand land in the subcommand's matches.
         for m in [Some(matches), sub].into_iter().flatten() {
             let given = matches!(
-                m.try_get_raw(id).ok().flatten().and_then(|_| m.value_source(id)),
+                m.try_get_raw(id)
+                    .ok()
+                    .flatten()
+                    .and_then(|_| m.value_source(id)),
                 Some(ValueSource::CommandLine | ValueSource::EnvVariable)
             );
             if given {
@@ -300,6 +330,29 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             ),
         ));
     }
+    let web_config = match raw.web.config_file.trim() {
+        "" => None,
+        f => Some(Arc::new(
+            WebConfigSource::load(PathBuf::from(f))
+                .map_err(|e| invalid("web.config-file", format!("{f}: {e}")))?,
+        )),
+    };
+    let max_requests: usize = raw
+        .web
+        .max_requests
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n <= 100_000)
+        .ok_or_else(|| {
+            invalid(
+                "web.max-requests",
+                format!(
+                    "{:?} must be a whole number from 0 (no limit) to 100000",
+                    raw.web.max_requests
+                ),
+            )
+        })?;
     if raw.path.procfs.is_empty() {
         return Err(invalid("path.procfs", "must not be empty"));
     }
@@ -359,6 +412,8 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
     Ok(Settings {
         listen_address,
         telemetry_path,
+        web_config,
+        max_requests,
         paths: HostPaths::new(raw.path.procfs),
         scan_interval,
         scan_threads,

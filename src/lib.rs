@@ -12,7 +12,8 @@
 //! - [`scan`]: one pass over /proc into a snapshot.
 //! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes.
 //! - [`metrics`]: the metric contract, encoded from a published snapshot.
-//! - [`server`]: the HTTP endpoints.
+//! - [`server`]: the HTTP endpoints and the limits that protect them.
+//! - [`webconfig`]: `--web.config.file`: TLS, client certificates, basic auth, reloading.
 //! - [`config`]: flags, environment and config file.
 //! - [`telemetry`]: logging through tracing, as logfmt or JSON.
 //! - [`report`]: `report`, `inspect` and `diff` for a person at a terminal.
@@ -30,6 +31,7 @@ pub mod sampler;
 pub mod scan;
 pub mod server;
 pub mod telemetry;
+pub mod webconfig;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -70,10 +72,12 @@ pub async fn serve(
     std::thread::Builder::new()
         .name("sampler".into())
         .spawn(move || sampler::run(sampler, sampler_shared, stop_rx))?;
-    let app = Arc::new(server::App {
+    let app = Arc::new(server::App::new(
         shared,
-        telemetry_path: settings.telemetry_path.clone(),
-    });
+        settings.telemetry_path.clone(),
+        settings.web_config.clone(),
+        settings.max_requests,
+    ));
     let res = server::run(listener, app, shutdown).await;
     // The sampler stops at its next wait; a scan in progress is abandoned with the process.
     let _ = stop_tx.send(());

@@ -1,0 +1,750 @@
+//! The endpoint against the real binary on loopback: TLS, mTLS, TLS versions, basic
+//! auth, certificate rotation without a restart, a broken reload, startup validation,
+//! slowloris clients, gzip, and strict HTTP (404, 405, 431). Certificates are made at
+//! test time with rcgen; the TLS client is rustls.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::*;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+// ---------------------------------------------------------------------------------
+// Certificates
+
+struct Ca {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        Ca {
+            issuer: rcgen::Issuer::new(p, key),
+            pem: cert.pem(),
+        }
+    }
+
+    /// (certificate PEM, key PEM) for `localhost` and 127.0.0.1, or a client certificate.
+    fn leaf(&self, client: bool) -> (String, String) {
+        let mut p = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        p.subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        p.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Replace a file in one step, as a certificate manager does.
+fn replace(dir: &Path, name: &str, text: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// Clients
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Resp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.text();
+        f.debug_struct("Resp")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body", &text.chars().take(200).collect::<String>())
+            .finish()
+    }
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn parse_response(raw: &[u8]) -> Result<Resp, String> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP response: {:?}", String::from_utf8_lossy(raw)))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or("");
+    if !status_line.starts_with("HTTP/1.") {
+        return Err(format!("not an HTTP response: {status_line:?}"));
+    }
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Ok(Resp {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
+fn request_text(method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req
+}
+
+/// Send raw bytes over plain TCP and read until the server closes.
+fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Result<Resp, String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(bytes).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    let res = s.read_to_end(&mut raw);
+    match parse_response(&raw) {
+        Ok(r) => Ok(r),
+        Err(e) => Err(format!("{e} (read: {res:?})")),
+    }
+}
+
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Resp, String> {
+    raw_exchange(addr, request_text(method, path, headers).as_bytes())
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+/// A rustls client config trusting `ca_pem`, offering `versions`, with an optional
+/// client certificate.
+fn client_config(
+    ca_pem: &str,
+    client_cert: Option<&(String, String)>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+    let cfg = match client_cert {
+        Some((cert, key)) => {
+            let certs = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            b.with_client_auth_cert(certs, key).unwrap()
+        }
+        None => b.with_no_client_auth(),
+    };
+    Arc::new(cfg)
+}
+
+const ALL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// One HTTPS request on a new connection. Err: the handshake or the exchange failed.
+fn https(
+    addr: SocketAddr,
+    cfg: Arc<rustls::ClientConfig>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Resp, String> {
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(cfg, name).map_err(|e| e.to_string())?;
+    let sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(request_text("GET", path, headers).as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut raw = Vec::new();
+    if let Err(e) = tls.read_to_end(&mut raw) {
+        // A server that refuses the client certificate says so with an alert that
+        // arrives here, at the first read (TLS 1.3).
+        if raw.is_empty() {
+            return Err(format!("read: {e}"));
+        }
+    }
+    parse_response(&raw)
+}
+
+fn fixture_args() -> Vec<String> {
+    vec![
+        "--path.procfs".into(),
+        fixture_proc().display().to_string(),
+        "--scan.interval".into(),
+        "1h".into(),
+    ]
+}
+
+fn start_with(web_config: &Path, extra: &[&str]) -> Exporter {
+    let mut args = fixture_args();
+    args.push("--web.config.file".into());
+    args.push(web_config.display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    Exporter::start(&refs)
+}
+
+/// Wait for a stderr line containing all of `words`.
+fn wait_log(e: &Exporter, words: &[&str], timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match e.stderr.recv_timeout(left) {
+            Ok(line) => {
+                if words.iter().all(|w| line.contains(w)) {
+                    return line;
+                }
+                seen.push(line);
+            }
+            Err(_) => panic!("no log line with {words:?}; saw {seen:#?}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn basic_auth_wrong_or_missing_password_gets_401_right_one_200() {
+    let d = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let cfg = write(
+        d.path(),
+        "web.yml",
+        &format!(
+            "basic_auth_users:\n  alice: '{hash}'\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n"
+        ),
+    );
+    let e = start_with(&cfg, &[]);
+    for (what, auth) in [
+        ("no credentials", None),
+        ("wrong password", Some(basic("alice", "nope"))),
+        ("unknown user", Some(basic("mallory", "s3cret"))),
+        ("empty password", Some(basic("alice", ""))),
+        ("garbage", Some("Basic %%%".to_string())),
+    ] {
+        let h: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        for path in ["/metrics", "/", "/healthz", "/nope"] {
+            let r = http(e.addr, "GET", path, &h).unwrap();
+            assert_eq!(r.status, 401, "{what} on {path}");
+            assert_eq!(r.header("WWW-Authenticate"), Some("Basic"), "{what}");
+            assert!(!r.text().contains("nsexporter_"), "no metrics leak");
+        }
+    }
+    let good = basic("alice", "s3cret");
+    let h = [("Authorization", good.as_str())];
+    let r = http(e.addr, "GET", "/metrics", &h).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("nsexporter_"), "{}", r.text());
+    assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"));
+    // The second time comes from the credential cache; same answer.
+    assert_eq!(http(e.addr, "GET", "/metrics", &h).unwrap().status, 200);
+    assert_eq!(http(e.addr, "GET", "/nope", &h).unwrap().status, 404);
+    assert_eq!(http(e.addr, "POST", "/metrics", &h).unwrap().status, 405);
+}
+
+#[test]
+fn tls_serves_https_and_plain_http_to_the_tls_port_fails() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = Ca::new("server");
+    let (cert, key) = ca.leaf(false);
+    write(d.path(), "cert.pem", &cert);
+    write(d.path(), "key.pem", &key);
+    let web = write(
+        d.path(),
+        "web.yml",
+        "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n",
+    );
+    // Through the settings file's `web.config-file` key, and web.max-requests 0 (no limit).
+    let settings = write(
+        d.path(),
+        "nsexporter.yml",
+        &format!(
+            "web:\n  config-file: {}\n  max-requests: 0\n",
+            web.display()
+        ),
+    );
+    let mut args = fixture_args();
+    args.push("--config.file".into());
+    args.push(settings.display().to_string());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = Exporter::start(&refs);
+    let cfg = client_config(&ca.pem, None, ALL_VERSIONS);
+    let r = https(e.addr, cfg.clone(), "/metrics", &[]).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("nsexporter_"));
+    for _ in 0..3 {
+        assert_eq!(
+            https(e.addr, cfg.clone(), "/healthz", &[]).unwrap().status,
+            200
+        );
+    }
+    // Plain HTTP to the TLS port: no HTTP answer.
+    let plain = http(e.addr, "GET", "/metrics", &[]);
+    assert!(plain.is_err(), "plain HTTP got an answer: {plain:?}");
+    // A client that does not trust the server's CA refuses it.
+    let other = Ca::new("other");
+    assert!(https(
+        e.addr,
+        client_config(&other.pem, None, ALL_VERSIONS),
+        "/",
+        &[]
+    )
+    .is_err());
+    // The server still serves after all that.
+    assert_eq!(https(e.addr, cfg, "/metrics", &[]).unwrap().status, 200);
+}
+
+#[test]
+fn mtls_refuses_clients_without_a_certificate_signed_by_the_client_ca() {
+    let d = tempfile::tempdir().unwrap();
+    let server_ca = Ca::new("server");
+    let client_ca = Ca::new("clients");
+    let stranger_ca = Ca::new("stranger");
+    let (cert, key) = server_ca.leaf(false);
+    write(d.path(), "cert.pem", &cert);
+    write(d.path(), "key.pem", &key);
+    write(d.path(), "clients.pem", &client_ca.pem);
+    let web = write(
+        d.path(),
+        "web.yml",
+        "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.pem\n",
+    );
+    let e = start_with(&web, &[]);
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let none = https(
+            e.addr,
+            client_config(&server_ca.pem, None, versions),
+            "/metrics",
+            &[],
+        );
+        assert!(none.is_err(), "no client cert was served: {none:?}");
+        let stranger = stranger_ca.leaf(true);
+        let bad = https(
+            e.addr,
+            client_config(&server_ca.pem, Some(&stranger), versions),
+            "/metrics",
+            &[],
+        );
+        assert!(bad.is_err(), "a cert from another CA was served: {bad:?}");
+        let good = client_ca.leaf(true);
+        let r = https(
+            e.addr,
+            client_config(&server_ca.pem, Some(&good), versions),
+            "/metrics",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.text().contains("nsexporter_"));
+    }
+}
+
+#[test]
+fn min_version_tls13_refuses_a_tls12_only_client() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = Ca::new("server");
+    let (cert, key) = ca.leaf(false);
+    write(d.path(), "cert.pem", &cert);
+    write(d.path(), "key.pem", &key);
+    let web = write(
+        d.path(),
+        "web.yml",
+        "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n  min_version: TLS13\n",
+    );
+    let e = start_with(&web, &[]);
+    let old = https(
+        e.addr,
+        client_config(&ca.pem, None, &[&rustls::version::TLS12]),
+        "/metrics",
+        &[],
+    );
+    assert!(old.is_err(), "TLS 1.2 client was served: {old:?}");
+    let new = https(
+        e.addr,
+        client_config(&ca.pem, None, &[&rustls::version::TLS13]),
+        "/metrics",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(new.status, 200);
+}
+
+#[test]
+fn certificates_rotate_without_restart_and_a_broken_reload_keeps_the_last_good_config() {
+    let d = tempfile::tempdir().unwrap();
+    let ca1 = Ca::new("first");
+    let ca2 = Ca::new("second");
+    let (c1, k1) = ca1.leaf(false);
+    write(d.path(), "cert.pem", &c1);
+    write(d.path(), "key.pem", &k1);
+    let web_text = "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n";
+    let web = write(d.path(), "web.yml", web_text);
+    let e = start_with(&web, &[]);
+    let pid = e.child.id();
+    let trust1 = client_config(&ca1.pem, None, ALL_VERSIONS);
+    let trust2 = client_config(&ca2.pem, None, ALL_VERSIONS);
+    assert_eq!(
+        https(e.addr, trust1.clone(), "/metrics", &[])
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(https(e.addr, trust2.clone(), "/metrics", &[]).is_err());
+
+    // Rotate: a new key and certificate from another CA.
+    let (c2, k2) = ca2.leaf(false);
+    replace(d.path(), "key.pem", &k2);
+    replace(d.path(), "cert.pem", &c2);
+    assert_eq!(
+        https(e.addr, trust2.clone(), "/metrics", &[])
+            .unwrap()
+            .status,
+        200,
+        "the next connection sees the new certificate"
+    );
+    assert!(https(e.addr, trust1.clone(), "/metrics", &[]).is_err());
+    wait_log(&e, &["web config reloaded"], Duration::from_secs(5));
+
+    // A broken config file: logged, and the last good config stays.
+    replace(d.path(), "web.yml", "tls_server_config: [\n");
+    assert_eq!(
+        https(e.addr, trust2.clone(), "/metrics", &[])
+            .unwrap()
+            .status,
+        200
+    );
+    wait_log(
+        &e,
+        &["cannot reload the web config"],
+        Duration::from_secs(5),
+    );
+    // A half-done rotation (a key that does not match the certificate) likewise.
+    replace(d.path(), "web.yml", web_text);
+    let (_, k3) = ca1.leaf(false);
+    replace(d.path(), "key.pem", &k3);
+    assert_eq!(
+        https(e.addr, trust2.clone(), "/metrics", &[])
+            .unwrap()
+            .status,
+        200
+    );
+    wait_log(
+        &e,
+        &["cannot reload the web config", "do not work together"],
+        Duration::from_secs(5),
+    );
+    // A deleted certificate too.
+    std::fs::remove_file(d.path().join("cert.pem")).unwrap();
+    assert_eq!(
+        https(e.addr, trust2.clone(), "/metrics", &[])
+            .unwrap()
+            .status,
+        200
+    );
+    // Fixed again: served with the newest pair.
+    let (c4, k4) = ca1.leaf(false);
+    replace(d.path(), "key.pem", &k4);
+    replace(d.path(), "cert.pem", &c4);
+    assert_eq!(https(e.addr, trust1, "/metrics", &[]).unwrap().status, 200);
+    assert_eq!(e.child.id(), pid);
+    let mut e = e;
+    assert!(e.child.try_wait().unwrap().is_none(), "still running");
+}
+
+#[test]
+fn a_bad_web_config_or_max_requests_exits_2_naming_the_setting() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = Ca::new("server");
+    let (cert, key) = ca.leaf(false);
+    let (_, other_key) = ca.leaf(false);
+    write(d.path(), "cert.pem", &cert);
+    write(d.path(), "key.pem", &key);
+    write(d.path(), "other-key.pem", &other_key);
+    let tls = "tls_server_config:\n  cert_file: cert.pem\n";
+    let cases = [
+        ("missing.yml", None, "missing.yml"),
+        (
+            "yaml.yml",
+            Some("basic_auth_users: [\n".to_string()),
+            "YAML",
+        ),
+        (
+            "unknown.yml",
+            Some("tls_config: {}\n".to_string()),
+            "tls_config",
+        ),
+        ("nokey.yml", Some(tls.to_string()), "key_file"),
+        (
+            "version.yml",
+            Some(format!("{tls}  key_file: key.pem\n  min_version: TLS11\n")),
+            "min_version",
+        ),
+        (
+            "auth.yml",
+            Some(format!(
+                "{tls}  key_file: key.pem\n  client_auth_type: Maybe\n"
+            )),
+            "client_auth_type",
+        ),
+        (
+            "mismatch.yml",
+            Some(format!("{tls}  key_file: other-key.pem\n")),
+            "do not work together",
+        ),
+        (
+            "hash.yml",
+            Some("basic_auth_users:\n  alice: hunter2\n".to_string()),
+            "basic_auth_users.alice",
+        ),
+    ];
+    for (name, text, want) in cases {
+        if let Some(t) = &text {
+            write(d.path(), name, t);
+        }
+        let out = Command::new(BIN)
+            .args(["--once", "--path.procfs"])
+            .arg(fixture_proc())
+            .arg("--web.config.file")
+            .arg(d.path().join(name))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains("web.config-file"), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err} should mention {want}");
+    }
+    for bad in ["-1", "lots", "1e3", "100001"] {
+        let out = Command::new(BIN)
+            .args(["--once", "--path.procfs"])
+            .arg(fixture_proc())
+            .env("NSEXPORTER_WEB_MAX_REQUESTS", bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("web.max-requests"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn slowloris_clients_are_cut_off_and_scrapes_go_on_meanwhile() {
+    let e = Exporter::start(
+        &fixture_args()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    e.wait_ready();
+    const SLOW: usize = 40;
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..SLOW)
+        .map(|i| {
+            let addr = e.addr;
+            std::thread::spawn(move || -> Duration {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                // Every fifth client sends nothing at all (an idle connection).
+                let msg: Vec<u8> = if i % 5 == 0 {
+                    Vec::new()
+                } else {
+                    b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                        .to_vec()
+                };
+                let mut k = 0;
+                loop {
+                    if t0.elapsed() > Duration::from_secs(25) {
+                        return t0.elapsed();
+                    }
+                    let byte = msg.get(k % msg.len().max(1)).copied();
+                    if let Some(b) = byte {
+                        if s.write_all(&[b]).is_err() {
+                            return t0.elapsed();
+                        }
+                        k += 1;
+                    }
+                    let mut buf = [0u8; 256];
+                    match s.read(&mut buf) {
+                        Ok(_) => return t0.elapsed(), // EOF or a 408: closed
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::WouldBlock
+                                || e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(_) => return t0.elapsed(),
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+            })
+        })
+        .collect();
+    // Meanwhile, normal scrapes are answered at once.
+    let mut scrapes = 0;
+    while t0.elapsed() < Duration::from_secs(9) {
+        let start = Instant::now();
+        let r = e.get("/metrics");
+        assert_eq!(r.status, 200);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "scrape took {:?}",
+            start.elapsed()
+        );
+        scrapes += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(scrapes > 10);
+    for h in handles {
+        let closed_after = h.join().unwrap();
+        assert!(
+            closed_after >= Duration::from_secs(8) && closed_after < Duration::from_secs(15),
+            "a slow client was closed after {closed_after:?}, want about the 10s header timeout"
+        );
+    }
+    assert_eq!(e.get("/healthz").status, 200);
+}
+
+#[test]
+fn gzip_when_the_client_asks_for_it() {
+    let e = Exporter::start(
+        &fixture_args()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    e.wait_ready();
+    for accept in [None, Some("application/openmetrics-text; version=1.0.0")] {
+        let mut h: Vec<(&str, &str)> = accept.iter().map(|a| ("Accept", *a)).collect();
+        let plain = http(e.addr, "GET", "/metrics", &h).unwrap();
+        assert_eq!(plain.status, 200);
+        assert_eq!(plain.header("Content-Encoding"), None);
+        h.push(("Accept-Encoding", "deflate, gzip"));
+        for _ in 0..2 {
+            let z = http(e.addr, "GET", "/metrics", &h).unwrap();
+            assert_eq!(z.status, 200);
+            assert_eq!(z.header("Content-Encoding"), Some("gzip"));
+            assert_eq!(z.header("Vary"), Some("Accept-Encoding"));
+            assert_eq!(z.header("Content-Type"), plain.header("Content-Type"));
+            assert_eq!(
+                z.header("Content-Length").and_then(|l| l.parse().ok()),
+                Some(z.body.len())
+            );
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&z.body[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, plain.body, "gzip decodes to the plain body");
+            assert!(z.body.len() < plain.body.len());
+        }
+    }
+    let no = http(
+        e.addr,
+        "GET",
+        "/metrics",
+        &[("Accept-Encoding", "gzip;q=0")],
+    )
+    .unwrap();
+    assert_eq!(no.header("Content-Encoding"), None);
+}
+
+#[test]
+fn strict_http_404_405_and_431_for_oversized_headers() {
+    let e = Exporter::start(
+        &[
+            fixture_args(),
+            vec!["--web.max-requests".into(), "1".into()],
+        ]
+        .concat()
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!(http(e.addr, "GET", "/nope", &[]).unwrap().status, 404);
+    assert_eq!(http(e.addr, "GET", "/metricsx", &[]).unwrap().status, 404);
+    for m in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        let r = http(e.addr, m, "/metrics", &[]).unwrap();
+        assert_eq!(r.status, 405, "{m}");
+        assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+    }
+    let head = http(e.addr, "HEAD", "/metrics", &[]).unwrap();
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    // One huge header, and too many small ones.
+    let big = "a".repeat(64 * 1024);
+    assert_eq!(
+        http(e.addr, "GET", "/metrics", &[("X-Big", &big)])
+            .unwrap()
+            .status,
+        431
+    );
+    let names: Vec<String> = (0..200).map(|i| format!("X-H{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    assert_eq!(http(e.addr, "GET", "/metrics", &many).unwrap().status, 431);
+    // Garbage is a 400, not a crash.
+    let r = raw_exchange(e.addr, b"\x00\x01\x02 nonsense\r\n\r\n").unwrap();
+    assert_eq!(r.status, 400);
+    // With --web.max-requests 1, scrapes one after another all pass: the slot is returned.
+    for _ in 0..20 {
+        assert_eq!(http(e.addr, "GET", "/metrics", &[]).unwrap().status, 200);
+    }
+    assert_eq!(e.get("/healthz").status, 200);
+}
