@@ -61,6 +61,11 @@ pub fn attribute(lines: &[CgroupLine<'_>], default_runtime: Runtime) -> Attribut
 /// root (or a privileged container, through its own nested cgroups: the kind shape)
 /// can create cgroups, and such a writer is host root already.
 pub fn attribute_path(path: &str, default_runtime: Runtime) -> Attribution {
+    // The kernel prints cgroup paths into a PATH_MAX buffer: a longer one is not from
+    // a kernel, and splitting it would allocate in proportion to a hostile file.
+    if path.len() > PATH_MAX {
+        return Attribution::Host;
+    }
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     if comps.last().is_some_and(|leaf| is_monitor(leaf)) {
         return Attribution::Monitor;
@@ -96,6 +101,9 @@ fn user_manager_uid(c: &str) -> Option<u32> {
     }
     digits.parse().ok()
 }
+
+/// `PATH_MAX`: no cgroup path the kernel writes is longer.
+const PATH_MAX: usize = 4096;
 
 fn is_monitor(c: &str) -> bool {
     c == "conmon" || c.starts_with("crio-conmon-") || c.starts_with("libpod-conmon-")

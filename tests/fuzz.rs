@@ -1,0 +1,803 @@
+//! Property tests ("fuzzing" that runs in `cargo test`) for every parser of /proc
+//! content and for the settings loader. The properties: no panic; no allocation beyond
+//! a small multiple of the input (checked by a counting allocator, on inputs up to a few
+//! MB); and an error value rather than garbage: a generated valid input parses back to
+//! the generated values, and any other input either fails or parses to something
+//! consistent with its text.
+//!
+//! Cases per property: `PROPTEST_CASES` (default 256). Inputs that ever broke a
+//! property are kept below as plain regression tests.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::Write;
+
+use clap::CommandFactory;
+use nsexporter::cgroup::{attribute_path, Attribution};
+use nsexporter::config::{self, Flags};
+use nsexporter::model::{NsType, Runtime, UidMapLine};
+use nsexporter::parse::{
+    self, parse_cgroup, parse_mountinfo_nsfs, parse_ns_link, parse_stat, parse_status_euid,
+    parse_sysctl_u64, parse_uid_map, ParseError, CGROUP_MAX_LINES, UID_MAP_MAX_LINES,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+// ---------------------------------------------------------------------------------
+// A counting allocator: the peak of bytes live on the current thread.
+
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only bookkeeping is added, in const-init
+// thread locals that never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        track(l.size() as isize);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        track(-(l.size() as isize));
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        track(new as isize - l.size() as isize);
+        System.realloc(p, l, new)
+    }
+}
+
+fn track(d: isize) {
+    let _ = LIVE.try_with(|live| {
+        let v = live.get() + d;
+        live.set(v);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
+    });
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Run `f` and return its result with the peak of extra bytes it had allocated.
+fn peak_alloc<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let out = f();
+    let peak = PEAK.with(Cell::get) - base;
+    (out, peak.max(0) as usize)
+}
+
+/// The bound every parser keeps: twice the input plus 64 KiB.
+fn alloc_bound(input_len: usize) -> usize {
+    2 * input_len + (64 << 10)
+}
+
+fn runner() -> TestRunner {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256);
+    TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+fn check<S: Strategy>(strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
+where
+    S::Value: std::fmt::Debug,
+{
+    if let Err(e) = runner().run(&strategy, test) {
+        panic!("{e}");
+    }
+}
+
+/// Bytes biased towards the characters /proc formats are made of.
+fn proc_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop_oneof![
+        4 => prop::sample::select(b"0123456789:[]()/ \t\n-_.@,".to_vec()),
+        2 => prop::sample::select(b"abcdefnetpidusrcgroupmnt".to_vec()),
+        1 => any::<u8>(),
+    ];
+    prop::collection::vec(byte, 0..max)
+}
+
+fn proc_text(max: usize) -> impl Strategy<Value = String> {
+    proc_bytes(max).prop_map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn ns_type() -> impl Strategy<Value = NsType> {
+    prop::sample::select(NsType::ALL.to_vec())
+}
+
+/// Insert, delete or replace one byte of `s` at a chosen place.
+fn mutate(s: &[u8], at: usize, op: u8, byte: u8) -> Vec<u8> {
+    let mut v = s.to_vec();
+    if v.is_empty() {
+        v.push(byte);
+        return v;
+    }
+    let i = at % v.len();
+    match op % 3 {
+        0 => v.insert(i, byte),
+        1 => {
+            v.remove(i);
+        }
+        _ => v[i] = byte,
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------
+// ns links
+
+#[test]
+fn ns_link_round_trip_and_strictness() {
+    check((ns_type(), ns_type(), any::<u64>()), |(t, other, ino)| {
+        let text = format!("{t}:[{ino}]");
+        prop_assert_eq!(parse_ns_link(text.as_bytes(), t), Ok(ino));
+        if other != t {
+            prop_assert!(parse_ns_link(text.as_bytes(), other).is_err());
+        }
+        Ok(())
+    });
+    check(
+        (
+            ns_type(),
+            any::<u64>(),
+            any::<usize>(),
+            any::<u8>(),
+            any::<u8>(),
+        ),
+        |(t, ino, at, op, byte)| {
+            let text = mutate(format!("{t}:[{ino}]").as_bytes(), at, op, byte);
+            if let Ok(v) = parse_ns_link(&text, t) {
+                // Only an inode written in digits, in exactly that frame, parses.
+                let inner = text
+                    .strip_prefix(format!("{t}:[").as_bytes())
+                    .and_then(|r| r.strip_suffix(b"]"));
+                prop_assert!(inner.is_some(), "{:?}", String::from_utf8_lossy(&text));
+                let digits = std::str::from_utf8(inner.unwrap_or_default()).unwrap_or("x");
+                prop_assert_eq!(digits.parse::<u64>().ok(), Some(v));
+            }
+            Ok(())
+        },
+    );
+    check((proc_bytes(300), ns_type()), |(b, t)| {
+        let _ = parse_ns_link(&b, t);
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// uid_map
+
+fn uid_line() -> impl Strategy<Value = UidMapLine> {
+    (any::<u32>(), any::<u32>(), 1..=u32::MAX).prop_map(|(inside, outside, length)| UidMapLine {
+        inside,
+        outside,
+        length,
+    })
+}
+
+fn spaces() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(vec![' ', '\t']), 1..12)
+        .prop_map(|v| v.into_iter().collect())
+}
+
+/// A uid_map's non-blank lines must each be three numbers equal to the parsed line.
+fn consistent_uid_map(text: &str, lines: &[UidMapLine]) -> Result<(), TestCaseError> {
+    let src: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    prop_assert_eq!(src.len(), lines.len());
+    for (s, l) in src.iter().zip(lines) {
+        let f: Vec<u64> = s
+            .split_ascii_whitespace()
+            .map(|x| x.parse::<u64>().unwrap_or(u64::MAX))
+            .collect();
+        prop_assert_eq!(
+            f,
+            vec![
+                u64::from(l.inside),
+                u64::from(l.outside),
+                u64::from(l.length)
+            ]
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn uid_map_round_trip_and_consistency() {
+    let map = prop::collection::vec((uid_line(), spaces(), spaces(), spaces()), 0..=40);
+    check(map, |lines| {
+        let text: String = lines
+            .iter()
+            .map(|(l, a, b, c)| format!("{a}{}{b}{}{c}{}\n", l.inside, l.outside, l.length))
+            .collect();
+        let want: Vec<UidMapLine> = lines.iter().map(|(l, ..)| *l).collect();
+        prop_assert_eq!(parse_uid_map(&text).map(|m| m.0), Ok(want));
+        Ok(())
+    });
+    let one = prop::collection::vec(uid_line(), 1..6);
+    check(
+        (one, any::<usize>(), any::<u8>(), any::<u8>()),
+        |(lines, at, op, byte)| {
+            let text: String = lines
+                .iter()
+                .map(|l| format!("{:>10} {:>10} {:>10}\n", l.inside, l.outside, l.length))
+                .collect();
+            let text = String::from_utf8_lossy(&mutate(text.as_bytes(), at, op, byte)).into_owned();
+            if let Ok(m) = parse_uid_map(&text) {
+                consistent_uid_map(&text, &m.0)?;
+            }
+            Ok(())
+        },
+    );
+    check(proc_text(2000), |text| {
+        if let Ok(m) = parse_uid_map(&text) {
+            prop_assert!(m.0.len() <= UID_MAP_MAX_LINES);
+            consistent_uid_map(&text, &m.0)?;
+        }
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// stat
+
+#[test]
+fn stat_round_trip_with_any_comm() {
+    let comm = prop::collection::vec(any::<u8>(), 0..64);
+    check(
+        (comm, any::<u32>(), any::<u32>(), any::<u64>(), any::<u64>()),
+        |(comm, pid, ppid, flags, start)| {
+            let mut b = format!("{pid} (").into_bytes();
+            b.extend_from_slice(&comm);
+            b.extend_from_slice(
+                format!(
+                    ") S {ppid} {pid} {pid} 0 -1 {flags} 100 0 0 0 1 1 0 0 20 0 1 0 {start} 1000000 100 18446744073709551615 1 1 0 0\n"
+                )
+                .as_bytes(),
+            );
+            let s = parse_stat(&b).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(s.comm, comm);
+            prop_assert_eq!(s.ppid, ppid);
+            prop_assert_eq!(s.flags, flags);
+            prop_assert_eq!(s.start_time, start);
+            Ok(())
+        },
+    );
+    check(proc_bytes(600), |b| {
+        if let Ok(s) = parse_stat(&b) {
+            // comm is what lies between the first '(' and the last ')'.
+            let open = b.iter().position(|&c| c == b'(').unwrap_or(0);
+            prop_assert!(b[open + 1..].starts_with(&s.comm));
+            prop_assert_eq!(
+                b.iter().rposition(|&c| c == b')'),
+                Some(open + 1 + s.comm.len())
+            );
+        }
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// status
+
+#[test]
+fn status_euid_round_trip() {
+    check(
+        (proc_text(40), any::<[u32; 4]>(), spaces()),
+        |(name, uids, sep)| {
+            // The kernel escapes `\n` in Name; the generator does too.
+            let name = name.replace('\n', "\\n");
+            let text = format!(
+                "Name:\t{name}\nUmask:\t0022\nState:\tS (sleeping)\nUid:{sep}{}\t{}\t{}\t{}\nGid:\t1\t1\t1\t1\n",
+                uids[0], uids[1], uids[2], uids[3]
+            );
+            prop_assert_eq!(parse_status_euid(text.as_bytes()), Ok(uids[1]));
+            Ok(())
+        },
+    );
+    check(proc_bytes(600), |b| {
+        if let Ok(euid) = parse_status_euid(&b) {
+            let line = b
+                .split(|c| *c == b'\n')
+                .find(|l| l.starts_with(b"Uid:"))
+                .map(|l| String::from_utf8_lossy(l).into_owned());
+            prop_assert!(line.is_some());
+            let second = line
+                .as_deref()
+                .unwrap_or("")
+                .trim_start_matches("Uid:")
+                .split([' ', '\t'])
+                .filter(|f| !f.is_empty())
+                .nth(1)
+                .and_then(|f| f.parse::<u32>().ok());
+            prop_assert_eq!(second, Some(euid));
+        }
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// cgroup
+
+fn cgroup_path() -> impl Strategy<Value = String> {
+    // Any bytes but NUL and newline (the kernel refuses `\n` in cgroup names).
+    let comp = prop::collection::vec(
+        prop_oneof![
+            3 => prop::sample::select(b"abcdef0123456789-_.:@ )(".to_vec()),
+            1 => (1u8..=255).prop_filter("no newline or slash", |b| *b != b'\n' && *b != b'/'),
+        ],
+        1..20,
+    )
+    .prop_map(|v| String::from_utf8_lossy(&v).into_owned());
+    prop::collection::vec(comp, 0..6).prop_map(|c| format!("/{}", c.join("/")))
+}
+
+#[test]
+fn cgroup_round_trip_and_no_duplicate_hierarchy() {
+    let line = (
+        prop::sample::select(vec!["", "pids", "memory", "name=systemd", "cpu,cpuacct"]),
+        cgroup_path(),
+    );
+    check(
+        prop::collection::btree_map(0u32..64, line, 0..12),
+        |lines| {
+            let text: String = lines
+                .iter()
+                .rev()
+                .map(|(h, (c, p))| format!("{h}:{c}:{p}\n"))
+                .collect();
+            let got = parse_cgroup(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let got: Vec<(u32, String, String)> = got
+                .iter()
+                .map(|l| (l.hierarchy, l.controllers.to_string(), l.path.to_string()))
+                .collect();
+            let want: Vec<(u32, String, String)> = lines
+                .iter()
+                .rev()
+                .map(|(h, (c, p))| (*h, c.to_string(), p.clone()))
+                .collect();
+            prop_assert_eq!(got, want);
+            Ok(())
+        },
+    );
+    check(proc_text(1500), |text| {
+        if let Ok(lines) = parse_cgroup(&text) {
+            prop_assert!(lines.len() <= CGROUP_MAX_LINES);
+            let mut seen = std::collections::HashSet::new();
+            for l in &lines {
+                prop_assert!(seen.insert(l.hierarchy), "hierarchy {} twice", l.hierarchy);
+                prop_assert!(l.path.starts_with('/'));
+                let line = format!("{}:{}:{}", l.hierarchy, l.controllers, l.path);
+                prop_assert!(text.split('\n').any(|s| s.ends_with(&line)));
+            }
+        }
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// attribution
+
+fn hex64() -> impl Strategy<Value = String> {
+    "[0-9a-f]{64}"
+}
+
+#[test]
+fn attribution_never_invents_ids_and_delegated_subtrees_are_always_marked() {
+    let suffix = prop::collection::vec(
+        prop_oneof![
+            hex64(),
+            hex64().prop_map(|h| format!("docker-{h}.scope")),
+            hex64().prop_map(|h| format!("cri-containerd-{h}.scope")),
+            hex64().prop_map(|h| format!("libpod-{h}")),
+            hex64().prop_map(|h| format!("x.slice:crio:{h}")),
+            Just("docker".to_string()),
+            Just("kubepods".to_string()),
+            Just("pod26ab26cd-6409-443f-a13c-fd6c231207c8".to_string()),
+            Just("kubepods-podeb052b63_ea96_4728_ab4a_64ab3babccd7.slice".to_string()),
+            Just("app.slice".to_string()),
+            Just("user@0.service".to_string()),
+            "[a-z@.:_-]{1,12}",
+        ],
+        0..6,
+    );
+    check((0u32..100_000, suffix), |(uid, comps)| {
+        let path = format!(
+            "/user.slice/user-{uid}.slice/user@{uid}.service/{}",
+            comps.join("/")
+        );
+        if let Attribution::Container(c) = attribute_path(&path, Runtime::Containerd) {
+            prop_assert_eq!(c.owner_uid, Some(uid), "{}", path);
+            prop_assert_eq!(c.pod_uid.as_str(), "");
+            let marker = format!("://user-{uid}/");
+            prop_assert!(c.container_id().contains(&marker));
+        }
+        Ok(())
+    });
+    check(cgroup_path(), |path| {
+        match attribute_path(&path, Runtime::Containerd) {
+            Attribution::Container(c) => {
+                prop_assert_eq!(c.id.len(), 64);
+                prop_assert!(c
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+                prop_assert!(path.contains(&c.id));
+                prop_assert!(
+                    c.pod_uid.is_empty() || c.pod_uid.len() == 32 || c.pod_uid.len() == 36
+                );
+                prop_assert!(c
+                    .pod_uid
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b'-'));
+            }
+            Attribution::Monitor | Attribution::Host => {}
+        }
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// mountinfo
+
+fn escape_mount_point(p: &str) -> String {
+    let mut out = String::new();
+    for c in p.chars() {
+        match c {
+            ' ' => out.push_str("\\040"),
+            '\t' => out.push_str("\\011"),
+            '\n' => out.push_str("\\012"),
+            '\\' => out.push_str("\\134"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[test]
+fn mountinfo_round_trip_and_bounds() {
+    let mp = "/[a-z0-9 \t\n\\\\_.-]{1,30}";
+    check(
+        prop::collection::vec((ns_type(), 1u64..u64::MAX, mp), 0..10),
+        |mounts| {
+            let mut text = String::from("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/root rw\n");
+            for (i, (t, ino, mp)) in mounts.iter().enumerate() {
+                text.push_str(&format!(
+                    "{} 25 0:4 {t}:[{ino}] {} rw shared:3 - nsfs nsfs rw\n",
+                    600 + i,
+                    escape_mount_point(mp)
+                ));
+            }
+            let (got, bad) = parse_mountinfo_nsfs(&text);
+            prop_assert_eq!(bad, 0);
+            let got: Vec<(NsType, u64, String)> = got
+                .into_iter()
+                .map(|m| (m.ns_type, m.inode, m.mount_point))
+                .collect();
+            prop_assert_eq!(got, mounts);
+            Ok(())
+        },
+    );
+    check(proc_text(2000), |text| {
+        let (mounts, bad) = parse_mountinfo_nsfs(&text);
+        let nsfs_lines = text.lines().filter(|l| l.contains(" - nsfs")).count();
+        prop_assert!(mounts.len() as u64 + bad <= nsfs_lines as u64);
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// sysctl
+
+#[test]
+fn sysctl_round_trip() {
+    check((any::<u64>(), "[ \t\n]{0,3}"), |(v, ws)| {
+        prop_assert_eq!(parse_sysctl_u64(&format!("{ws}{v}{ws}\n")), Some(v));
+        Ok(())
+    });
+    check(proc_text(60), |text| {
+        if let Some(v) = parse_sysctl_u64(&text) {
+            let t = text.trim();
+            prop_assert!(t.bytes().all(|b| b.is_ascii_digit()), "{:?}", t);
+            prop_assert_eq!(t.parse::<u64>().ok(), Some(v));
+        }
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// Big inputs: bounded allocation and time for every parser.
+
+/// Inputs of a few MB, shaped to be worst cases for each parser.
+fn big_inputs() -> Vec<(&'static str, Vec<u8>)> {
+    let mb = 4 << 20;
+    let rep = |unit: &[u8]| unit.repeat(mb / unit.len());
+    vec![
+        ("newlines", vec![b'\n'; mb]),
+        ("colons", vec![b':'; mb]),
+        ("parens", rep(b"()")),
+        ("open-parens", vec![b'('; mb]),
+        ("uid-lines", rep(b"0 0 1\n")),
+        ("cgroup-lines", rep(b"0::/\n")),
+        ("cgroup-distinct", {
+            let mut v = Vec::new();
+            let mut h = 0u32;
+            while v.len() < mb {
+                v.extend_from_slice(format!("{h}:pids:/a\n").as_bytes());
+                h += 1;
+            }
+            v
+        }),
+        (
+            "nsfs-lines",
+            rep(b"1 2 0:4 net:[1] /r\\040x rw - nsfs nsfs rw\n"),
+        ),
+        ("nsfs-bad", rep(b"1 2 0:4 bogus /x rw - nsfs nsfs rw\n")),
+        ("uid-prefix", rep(b"Uid:\t")),
+        ("digits", vec![b'9'; mb]),
+        ("high-bytes", vec![0xff; mb]),
+    ]
+}
+
+#[test]
+fn every_parser_on_multi_megabyte_input_is_bounded() {
+    for (name, input) in big_inputs() {
+        let text = String::from_utf8_lossy(&input).into_owned();
+        let started = std::time::Instant::now();
+        let bound = alloc_bound(input.len());
+        let runs: Vec<(&str, usize)> = vec![
+            (
+                "ns_link",
+                peak_alloc(|| parse_ns_link(&input, NsType::Net).is_ok()).1,
+            ),
+            ("uid_map", peak_alloc(|| parse_uid_map(&text).is_ok()).1),
+            ("stat", peak_alloc(|| parse_stat(&input).is_ok()).1),
+            ("status", peak_alloc(|| parse_status_euid(&input).is_ok()).1),
+            ("cgroup", peak_alloc(|| parse_cgroup(&text).is_ok()).1),
+            (
+                "mountinfo",
+                peak_alloc(|| parse_mountinfo_nsfs(&text).0.len()).1,
+            ),
+            ("sysctl", peak_alloc(|| parse_sysctl_u64(&text)).1),
+            (
+                "attribute",
+                peak_alloc(|| attribute_path(&text, Runtime::Containerd)).1,
+            ),
+        ];
+        for (parser, peak) in runs {
+            assert!(
+                peak <= bound,
+                "{parser} on {name} ({} bytes) allocated {peak} bytes, over {bound}",
+                input.len()
+            );
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{name}: parsers took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The settings loader
+
+/// Load settings from a YAML file and extra flags, as the binary does.
+fn load(yaml: Option<&[u8]>, flags: &[String]) -> Result<config::Settings, String> {
+    let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let mut argv: Vec<String> = vec!["nsexporter".into()];
+    if let Some(y) = yaml {
+        file.as_file().write_all(y).map_err(|e| e.to_string())?;
+        argv.push("--config.file".into());
+        argv.push(file.path().display().to_string());
+    }
+    argv.extend(flags.iter().cloned());
+    let matches = Flags::command()
+        .try_get_matches_from(argv)
+        .map_err(|e| e.to_string())?;
+    config::load(&matches).map_err(|e| e.to_string())
+}
+
+/// The invariants every loaded Settings must hold.
+fn settings_are_sane(s: &config::Settings) -> Result<(), TestCaseError> {
+    prop_assert!(s.telemetry_path.starts_with('/') && s.telemetry_path.len() > 1);
+    prop_assert!(!["/healthz", "/readyz"].contains(&s.telemetry_path.as_str()));
+    prop_assert!(s.scan_interval >= std::time::Duration::from_millis(100));
+    prop_assert!(s.scan_interval <= std::time::Duration::from_secs(3600));
+    prop_assert!((1..=64).contains(&s.scan_threads));
+    prop_assert!(!s.paths.procfs.as_os_str().is_empty());
+    Ok(())
+}
+
+/// Listen addresses that resolve without DNS: a random string is used only when it
+/// cannot be `host:port` with a host name (which would send a DNS query).
+fn listen_address() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(":9816".to_string()),
+        Just("127.0.0.1:0".to_string()),
+        Just("[::1]:9816".to_string()),
+        (0u32..70000).prop_map(|p| format!(":{p}")),
+        (0u32..70000).prop_map(|p| format!("127.0.0.1:{p}")),
+        "[^:]{0,20}",
+        "[0-9.:\\[\\]]{0,20}",
+    ]
+}
+
+fn setting_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just("15s".into()),
+        Just("99ms".into()),
+        Just("2h".into()),
+        Just("0".into()),
+        Just("65".into()),
+        Just("18446744073709551616".into()),
+        Just("cri-o".into()),
+        Just("json".into()),
+        Just("debug".into()),
+        Just("off".into()),
+        Just("/metrics".into()),
+        Just("/readyz".into()),
+        Just("/".into()),
+        Just("/proc".into()),
+        "[ -~]{0,24}",
+        ".{0,12}",
+    ]
+}
+
+const KEYS: &[(&str, &str)] = &[
+    ("web", "telemetry-path"),
+    ("path", "procfs"),
+    ("scan", "interval"),
+    ("scan", "threads"),
+    ("container", "default-runtime"),
+    ("log", "level"),
+    ("log", "format"),
+];
+
+const FLAGS: &[&str] = &[
+    "--web.telemetry-path",
+    "--path.procfs",
+    "--scan.interval",
+    "--scan.threads",
+    "--container.default-runtime",
+    "--log.level",
+    "--log.format",
+];
+
+fn yaml_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[test]
+fn config_file_values_load_or_name_the_bad_setting() {
+    let values = prop::collection::vec(prop::option::of(setting_value()), KEYS.len());
+    check((listen_address(), values), |(addr, values)| {
+        let mut sections: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        sections
+            .entry("web")
+            .or_default()
+            .push(format!("  listen-address: {}", yaml_quote(&addr)));
+        for ((section, key), v) in KEYS.iter().zip(&values) {
+            if let Some(v) = v {
+                sections
+                    .entry(section)
+                    .or_default()
+                    .push(format!("  {key}: {}", yaml_quote(v)));
+            }
+        }
+        let yaml: String = sections
+            .iter()
+            .map(|(s, lines)| format!("{s}:\n{}\n", lines.join("\n")))
+            .collect();
+        match load(Some(yaml.as_bytes()), &[]) {
+            Ok(s) => settings_are_sane(&s)?,
+            Err(e) => prop_assert!(e.contains("invalid setting"), "{e}\n{yaml}"),
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn flag_values_load_or_name_the_bad_setting() {
+    let values = prop::collection::vec(prop::option::of(setting_value()), FLAGS.len());
+    check((listen_address(), values), |(addr, values)| {
+        let mut flags = vec![format!("--web.listen-address={addr}")];
+        for (f, v) in FLAGS.iter().zip(&values) {
+            if let Some(v) = v {
+                flags.push(format!("{f}={v}"));
+            }
+        }
+        match load(None, &flags) {
+            Ok(s) => settings_are_sane(&s)?,
+            Err(e) => prop_assert!(e.contains("invalid setting"), "{e}\n{flags:?}"),
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn arbitrary_config_files_never_panic() {
+    let doc = prop_oneof![
+        proc_bytes(400),
+        "[a-z:{}\\[\\], \n\"'&*!|>#-]{0,200}".prop_map(String::into_bytes),
+    ];
+    check(doc, |yaml| {
+        match load(Some(&yaml), &[]) {
+            Ok(s) => settings_are_sane(&s)?,
+            Err(e) => prop_assert!(
+                e.contains("invalid setting") || e.contains("cannot load settings"),
+                "{e}"
+            ),
+        }
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// Regression tests: inputs that once broke, or would break, a property.
+
+#[test]
+fn regression_forged_second_cgroup_line_is_an_error() {
+    // What a `\n` in a cgroup name would print on a kernel that allowed it.
+    let id = "4d1f6c6e2c7a8b9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70";
+    let text = format!("0::/user.slice/user-1000.slice/user@1000.service/a\n0::/docker/{id}\n");
+    assert_eq!(parse_cgroup(&text), Err(ParseError::CgroupDuplicate(0)));
+}
+
+#[test]
+fn regression_huge_cgroup_file_is_refused_not_scanned_quadratically() {
+    let text: String = (0..100_000).map(|h| format!("{h}:pids:/\n")).collect();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        parse_cgroup(&text),
+        Err(ParseError::CgroupTooLong(CGROUP_MAX_LINES))
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn regression_deeply_nested_yaml_is_an_error_not_a_crash() {
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(load(Some(deep.as_bytes()), &[]).is_err());
+    let deep = "a:\n".to_string() + &" a:\n".repeat(0) + &"{a: ".repeat(50_000);
+    assert!(load(Some(deep.as_bytes()), &[]).is_err());
+}
+
+#[test]
+fn regression_non_utf8_config_file_names_the_setting() {
+    let e = load(Some(b"scan:\n  interval: \"\xff\xfe\"\n"), &[]).unwrap_err();
+    assert!(e.contains("invalid setting scan.interval"), "{e}");
+    let e = load(Some(b"\xff\xfe: 1\n"), &[]).unwrap_err();
+    assert!(e.contains("invalid setting config.file"), "{e}");
+}
+
+#[test]
+fn regression_stat_with_only_parentheses() {
+    assert!(parse_stat(b")(").is_err());
+    assert!(parse_stat(b"()").is_err());
+    assert!(matches!(
+        parse_stat(b"1 ()) S"),
+        Err(parse::ParseError::Stat(_))
+    ));
+}
