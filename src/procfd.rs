@@ -16,6 +16,29 @@ pub(crate) const MAX_FILE: usize = 4 << 20;
 #[derive(Debug)]
 pub(crate) struct Dir(OwnedFd);
 
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // The `OwnedFd` closes it right after.
+        counted(1);
+    }
+}
+
+thread_local! {
+    /// Syscalls this thread made through [`Dir`]: a deterministic cost measure, which
+    /// the syscall regression test and the benchmarks read (a `Cell` add is noise next to
+    /// a syscall).
+    static SYSCALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn counted(n: u64) {
+    SYSCALLS.with(|c| c.set(c.get() + n));
+}
+
+/// Syscalls the current thread has made through [`Dir`] so far.
+pub(crate) fn syscalls() -> u64 {
+    SYSCALLS.with(|c| c.get())
+}
+
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -31,6 +54,7 @@ impl Dir {
         bytes.push(0);
         let c = CStr::from_bytes_with_nul(&bytes)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+        counted(1);
         // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
         let fd = cvt(unsafe {
             libc::open(
@@ -50,6 +74,7 @@ impl Dir {
     }
 
     pub(crate) fn open_dir_at(&self, name: &CStr) -> io::Result<Dir> {
+        counted(1);
         // SAFETY: valid dirfd and NUL-terminated name.
         let fd = cvt(unsafe {
             libc::openat(
@@ -77,6 +102,7 @@ impl Dir {
     }
 
     fn read_impl(&self, name: &CStr, buf: &mut Vec<u8>, single: bool) -> io::Result<()> {
+        counted(1);
         // SAFETY: valid dirfd and NUL-terminated name.
         let fd = cvt(unsafe {
             libc::openat(
@@ -85,14 +111,16 @@ impl Dir {
                 libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
             )
         })?;
-        // SAFETY: fresh fd, owned by nobody else; closed on drop.
+        // SAFETY: fresh fd, owned by nobody else; closed on drop (one more syscall).
         let file = unsafe { OwnedFd::from_raw_fd(fd) };
+        counted(1);
         buf.clear();
         if buf.capacity() < 4096 {
             buf.reserve(4096);
         }
         loop {
             let spare = buf.capacity() - buf.len();
+            counted(1);
             // SAFETY: the destination is the vector's spare capacity, `spare` bytes long.
             let n = unsafe {
                 libc::read(
@@ -132,6 +160,7 @@ impl Dir {
         name: &CStr,
         buf: &'b mut [u8; 128],
     ) -> io::Result<&'b [u8]> {
+        counted(1);
         // SAFETY: valid dirfd, NUL-terminated name, and `buf` is writable for its length.
         let n = unsafe {
             libc::readlinkat(

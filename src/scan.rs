@@ -1,9 +1,40 @@
 //! The scanner: one pass over the host's /proc that reads every process's namespaces,
 //! host-view UID and cgroup, the uid_map of each user namespace and the nsfs mounts of
 //! each mount namespace, and folds them into a [`Snapshot`].
+//!
+//! # What a scan re-reads, and why that is never stale
+//! A cold read of one process is `openat /proc/<pid>`, one `read` each of `stat`,
+//! `status` and `cgroup`, and eight `readlinkat` on `ns/*`: 19 syscalls. The scanner
+//! keeps every process it read, keyed by identity (pid and start time), and on the next
+//! scan skips the eight links, the most expensive part, when the process *cannot have
+//! changed namespace since*:
+//!
+//! - Only the task itself changes its namespaces (`setns`, `unshare`, `execve` entering
+//!   a time namespace); nothing moves another task. `/proc/<pid>/ns` shows the
+//!   thread-group leader, so only the leader's own execution matters.
+//! - A task that executed anything since it was last seen is either running now
+//!   (`State: R`) or has been switched out since, which bumps one of its context switch
+//!   counters (`voluntary_ctxt_switches`, `nonvoluntary_ctxt_switches` in `status`,
+//!   which are the leader's own). The group's minor fault count (`stat` field 10) is
+//!   compared too, so an `execve` from another thread (which makes that thread the
+//!   leader, keeping pid and start time) is caught even if the counters happened to
+//!   match.
+//! - The counters are read *before* the links; so unchanged counters, a task that is
+//!   not running and not dead, and the same identity prove the links read last time are
+//!   still the links now.
+//!
+//! `stat` and `status` are read on every scan anyway (identity, counters), so `comm` and
+//! the UID are always fresh: a `setuid` is seen at once. The cgroup can change without
+//! the task running (runc writes the PID into `cgroup.procs`), so `cgroup` is read on
+//! every scan too, but parsed and attributed once per distinct content: the raw bytes
+//! are compared with the ones cached for the process, and attributions are shared by
+//! content across processes. The uid_map is read once per user namespace, and only once
+//! it is written (an empty map can still be written). A warm read is thus 11 syscalls
+//! and no allocation. `tests/cache.rs` proves it on the real kernel.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use crate::cgroup::{attribute, Attribution};
@@ -12,9 +43,9 @@ use crate::model::{
     ContainerRef, ContainerSummary, NsCount, NsSet, NsType, PinnedNs, ProcRecord, RootMapping,
     Runtime, ScanErrors, Snapshot, UidMap,
 };
-use crate::parse::{self, parse_cgroup, parse_mountinfo_nsfs, parse_stat, parse_status_euid};
+use crate::parse::{self, parse_cgroup, parse_mountinfo_nsfs, parse_status_euid};
 use crate::paths::HostPaths;
-use crate::procfd::{is_permission, is_vanished, Dir};
+use crate::procfd::{self, is_permission, is_vanished, Dir};
 
 /// A scan that could not run at all: the procfs itself is unreadable.
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +77,24 @@ impl Default for ScanOptions {
     }
 }
 
+/// What the latest scan cost, for benchmarks and the syscall regression test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Processes and kernel threads whose namespace links were read.
+    pub read: u64,
+    /// Processes and kernel threads whose namespace links were reused (see the module
+    /// docs for why that is safe).
+    pub reused: u64,
+    /// Syscalls made by the per-process pass (`read` plus `reused` entries, and those
+    /// that failed or vanished).
+    pub per_process_syscalls: u64,
+    /// Syscalls made through the procfs reader by the whole scan, per-process pass
+    /// included (listing, host reference, uid_maps, mountinfo).
+    pub syscalls: u64,
+}
+
 /// Why one process was not recorded.
 enum ProcError {
-    KernelThread,
     Vanished,
     Permission,
     Parse(parse::ParseError),
@@ -75,26 +121,139 @@ impl From<parse::ParseError> for ProcError {
     }
 }
 
-/// Per-thread reusable buffers, so a scan does not allocate per file.
-#[derive(Default)]
-struct Bufs {
-    file: Vec<u8>,
+/// The namespace inodes of a process, 0 where the kernel has no such type (nsfs never
+/// hands out inode 0): half the size of an [`NsSet`], for the per-process cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Inodes([u64; 8]);
+
+impl Inodes {
+    fn from_set(s: &NsSet) -> Self {
+        Inodes(s.0.map(|i| i.unwrap_or(0)))
+    }
+
+    fn to_set(self) -> NsSet {
+        NsSet(self.0.map(|i| (i != 0).then_some(i)))
+    }
+
+    fn get(&self, t: NsType) -> Option<u64> {
+        let i = self.0[t.index()];
+        (i != 0).then_some(i)
+    }
 }
 
-/// Holds what survives between scans: the uid_map of each user namespace, which the
+/// `comm` as the kernel gave it, inline: the kernel caps a task's comm at 15 bytes
+/// (kernel threads' longer names are never reported), so no process costs an
+/// allocation for it. Sanitized only for the few processes that name a container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Comm {
+    len: u8,
+    bytes: [u8; 23],
+}
+
+impl Comm {
+    fn new(raw: &[u8]) -> Self {
+        let mut c = Comm::default();
+        let n = raw.len().min(c.bytes.len());
+        c.bytes[..n].copy_from_slice(&raw[..n]);
+        c.len = n as u8;
+        c
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// What the leader's scheduling and fault counters said when its links were read: if
+/// they are the same now and it is not running, it has executed nothing since. Kept
+/// modulo 2^32: a change is what matters, and 2^32 switches or faults between two scans
+/// cannot happen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Activity {
+    voluntary: u32,
+    involuntary: u32,
+    minflt: u32,
+}
+
+/// One attribution per distinct `/proc/<pid>/cgroup` content, shared by every process
+/// with that content (all processes of a container, all of a service).
+#[derive(Debug)]
+struct CgroupEntry {
+    raw: Box<[u8]>,
+    container: Option<ContainerRef>,
+    /// The content did not parse: counted as a parse error on every scan that meets it.
+    unparseable: bool,
+}
+
+type CgroupCache = HashMap<Box<[u8]>, Arc<CgroupEntry>>;
+
+/// One process (or kernel thread) as a scan saw it; kept until the next scan, which
+/// reuses its namespaces when it provably has not changed them.
+#[derive(Debug, Clone)]
+struct Proc {
+    pid: u32,
+    /// Host-view effective UID (fresh on every scan).
+    host_euid: u32,
+    /// stat field 22: with `pid`, the identity.
+    start_time: u64,
+    /// `None` when the counters could not be read: the links are then always re-read.
+    activity: Option<Activity>,
+    kernel_thread: bool,
+    /// This scan took `ns` from the previous one.
+    reused: bool,
+    comm: Comm,
+    ns: Inodes,
+    /// `None` for kernel threads and when the cgroup file could not be read.
+    cgroup: Option<Arc<CgroupEntry>>,
+}
+
+impl Proc {
+    fn container(&self) -> Option<&ContainerRef> {
+        self.cgroup.as_ref().and_then(|c| c.container.as_ref())
+    }
+
+    fn record(&self) -> ProcRecord {
+        ProcRecord {
+            pid: self.pid,
+            start_time: self.start_time,
+            comm: sanitize_comm(self.comm.as_bytes()),
+            ns: self.ns.to_set(),
+            host_euid: self.host_euid,
+            container: self.container().cloned(),
+        }
+    }
+}
+
+/// What one worker needs besides its PIDs.
+struct Ctx<'a> {
+    proc_dir: &'a Dir,
+    default_runtime: Runtime,
+    cgroups: &'a Mutex<CgroupCache>,
+}
+
+/// Per-worker state: reusable buffers (so a scan does not allocate per file), errors
+/// and counts.
+#[derive(Default)]
+struct Worker {
+    file: Vec<u8>,
+    errors: ScanErrors,
+    read: u64,
+    reused: u64,
+}
+
+/// Holds what survives between scans: every process seen by the latest scan, the
+/// cgroup attributions by content, and the uid_map of each user namespace, which the
 /// kernel lets be written only once.
 #[derive(Debug)]
 pub struct Scanner {
     opts: ScanOptions,
     uid_maps: HashMap<u64, UidMap>,
-}
-
-/// What the per-process pass found.
-enum Found {
-    Process(ProcRecord),
-    /// A kernel thread: not a workload and not counted as a process, but the
-    /// namespaces it holds are alive (kdevtmpfs has a mount namespace of its own).
-    KernelThread(NsSet),
+    /// The latest scan's processes, sorted by PID.
+    procs: Vec<Proc>,
+    /// The buffer the next scan fills (kept for its capacity).
+    spare: Vec<Proc>,
+    cgroups: Mutex<CgroupCache>,
+    stats: ScanStats,
 }
 
 impl Scanner {
@@ -102,6 +261,10 @@ impl Scanner {
         Scanner {
             opts,
             uid_maps: HashMap::new(),
+            procs: Vec::new(),
+            spare: Vec::new(),
+            cgroups: Mutex::new(HashMap::new()),
+            stats: ScanStats::default(),
         }
     }
 
@@ -109,10 +272,35 @@ impl Scanner {
         &self.opts
     }
 
+    /// What the latest scan cost.
+    pub fn last_stats(&self) -> ScanStats {
+        self.stats
+    }
+
+    /// Whether the latest scan took `pid`'s namespaces from the scan before it instead
+    /// of reading its links; `None` if it did not record `pid`. For tests.
+    #[doc(hidden)]
+    pub fn reused_links(&self, pid: u32) -> Option<bool> {
+        let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
+        Some(self.procs[i].reused)
+    }
+
+    /// Forget every cached process, so the next scan reads all of them cold (for
+    /// benchmarks).
+    pub fn forget(&mut self) {
+        self.procs.clear();
+        self.uid_maps.clear();
+        self.cgroups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Run one full scan.
     pub fn scan(&mut self) -> Result<Snapshot, ScanError> {
         let started = Instant::now();
         let taken_at = SystemTime::now();
+        let syscalls_before = procfd::syscalls();
         let procfs = &self.opts.paths.procfs;
         let proc_dir = Dir::open(procfs).map_err(|source| ScanError {
             path: procfs.display().to_string(),
@@ -124,74 +312,89 @@ impl Scanner {
         })?;
         let host = hostref::resolve(&proc_dir, &pids);
 
-        let mut errors = ScanErrors::default();
         let threads = self.opts.threads.clamp(1, 256).min(pids.len().max(1));
-        let default_runtime = self.opts.default_runtime;
-        let mut found: Vec<Found> = Vec::with_capacity(pids.len());
+        let ctx = Ctx {
+            proc_dir: &proc_dir,
+            default_runtime: self.opts.default_runtime,
+            cgroups: &self.cgroups,
+        };
+        let prev = &self.procs;
+        let mut procs = std::mem::take(&mut self.spare);
+        procs.clear();
+        procs.reserve(pids.len());
+        let mut errors = ScanErrors::default();
+        let mut stats = ScanStats::default();
         if threads == 1 {
-            read_many(&proc_dir, &pids, default_runtime, &mut found, &mut errors);
+            let before = procfd::syscalls();
+            let mut w = Worker::default();
+            read_many(&ctx, &pids, prev, &mut procs, &mut w);
+            stats.per_process_syscalls = procfd::syscalls() - before;
+            errors.add(&w.errors);
+            stats.read = w.read;
+            stats.reused = w.reused;
         } else {
             let chunk = pids.len().div_ceil(threads);
-            let results: Vec<(Vec<Found>, ScanErrors)> = std::thread::scope(|s| {
+            let results: Vec<(Vec<Proc>, Worker, u64)> = std::thread::scope(|s| {
                 let handles: Vec<_> = pids
                     .chunks(chunk)
                     .map(|part| {
-                        let proc_dir = &proc_dir;
+                        let ctx = &ctx;
                         s.spawn(move || {
-                            let mut f = Vec::with_capacity(part.len());
-                            let mut e = ScanErrors::default();
-                            read_many(proc_dir, part, default_runtime, &mut f, &mut e);
-                            (f, e)
+                            let before = procfd::syscalls();
+                            let mut out = Vec::with_capacity(part.len());
+                            let mut w = Worker::default();
+                            read_many(ctx, part, prev, &mut out, &mut w);
+                            (out, w, procfd::syscalls() - before)
                         })
                     })
                     .collect();
                 handles.into_iter().filter_map(|h| h.join().ok()).collect()
             });
-            for (f, e) in results {
-                found.extend(f);
-                errors.add(&e);
+            // Chunks are in PID order, so the concatenation stays sorted.
+            for (out, w, calls) in results {
+                procs.extend(out);
+                errors.add(&w.errors);
+                stats.read += w.read;
+                stats.reused += w.reused;
+                stats.per_process_syscalls += calls;
             }
         }
-        let mut records: Vec<ProcRecord> = Vec::with_capacity(found.len());
-        let mut kthread_ns: Vec<NsSet> = Vec::new();
-        for f in found {
-            match f {
-                Found::Process(r) => records.push(r),
-                Found::KernelThread(ns) => {
-                    if !kthread_ns.contains(&ns) {
-                        kthread_ns.push(ns);
-                    }
-                }
-            }
-        }
+        // The previous scan's processes are no longer needed: keep the allocation for
+        // the next scan, and drop attributions that no process holds any more.
+        self.spare = std::mem::replace(&mut self.procs, procs);
+        self.spare.clear();
+        self.cgroups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, e| Arc::strong_count(e) > 1);
+        let procs = &self.procs;
 
         // uid_map once per user namespace; an unwritten (empty) map is not cached.
         let mut seen_userns: HashSet<u64> = HashSet::new();
         let mut buf = Vec::new();
-        for r in &records {
-            let Some(userns) = r.ns.get(NsType::User) else {
+        for p in procs.iter().filter(|p| !p.kernel_thread) {
+            let Some(userns) = p.ns.get(NsType::User) else {
                 continue;
             };
             if !seen_userns.insert(userns) || self.uid_maps.contains_key(&userns) {
                 continue;
             }
-            match read_uid_map(&proc_dir, r.pid, &mut buf) {
+            match read_uid_map(&proc_dir, p.pid, &mut buf) {
                 Ok(m) if !m.0.is_empty() => {
                     self.uid_maps.insert(userns, m);
                 }
                 Ok(_) => {}
-                Err(e) => count(&mut errors, e, "uid_map", r.pid),
+                Err(e) => count(&mut errors, e, "uid_map", p.pid),
             }
         }
         // A namespace inode can be reused once the namespace is gone: forget the maps of
         // user namespaces that no process holds any more.
         self.uid_maps.retain(|k, _| seen_userns.contains(k));
 
-        let pinned = self.read_pinned(&proc_dir, &records, &mut errors);
+        let pinned = read_pinned(&proc_dir, procs, &mut errors);
         let snapshot = summarise(
             &self.opts.paths,
-            records,
-            &kthread_ns,
+            procs,
             pinned,
             host,
             &self.uid_maps,
@@ -199,61 +402,67 @@ impl Scanner {
             taken_at,
             started,
         );
+        // Workers count on their own threads; a single-threaded pass counted on this one.
+        stats.syscalls = procfd::syscalls() - syscalls_before
+            + if threads > 1 {
+                stats.per_process_syscalls
+            } else {
+                0
+            };
+        self.stats = stats;
         Ok(snapshot)
     }
+}
 
-    /// The nsfs bind mounts of every distinct mount namespace, one mountinfo read each
-    /// (falling back to another member if the first has exited).
-    fn read_pinned(
-        &self,
-        proc_dir: &Dir,
-        records: &[ProcRecord],
-        errors: &mut ScanErrors,
-    ) -> BTreeMap<(NsType, u64), Vec<String>> {
-        let mut by_mntns: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-        for r in records {
-            if let Some(m) = r.ns.get(NsType::Mnt) {
-                let v = by_mntns.entry(m).or_default();
-                if v.len() < 3 {
-                    v.push(r.pid);
-                }
+/// The nsfs bind mounts of every distinct mount namespace, one mountinfo read each
+/// (falling back to another member if the first has exited).
+fn read_pinned(
+    proc_dir: &Dir,
+    procs: &[Proc],
+    errors: &mut ScanErrors,
+) -> BTreeMap<(NsType, u64), Vec<String>> {
+    let mut by_mntns: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    for p in procs.iter().filter(|p| !p.kernel_thread) {
+        if let Some(m) = p.ns.get(NsType::Mnt) {
+            let v = by_mntns.entry(m).or_default();
+            if v.len() < 3 {
+                v.push(p.pid);
             }
         }
-        let mut out: BTreeMap<(NsType, u64), Vec<String>> = BTreeMap::new();
-        let mut buf = Vec::new();
-        for pids in by_mntns.values() {
-            for (i, &pid) in pids.iter().enumerate() {
-                let res = proc_dir
-                    .open_pid(pid)
-                    .and_then(|d| d.read_at(c"mountinfo", &mut buf));
-                match res {
-                    Ok(()) => {
-                        let text = String::from_utf8_lossy(&buf);
-                        let (mounts, bad) = parse_mountinfo_nsfs(&text);
-                        errors.parse += bad;
-                        for m in mounts {
-                            let v = out.entry((m.ns_type, m.inode)).or_default();
-                            if !v.contains(&m.mount_point) {
-                                v.push(m.mount_point);
-                            }
-                        }
-                        break;
-                    }
-                    Err(e) if is_vanished(&e) && i + 1 < pids.len() => continue,
-                    Err(e) => {
-                        count(errors, ProcError::from(e), "mountinfo", pid);
-                        break;
-                    }
-                }
-            }
-        }
-        out
     }
+    let mut out: BTreeMap<(NsType, u64), Vec<String>> = BTreeMap::new();
+    let mut buf = Vec::new();
+    for pids in by_mntns.values() {
+        for (i, &pid) in pids.iter().enumerate() {
+            let res = proc_dir
+                .open_pid(pid)
+                .and_then(|d| d.read_at(c"mountinfo", &mut buf));
+            match res {
+                Ok(()) => {
+                    let text = String::from_utf8_lossy(&buf);
+                    let (mounts, bad) = parse_mountinfo_nsfs(&text);
+                    errors.parse += bad;
+                    for m in mounts {
+                        let v = out.entry((m.ns_type, m.inode)).or_default();
+                        if !v.contains(&m.mount_point) {
+                            v.push(m.mount_point);
+                        }
+                    }
+                    break;
+                }
+                Err(e) if is_vanished(&e) && i + 1 < pids.len() => continue,
+                Err(e) => {
+                    count(errors, ProcError::from(e), "mountinfo", pid);
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 fn count(errors: &mut ScanErrors, e: ProcError, what: &str, pid: u32) {
     match e {
-        ProcError::KernelThread => {}
         ProcError::Vanished => {
             errors.vanished += 1;
             tracing::debug!(pid, what, "process exited while it was read");
@@ -283,78 +492,215 @@ pub(crate) fn list_pids(paths: &HostPaths) -> io::Result<Vec<u32>> {
     Ok(pids)
 }
 
-fn read_many(
-    proc_dir: &Dir,
-    pids: &[u32],
-    default_runtime: Runtime,
-    out: &mut Vec<Found>,
-    errors: &mut ScanErrors,
-) {
-    let mut bufs = Bufs::default();
+/// Read `pids` (sorted) into `out`, reusing what `prev` (sorted by PID) still proves.
+fn read_many(ctx: &Ctx<'_>, pids: &[u32], prev: &[Proc], out: &mut Vec<Proc>, w: &mut Worker) {
+    let mut cursor = pids
+        .first()
+        .map_or(0, |&first| prev.partition_point(|p| p.pid < first));
     for &pid in pids {
-        match read_process(proc_dir, pid, default_runtime, &mut bufs, errors) {
-            Ok(rec) => out.push(Found::Process(rec)),
-            Err(ProcError::KernelThread) => {
-                // Kernel threads in the initial namespaces are the common case; any
-                // error here only means this thread's namespaces go uncounted.
-                if let Ok(ns) = proc_dir
-                    .open_pid(pid)
-                    .and_then(|d| hostref::read_ns_links_in(&d))
-                {
-                    out.push(Found::KernelThread(ns));
-                }
-            }
-            Err(e) => count(errors, e, "process", pid),
+        while cursor < prev.len() && prev[cursor].pid < pid {
+            cursor += 1;
+        }
+        let before = prev.get(cursor).filter(|p| p.pid == pid);
+        match read_proc(ctx, pid, before, w) {
+            Ok(p) => out.push(p),
+            // Kernel threads' namespaces only add to the counts: an error there only
+            // means this thread's namespaces go uncounted.
+            Err((true, _)) => {}
+            Err((false, e)) => count(&mut w.errors, e, "process", pid),
         }
     }
 }
 
-/// Read one process. Kernel threads come back as `Err(KernelThread)`. A cgroup file
-/// that cannot be used is counted in `errors` but does not drop the process: its
-/// namespaces and UID still count, only unattributed (a process must not be able to
-/// hide from the scan by naming its cgroup oddly).
-fn read_process(
-    proc_dir: &Dir,
+/// The `stat` fields a scan needs, without allocating.
+struct StatView<'a> {
+    comm: &'a [u8],
+    kernel_thread: bool,
+    minflt: u64,
+    start_time: u64,
+}
+
+/// Read one process or kernel thread; `before` is what the previous scan saw at this
+/// PID. The error says whether it was a kernel thread.
+fn read_proc(
+    ctx: &Ctx<'_>,
     pid: u32,
-    default_runtime: Runtime,
-    bufs: &mut Bufs,
-    errors: &mut ScanErrors,
-) -> Result<ProcRecord, ProcError> {
-    let dir = proc_dir.open_pid(pid)?;
-    dir.read_single_at(c"stat", &mut bufs.file)?;
-    let stat = parse_stat(&bufs.file)?;
-    if stat.is_kernel_thread() {
-        return Err(ProcError::KernelThread);
+    before: Option<&Proc>,
+    w: &mut Worker,
+) -> Result<Proc, (bool, ProcError)> {
+    let dir = ctx.proc_dir.open_pid(pid).map_err(|e| (false, e.into()))?;
+    dir.read_single_at(c"stat", &mut w.file)
+        .map_err(|e| (false, e.into()))?;
+    let stat = parse_stat_view(&w.file).map_err(|e| (false, e.into()))?;
+    let kernel_thread = stat.kernel_thread;
+    let err = |e: ProcError| (kernel_thread, e);
+    let (start_time, minflt, comm) = (stat.start_time, stat.minflt, Comm::new(stat.comm));
+    // The counters must be read before the links: see the module docs.
+    dir.read_single_at(c"status", &mut w.file)
+        .map_err(|e| err(e.into()))?;
+    let (quiet, activity) = match parse_status_activity(&w.file) {
+        Some((state, voluntary, involuntary)) => (
+            matches!(state, b'S' | b'D' | b'I' | b'T' | b't'),
+            Some(Activity {
+                voluntary: voluntary as u32,
+                involuntary: involuntary as u32,
+                minflt: minflt as u32,
+            }),
+        ),
+        None => (false, None),
+    };
+    let host_euid = if kernel_thread {
+        0
+    } else {
+        parse_status_euid(&w.file).map_err(|e| err(e.into()))?
+    };
+    let unchanged = before.filter(|b| {
+        quiet
+            && activity.is_some()
+            && b.activity == activity
+            && b.start_time == start_time
+            && b.kernel_thread == kernel_thread
+    });
+    let ns = match unchanged {
+        Some(b) => b.ns,
+        None => Inodes::from_set(&hostref::read_ns_links_in(&dir).map_err(|e| err(e.into()))?),
+    };
+    let reused = unchanged.is_some();
+    if reused {
+        w.reused += 1;
+    } else {
+        w.read += 1;
     }
-    let ns = hostref::read_ns_links_in(&dir)?;
-    dir.read_single_at(c"status", &mut bufs.file)?;
-    let host_euid = parse_status_euid(&bufs.file)?;
-    let container = match dir.read_single_at(c"cgroup", &mut bufs.file) {
-        // Cgroup names may hold any bytes; no container ID is non-UTF-8, so a lossy
-        // view (borrowed when the text is valid) attributes exactly as the bytes would.
-        Ok(()) => match parse_cgroup(&String::from_utf8_lossy(&bufs.file)) {
-            Ok(lines) => match attribute(&lines, default_runtime) {
-                Attribution::Container(c) => Some(c),
-                Attribution::Monitor | Attribution::Host => None,
-            },
+    let cgroup = if kernel_thread {
+        None
+    } else {
+        match dir.read_single_at(c"cgroup", &mut w.file) {
+            Ok(()) => {
+                let entry = attribution(ctx, before, &w.file);
+                if entry.unparseable {
+                    w.errors.parse += 1;
+                    tracing::debug!(pid, "unparseable cgroup file");
+                }
+                Some(entry)
+            }
+            Err(e) if is_vanished(&e) => return Err(err(ProcError::Vanished)),
+            // A cgroup file that cannot be used does not drop the process: its
+            // namespaces and UID still count, only unattributed (a process must not be
+            // able to hide from the scan by naming its cgroup oddly).
             Err(e) => {
-                count(errors, ProcError::Parse(e), "cgroup", pid);
+                count(&mut w.errors, ProcError::from(e), "cgroup", pid);
                 None
             }
-        },
-        Err(e) if is_vanished(&e) => return Err(ProcError::Vanished),
-        Err(e) => {
-            count(errors, ProcError::from(e), "cgroup", pid);
-            None
         }
     };
-    Ok(ProcRecord {
+    Ok(Proc {
         pid,
-        start_time: stat.start_time,
-        comm: sanitize_comm(&stat.comm),
-        ns,
         host_euid,
+        start_time,
+        activity,
+        kernel_thread,
+        reused,
+        comm,
+        ns,
+        cgroup,
+    })
+}
+
+/// The attribution of cgroup content `raw`: the process's own from the last scan when
+/// the bytes are the same, else the shared one for this content, else a new one.
+fn attribution(ctx: &Ctx<'_>, before: Option<&Proc>, raw: &[u8]) -> Arc<CgroupEntry> {
+    if let Some(c) = before.and_then(|b| b.cgroup.as_ref()) {
+        if *c.raw == *raw {
+            return c.clone();
+        }
+    }
+    let mut cache = ctx.cgroups.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(c) = cache.get(raw) {
+        return c.clone();
+    }
+    // Cgroup names may hold any bytes; no container ID is non-UTF-8, so a lossy view
+    // (borrowed when the text is valid) attributes exactly as the bytes would.
+    let (container, unparseable) = match parse_cgroup(&String::from_utf8_lossy(raw)) {
+        Ok(lines) => match attribute(&lines, ctx.default_runtime) {
+            Attribution::Container(c) => (Some(c), false),
+            Attribution::Monitor | Attribution::Host => (None, false),
+        },
+        Err(_) => (None, true),
+    };
+    let entry = Arc::new(CgroupEntry {
+        raw: raw.into(),
         container,
+        unparseable,
+    });
+    cache.insert(raw.into(), entry.clone());
+    entry
+}
+
+/// The fields of `/proc/<pid>/stat` a scan needs. `comm` may hold spaces and
+/// parentheses, so it is the text between the first `(` and the *last* `)`; the fields
+/// after it are counted from field 3.
+fn parse_stat_view(bytes: &[u8]) -> Result<StatView<'_>, parse::ParseError> {
+    let open = bytes
+        .iter()
+        .position(|&b| b == b'(')
+        .ok_or(parse::ParseError::Stat("no '(' before comm"))?;
+    let close = bytes
+        .iter()
+        .rposition(|&b| b == b')')
+        .filter(|&c| c > open)
+        .ok_or(parse::ParseError::Stat("no ')' after comm"))?;
+    let mut flags = None;
+    let mut minflt = None;
+    let mut start_time = None;
+    // Field 3 (state) is index 0: flags is field 9, minflt 10, starttime 22.
+    let fields = bytes[close + 1..]
+        .split(|b| *b == b' ' || *b == b'\n')
+        .filter(|f| !f.is_empty());
+    for (i, f) in fields.enumerate() {
+        match i {
+            6 => flags = decimal(f),
+            7 => minflt = decimal(f),
+            19 => {
+                start_time = decimal(f);
+                break;
+            }
+            _ => {}
+        }
+    }
+    Ok(StatView {
+        comm: &bytes[open + 1..close],
+        kernel_thread: flags.ok_or(parse::ParseError::Stat("no flags field"))? & parse::PF_KTHREAD
+            != 0,
+        minflt: minflt.ok_or(parse::ParseError::Stat("no minflt field"))?,
+        start_time: start_time.ok_or(parse::ParseError::Stat("no starttime field"))?,
+    })
+}
+
+/// From `/proc/<pid>/status`: the state letter and the voluntary and involuntary
+/// context switch counts, or `None` when any is missing (then nothing is reused).
+fn parse_status_activity(text: &[u8]) -> Option<(u8, u64, u64)> {
+    let mut state = None;
+    let mut voluntary = None;
+    let mut involuntary = None;
+    for line in text.split(|b| *b == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"State:") {
+            state = rest.iter().copied().find(|b| !b.is_ascii_whitespace());
+        } else if let Some(rest) = line.strip_prefix(b"voluntary_ctxt_switches:") {
+            voluntary = decimal(rest.trim_ascii());
+        } else if let Some(rest) = line.strip_prefix(b"nonvoluntary_ctxt_switches:") {
+            involuntary = decimal(rest.trim_ascii());
+        }
+    }
+    Some((state?, voluntary?, involuntary?))
+}
+
+fn decimal(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    b.iter().try_fold(0u64, |v, &c| {
+        c.is_ascii_digit()
+            .then(|| v.checked_mul(10)?.checked_add(u64::from(c - b'0')))?
     })
 }
 
@@ -373,7 +719,6 @@ fn read_uid_map(proc_dir: &Dir, pid: u32, buf: &mut Vec<u8>) -> Result<UidMap, P
         std::str::from_utf8(buf).map_err(|_| parse::ParseError::UidMap("not UTF-8".into()))?;
     Ok(parse::parse_uid_map(text)?)
 }
-
 /// Why a single process could not be read for `inspect`/`diff`.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -412,21 +757,29 @@ pub fn read_one(opts: &ScanOptions, pid: u32) -> Result<ProcessView, ProcessErro
     let proc_dir = Dir::open(procfs).map_err(scan_err)?;
     let pids = list_pids(&opts.paths).map_err(scan_err)?;
     let host = hostref::resolve(&proc_dir, &pids);
-    let mut bufs = Bufs::default();
-    let mut soft = ScanErrors::default();
-    let record =
-        read_process(&proc_dir, pid, opts.default_runtime, &mut bufs, &mut soft).map_err(|e| {
-            match e {
-                ProcError::KernelThread => ProcessError::KernelThread(pid),
+    let cgroups = Mutex::new(HashMap::new());
+    let ctx = Ctx {
+        proc_dir: &proc_dir,
+        default_runtime: opts.default_runtime,
+        cgroups: &cgroups,
+    };
+    let mut w = Worker::default();
+    let record = match read_proc(&ctx, pid, None, &mut w) {
+        Ok(p) if p.kernel_thread => return Err(ProcessError::KernelThread(pid)),
+        Ok(p) => p.record(),
+        Err((true, _)) => return Err(ProcessError::KernelThread(pid)),
+        Err((false, e)) => {
+            return Err(match e {
                 ProcError::Vanished => {
                     ProcessError::NoSuchProcess(pid, procfs.display().to_string())
                 }
                 ProcError::Permission => ProcessError::Permission(pid),
                 ProcError::Parse(p) => ProcessError::Parse(pid, p),
                 ProcError::Io(e) => ProcessError::Io(pid, e),
-            }
-        })?;
-    let uid_map = read_uid_map(&proc_dir, pid, &mut bufs.file).ok();
+            })
+        }
+    };
+    let uid_map = read_uid_map(&proc_dir, pid, &mut w.file).ok();
     let root = RootMapping::classify(record.host_euid, uid_map.as_ref());
     Ok(ProcessView {
         record,
@@ -450,8 +803,7 @@ pub fn read_limits(paths: &HostPaths) -> [Option<u64>; 8] {
 #[allow(clippy::too_many_arguments)]
 fn summarise(
     paths: &HostPaths,
-    records: Vec<ProcRecord>,
-    kthread_ns: &[NsSet],
+    procs: &[Proc],
     pinned_mounts: BTreeMap<(NsType, u64), Vec<String>>,
     host: crate::model::HostRef,
     uid_maps: &HashMap<u64, UidMap>,
@@ -465,56 +817,60 @@ fn summarise(
     for t in NsType::ALL {
         supported[t.index()] = host.ns.get(t).is_some();
     }
-    for ns in kthread_ns {
-        for t in NsType::ALL {
-            if let Some(ino) = ns.get(t) {
-                held[t.index()].insert(ino);
-                supported[t.index()] = true;
-            }
-        }
-    }
     let mut containers: BTreeMap<ContainerRef, ContainerSummary> = BTreeMap::new();
-    for r in &records {
+    let mut processes = 0u64;
+    for p in procs {
         for t in NsType::ALL {
-            if let Some(ino) = r.ns.get(t) {
+            if let Some(ino) = p.ns.get(t) {
                 held[t.index()].insert(ino);
                 supported[t.index()] = true;
-                if r.ns.shares(&host.ns, t) {
-                    host_ns_processes[t.index()] += 1;
-                }
             }
         }
-        let Some(c) = &r.container else { continue };
-        let map = r.ns.get(NsType::User).and_then(|u| uid_maps.get(&u));
-        let s = containers
-            .entry(c.clone())
-            .or_insert_with(|| ContainerSummary {
+        // A kernel thread is not a workload and not counted as a process, but the
+        // namespaces it holds are alive (kdevtmpfs has a mount namespace of its own).
+        if p.kernel_thread {
+            continue;
+        }
+        processes += 1;
+        let ns = p.ns.to_set();
+        for t in NsType::ALL {
+            if ns.shares(&host.ns, t) {
+                host_ns_processes[t.index()] += 1;
+            }
+        }
+        let Some(c) = p.container() else { continue };
+        let map = ns.get(NsType::User).and_then(|u| uid_maps.get(&u));
+        // Look up before inserting, so only a new container costs a key clone.
+        let s = match containers.get_mut(c) {
+            Some(s) => s,
+            None => containers.entry(c.clone()).or_insert(ContainerSummary {
                 container: c.clone(),
                 processes: 0,
-                main_pid: r.pid,
-                main_start_time: r.start_time,
-                comm: r.comm.clone(),
-                main_ns: r.ns,
+                main_pid: p.pid,
+                main_start_time: p.start_time,
+                comm: sanitize_comm(p.comm.as_bytes()),
+                main_ns: ns,
                 host_ns_processes: [0; 8],
                 host_root_processes: 0,
-                root: RootMapping::classify(r.host_euid, map),
+                root: RootMapping::classify(p.host_euid, map),
                 uid_map: map.cloned(),
-            });
+            }),
+        };
         s.processes += 1;
-        if (r.start_time, r.pid) < (s.main_start_time, s.main_pid) {
-            s.main_pid = r.pid;
-            s.main_start_time = r.start_time;
-            s.comm = r.comm.clone();
-            s.main_ns = r.ns;
-            s.root = RootMapping::classify(r.host_euid, map);
+        if (p.start_time, p.pid) < (s.main_start_time, s.main_pid) {
+            s.main_pid = p.pid;
+            s.main_start_time = p.start_time;
+            s.comm = sanitize_comm(p.comm.as_bytes());
+            s.main_ns = ns;
+            s.root = RootMapping::classify(p.host_euid, map);
             s.uid_map = map.cloned();
         }
         for t in NsType::ALL {
-            if r.ns.shares(&host.ns, t) {
+            if ns.shares(&host.ns, t) {
                 s.host_ns_processes[t.index()] += 1;
             }
         }
-        if r.host_euid == 0 {
+        if p.host_euid == 0 {
             s.host_root_processes += 1;
         }
     }
@@ -546,7 +902,7 @@ fn summarise(
             .into_iter()
             .filter(|t| supported[t.index()])
             .collect(),
-        processes: records.len() as u64,
+        processes,
         counts,
         limits: read_limits(paths),
         host_ns_processes,
@@ -555,5 +911,61 @@ fn summarise(
         errors,
         host,
         reader_in_child_userns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_view_fields() {
+        let s = b"4242 (a) b) S\n(c) S 1 4242 4242 0 -1 4194560 731 0 0 0 1 2 0 0 20 0 1 0 98765 \
+                  8192000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        let v = parse_stat_view(s).unwrap();
+        assert_eq!(v.comm, b"a) b) S\n(c");
+        assert!(!v.kernel_thread);
+        assert_eq!(v.minflt, 731);
+        assert_eq!(v.start_time, 98765);
+        let k = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 3 0 0 \
+                  18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 17 0 0 0 0 0 0\n";
+        let v = parse_stat_view(k).unwrap();
+        assert!(v.kernel_thread);
+        assert_eq!(v.start_time, 3);
+        assert!(parse_stat_view(b"1 (x) S 0 1 1").is_err());
+        assert!(parse_stat_view(b"1 x) S").is_err());
+    }
+
+    #[test]
+    fn status_activity() {
+        let s = b"Name:\tsleep\nState:\tS (sleeping)\nUid:\t0\t0\t0\t0\n\
+                  voluntary_ctxt_switches:\t2\nnonvoluntary_ctxt_switches:\t17\n";
+        assert_eq!(parse_status_activity(s), Some((b'S', 2, 17)));
+        let r =
+            b"State:\tR (running)\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n";
+        assert_eq!(parse_status_activity(r), Some((b'R', 0, 0)));
+        // The fixture trees carry no counters: nothing may be reused then.
+        assert_eq!(parse_status_activity(b"State:\tS (sleeping)\n"), None);
+        assert_eq!(
+            parse_status_activity(
+                b"State:\tS\nvoluntary_ctxt_switches:\tx\nnonvoluntary_ctxt_switches:\t1\n"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn inodes_round_trip() {
+        let mut set = NsSet::default();
+        set.set(NsType::Net, Some(4026531840));
+        set.set(NsType::User, Some(4026531837));
+        assert_eq!(Inodes::from_set(&set).to_set(), set);
+        assert_eq!(Inodes::from_set(&set).get(NsType::Time), None);
+    }
+
+    #[test]
+    fn comm_inline() {
+        assert_eq!(Comm::new(b"sleep").as_bytes(), b"sleep");
+        assert_eq!(Comm::new(&[b'x'; 40]).as_bytes().len(), 23);
     }
 }
