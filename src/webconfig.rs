@@ -1015,5 +1015,16 @@ mod tests {
         assert!(src.authorize(&cfg, Some(&b("alice", "secret"))).await);
         assert!(src.authorize(&cfg, Some(&b("alice", "secret"))).await);
         assert!(!src.authorize(&cfg, Some(&b("alice", "secret2"))).await);
+        // htpasswd writes `$2y$`: the same algorithm, accepted and verified.
+        let h2y = format!("$2y${}", &bcrypt::hash("pw", 4).unwrap()[4..]);
+        let f2 = write(
+            d.path(),
+            "w2.yml",
+            &format!("basic_auth_users:\n  bob: '{h2y}'\n"),
+        );
+        let src2 = WebConfigSource::load(f2).unwrap();
+        let cfg2 = src2.current();
+        assert!(src2.authorize(&cfg2, Some(&b("bob", "pw"))).await);
+        assert!(!src2.authorize(&cfg2, Some(&b("bob", "px"))).await);
     }
 }
