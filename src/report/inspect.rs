@@ -85,6 +85,18 @@ pub(crate) fn nsenter_args(v: &ProcessView, supported: &[NsType]) -> Option<Vec<
     Some(a)
 }
 
+/// A host tool that shows what the namespace of type `t` isolates.
+fn example_tool(t: NsType) -> Option<&'static str> {
+    match t {
+        NsType::Net => Some("ss -lntp"),
+        NsType::Mnt => Some("findmnt"),
+        NsType::Pid => Some("ps -ef"),
+        NsType::Uts => Some("hostname"),
+        NsType::Ipc => Some("ipcs"),
+        NsType::Cgroup | NsType::Time | NsType::User => None,
+    }
+}
+
 fn render(v: &ProcessView, p: Painter) -> String {
     let supported = supported_types(&[&v.record.ns, &v.host.ns]);
     let mut out = String::new();
@@ -147,10 +159,21 @@ fn render(v: &ProcessView, p: Painter) -> String {
             let types = to_enter(v, &supported);
             let _ = writeln!(
                 out,
-                "Enter only the namespaces that differ from the host's ({}), then run a host tool such as ip, ss or tcpdump:",
-                types.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+                "Enter only the namespaces that differ from the host's ({}):",
+                types
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             let _ = writeln!(out, "  {}", p.paint(&a.join(" "), Tone::Bold));
+            let tools: Vec<String> = types
+                .iter()
+                .filter_map(|t| example_tool(*t).map(|tool| format!("{tool} ({t})")))
+                .collect();
+            if !tools.is_empty() {
+                let _ = writeln!(out, "followed by a command, e.g. {}", tools.join(", "));
+            }
             let rest: Vec<&str> = types
                 .iter()
                 .filter(|t| **t != NsType::Mnt)
@@ -159,7 +182,7 @@ fn render(v: &ProcessView, p: Painter) -> String {
             if types.contains(&NsType::Mnt) && !rest.is_empty() {
                 let _ = writeln!(
                     out,
-                    "-m also switches to its files, where host tools may be missing; to keep the host's, leave it out: nsenter -t {} {} ip addr",
+                    "-m also switches to its files, where host tools may be missing; to keep the host's files, leave it out: nsenter -t {} {}",
                     r.pid,
                     rest.join(" ")
                 );

@@ -65,6 +65,7 @@ pub struct ReportArgs {
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// The process to inspect, as its PID in the host procfs.
+    #[arg(allow_negative_numbers = true)]
     pub pid: String,
     /// Machine-readable output (schema in the README).
     #[arg(long)]
@@ -78,8 +79,10 @@ pub struct InspectArgs {
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
     /// The first process, as its PID in the host procfs.
+    #[arg(allow_negative_numbers = true)]
     pub pid_a: String,
     /// The second process.
+    #[arg(allow_negative_numbers = true)]
     pub pid_b: String,
     /// Machine-readable output (schema in the README).
     #[arg(long)]
