@@ -141,8 +141,11 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
         "{}",
         p.paint(
             &format!(
-                "PINNED: {} namespaces held by a bind mount and no process",
-                s.pinned.len()
+                "PINNED: {} held by a bind mount and no process",
+                match s.pinned.len() {
+                    1 => "1 namespace".to_owned(),
+                    n => format!("{n} namespaces"),
+                }
             ),
             Tone::Bold
         )
