@@ -24,6 +24,9 @@ pub enum ParseError {
     CgroupDuplicate(u32),
     #[error("cgroup file has more than {0} lines")]
     CgroupTooLong(usize),
+    /// Content refused before parsing, e.g. a file over the size cap.
+    #[error("{0}")]
+    Unusable(String),
 }
 
 /// More cgroup lines than any host has hierarchies (16 controllers, a few named v1

@@ -108,7 +108,16 @@ impl From<io::Error> for ProcError {
         } else if is_permission(&e) {
             ProcError::Permission
         } else if e.kind() == io::ErrorKind::InvalidData {
-            ProcError::Parse(parse::ParseError::Stat("invalid data"))
+            // A parse error carried through io (ns links), or a file over the size cap.
+            ProcError::Parse(
+                match e
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<parse::ParseError>())
+                {
+                    Some(p) => p.clone(),
+                    None => parse::ParseError::Unusable(e.to_string()),
+                },
+            )
         } else {
             ProcError::Io(e)
         }
