@@ -747,3 +747,56 @@ fn fixture_json_matches_the_fixture() {
         .unwrap();
     assert_eq!(net["host"], true, "hostNetwork pod: both in the host's net");
 }
+
+// ---------------------------------------------------------------------------------
+// The README documents the JSON schema
+
+fn keys(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                out.insert(k.clone());
+                keys(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| keys(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_json_field_is_documented_in_the_readme() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("## At a terminal: report, inspect, diff")
+        .expect("README section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let fixture = fixture_proc().display().to_string();
+    let mut all = std::collections::BTreeSet::new();
+    for args in [
+        vec!["report", "--json", "--all"],
+        vec!["inspect", "300", "--json"],
+        vec!["inspect", "1", "--json"],
+        vec!["diff", "200", "201", "--json"],
+    ] {
+        let mut a = args.clone();
+        a.extend(["--path.procfs", &fixture]);
+        keys(&json(&a), &mut all);
+    }
+    let word = |w: &str| {
+        section.match_indices(w).any(|(i, _)| {
+            let before = section[..i].chars().next_back();
+            let after = section[i + w.len()..].chars().next();
+            let edge = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+            edge(before) && edge(after)
+        })
+    };
+    let missing: Vec<&String> = all.iter().filter(|k| !word(k)).collect();
+    assert!(
+        missing.is_empty(),
+        "JSON fields not in the README: {missing:?}"
+    );
+    assert!(all.contains("schema_version") && all.contains("shared_host_namespaces"));
+}
