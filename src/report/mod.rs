@@ -116,8 +116,8 @@ pub fn run(cmd: Command, settings: &Settings) -> ExitCode {
     match res {
         Ok(text) => write_stdout(&text),
         Err(e) => {
-            // One line, whatever the error carries.
-            let msg = e.to_string().replace('\n', " ");
+            // One line of printable text, whatever the error carries (it may quote /proc).
+            let msg = style::printable(&e.to_string());
             eprintln!("nsexporter: {msg}");
             ExitCode::FAILURE
         }

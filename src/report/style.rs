@@ -48,21 +48,39 @@ impl Painter {
     }
 }
 
-/// One table cell: text spans, each with its own tone.
+/// Text from /proc is chosen by whoever runs a process or makes a mount, in any
+/// container: a comm, or a mount point (mountinfo leaves bytes other than space, tab,
+/// newline and backslash raw, and its octal escapes decode to anything). Control
+/// characters are shown as `\xNN` so that such text can neither send escape sequences
+/// to the terminal nor break a row.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One table cell: text spans, each with its own tone. All text goes through
+/// [`printable`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Cell(pub(crate) Vec<(String, Tone)>);
+pub(crate) struct Cell(Vec<(String, Tone)>);
 
 impl Cell {
-    pub(crate) fn plain(text: impl Into<String>) -> Cell {
-        Cell(vec![(text.into(), Tone::Plain)])
+    pub(crate) fn plain(text: impl AsRef<str>) -> Cell {
+        Cell::toned(text, Tone::Plain)
     }
 
-    pub(crate) fn toned(text: impl Into<String>, tone: Tone) -> Cell {
-        Cell(vec![(text.into(), tone)])
+    pub(crate) fn toned(text: impl AsRef<str>, tone: Tone) -> Cell {
+        Cell(vec![(printable(text.as_ref()), tone)])
     }
 
-    pub(crate) fn push(&mut self, text: impl Into<String>, tone: Tone) {
-        self.0.push((text.into(), tone));
+    pub(crate) fn push(&mut self, text: impl AsRef<str>, tone: Tone) {
+        self.0.push((printable(text.as_ref()), tone));
     }
 
     fn width(&self) -> usize {
@@ -127,6 +145,21 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_cannot_reach_the_terminal() {
+        assert_eq!(
+            printable("/run/netns/a\x1b[2Jb\nc"),
+            "/run/netns/a\\x1b[2Jb\\x0ac"
+        );
+        assert_eq!(printable("leaked uts"), "leaked uts");
+        let mut t = Table::new(&["MOUNT POINTS"]);
+        t.row(vec![Cell::plain("/x\x1b]0;pwned\x07\r")]);
+        let text = t.render(Painter { color: true });
+        assert!(!text.contains("\x1b]"), "{text:?}");
+        assert!(!text.contains('\r'), "{text:?}");
+        assert_eq!(text.lines().count(), 2);
+    }
 
     #[test]
     fn columns_line_up_with_and_without_colour() {
