@@ -117,6 +117,8 @@ pub struct Sampler {
     warned_permission: bool,
     /// Whether running in a child user namespace was already logged.
     warned_userns: bool,
+    /// Whether unreadable namespace limits were logged (again after they recover).
+    warned_limits: bool,
     /// Why the latest scan attempt leaves the exporter not ready (see
     /// [`Exposition::failing`]).
     failing: Option<String>,
@@ -140,6 +142,7 @@ impl Sampler {
             last_success: None,
             warned_permission: false,
             warned_userns: false,
+            warned_limits: false,
             failing: None,
             failed_in_row: 0,
             last_failure_log: None,
@@ -149,7 +152,24 @@ impl Sampler {
     /// Run one scan and fold it into the counters. A failed scan keeps the previous
     /// snapshot (so readiness, not the data, tells that it is getting old).
     pub fn step(&mut self) -> Exposition {
-        match self.scanner.scan() {
+        let procfs = self.scanner.options().paths.procfs.display().to_string();
+        let scanned = self
+            .scanner
+            .scan()
+            .map_err(|e| e.to_string())
+            .and_then(|snap| {
+                // No process at all, and none refused: an empty directory, not a procfs (the
+                // host's /proc not mounted where --path.procfs points, or mounted over).
+                if snap.processes == 0 && snap.errors.permission == 0 {
+                    Err(format!(
+                        "no process found under {procfs}: it is not a procfs (is the host's \
+                     /proc mounted there?)"
+                    ))
+                } else {
+                    Ok(snap)
+                }
+            });
+        match scanned {
             Ok(snap) => self.publish_snapshot(snap),
             Err(err) => {
                 self.counters.scans += 1;
@@ -162,7 +182,7 @@ impl Sampler {
                     tracing::error!(
                         error = %err,
                         failed_in_row = self.failed_in_row,
-                        "scan failed: the host procfs is unreadable; counted in \
+                        "scan failed: the host procfs is unusable; counted in \
                          nsexporter_scan_errors_total{{reason=\"procfs\"}}, and /readyz fails \
                          until a scan succeeds again"
                     );
@@ -216,6 +236,33 @@ impl Sampler {
                  nsexporter_scan_errors_total{{reason=\"permission\"}}"
             );
             self.warned_permission = true;
+        }
+        // The limit of every type the kernel has should be readable; a missing or
+        // unparseable sysctl file loses that limit (and the capacity alert).
+        let unreadable: Vec<String> = snap
+            .supported
+            .iter()
+            .filter(|t| snap.limits[t.index()].is_none())
+            .map(|t| {
+                self.scanner
+                    .options()
+                    .paths
+                    .ns_limit(*t)
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        self.counters.io += unreadable.len() as u64;
+        if unreadable.is_empty() {
+            self.warned_limits = false;
+        } else if !self.warned_limits {
+            tracing::warn!(
+                files = ?unreadable,
+                "namespace limits are unreadable (missing or not a number): \
+                 nsexporter_namespace_limit is not reported for these types, so capacity \
+                 alerts cannot fire; counted in nsexporter_scan_errors_total{{reason=\"io\"}}"
+            );
+            self.warned_limits = true;
         }
         if snap.reader_in_child_userns && !self.warned_userns {
             tracing::warn!(
@@ -301,15 +348,21 @@ mod tests {
         shared.publish(sampler.step());
         let why = shared.readiness().unwrap_err();
         assert!(why.contains("the latest scan failed"), "{why}");
-        // An empty but readable procfs scans fine: ready again without a restart.
+        // An empty directory (a mount missing) is not a procfs either.
         std::fs::create_dir(&procfs).unwrap();
+        shared.publish(sampler.step());
+        let why = shared.readiness().unwrap_err();
+        assert!(why.contains("not a procfs"), "{why}");
+        // The real one appears: ready again without a restart.
+        std::fs::remove_dir(&procfs).unwrap();
+        std::os::unix::fs::symlink("/proc", &procfs).unwrap();
         shared.publish(sampler.step());
         assert_eq!(shared.readiness(), Ok(()));
         // It disappears again: not ready at once, although the last success is recent.
-        std::fs::remove_dir(&procfs).unwrap();
+        std::fs::remove_file(&procfs).unwrap();
         shared.publish(sampler.step());
         assert!(shared.readiness().is_err());
         let c = &shared.current().published.counters;
-        assert_eq!((c.scans, c.procfs), (3, 2));
+        assert_eq!((c.scans, c.procfs), (4, 3));
     }
 }

@@ -653,3 +653,102 @@ pub fn promtool_check_metrics(text: &str) -> (bool, String) {
         ),
     )
 }
+
+impl Exporter {
+    /// Like [`Exporter::start`], with the binary run through `wrapper` (e.g.
+    /// `setpriv --reuid=65534 ...`); killed on drop like any other.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Exporter {
+        let (prog, pre) = wrapper.split_first().expect("a wrapper program");
+        let mut child = Command::new(prog)
+            .args(pre)
+            .arg(BIN)
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.format",
+                "logfmt",
+            ])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wrapped nsexporter");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains("nsexporter listening") => {
+                    let addr = line
+                        .split(' ')
+                        .find_map(|kv| kv.strip_prefix("address="))
+                        .expect("address in the listening line")
+                        .trim_matches('"')
+                        .parse()
+                        .expect("socket address");
+                    return Exporter {
+                        child,
+                        addr,
+                        stderr: rx,
+                    };
+                }
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("wrapped nsexporter did not start listening: {seen:?}");
+                }
+            }
+        }
+    }
+
+    /// Log lines received so far (drains them).
+    pub fn drain_log(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+
+    /// Wait until a log line contains `needle`; returns it.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self
+                .stderr
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line containing {needle:?} within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Status of `/readyz`, polled until `want` or `timeout`; returns the last status.
+    pub fn wait_readyz(&self, want: u16, timeout: Duration) -> u16 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.get("/readyz").status;
+            if s == want || Instant::now() >= deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Whether the process is still running (it never exits on its own).
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process's PID, for /proc/<pid>/status and /proc/<pid>/fd.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
