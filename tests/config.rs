@@ -32,9 +32,17 @@ fn run(args: &[&str], envs: &[(&str, &str)], file: Option<&str>) -> (i32, String
     )
 }
 
+/// (flags, environment, config file body, the setting the error must name)
+type Case<'a> = (
+    &'a [&'a str],
+    &'a [(&'a str, &'a str)],
+    Option<&'a str>,
+    &'a str,
+);
+
 #[test]
 fn bad_values_exit_2_naming_the_setting() {
-    let cases: &[(&[&str], &[(&str, &str)], Option<&str>, &str)] = &[
+    let cases: &[Case] = &[
         (&["--scan.interval", "5x"], &[], None, "scan.interval"),
         (&["--scan.interval", "10ms"], &[], None, "scan.interval"),
         (&["--scan.threads", "0"], &[], None, "scan.threads"),
