@@ -150,7 +150,22 @@ pub struct Exporter {
 impl Exporter {
     /// Start the server on a free loopback port and wait until it listens.
     pub fn start(args: &[&str]) -> Exporter {
-        let mut child = Command::new(BIN)
+        Self::launch(Command::new(BIN), args)
+    }
+
+    /// Like [`Exporter::start`], with the binary run through `wrapper` (e.g.
+    /// `setpriv --reuid=65534 ...`); killed on drop like any other.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Exporter {
+        let (prog, pre) = wrapper.split_first().expect("a wrapper program");
+        let mut cmd = Command::new(prog);
+        cmd.args(pre).arg(BIN);
+        Self::launch(cmd, args)
+    }
+
+    /// Run `cmd` (which ends in the nsexporter binary) on 127.0.0.1:0 with `args`, and
+    /// read the listening address from its log.
+    fn launch(mut cmd: Command, args: &[&str]) -> Exporter {
+        let mut child = cmd
             .args([
                 "--web.listen-address",
                 "127.0.0.1:0",
@@ -174,25 +189,22 @@ impl Exporter {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut seen = Vec::new();
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if line.contains("nsexporter listening") {
-                        let addr = line
-                            .split(' ')
-                            .find_map(|kv| kv.strip_prefix("address="))
-                            .expect("address in the listening line")
-                            .trim_matches('"')
-                            .parse()
-                            .expect("socket address");
-                        return Exporter {
-                            child,
-                            addr,
-                            stderr: rx,
-                        };
-                    }
-                    seen.push(line);
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains("nsexporter listening") => {
+                    let addr = line
+                        .split(' ')
+                        .find_map(|kv| kv.strip_prefix("address="))
+                        .expect("address in the listening line")
+                        .trim_matches('"')
+                        .parse()
+                        .expect("socket address");
+                    return Exporter {
+                        child,
+                        addr,
+                        stderr: rx,
+                    };
                 }
+                Ok(line) => seen.push(line),
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -655,61 +667,6 @@ pub fn promtool_check_metrics(text: &str) -> (bool, String) {
 }
 
 impl Exporter {
-    /// Like [`Exporter::start`], with the binary run through `wrapper` (e.g.
-    /// `setpriv --reuid=65534 ...`); killed on drop like any other.
-    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Exporter {
-        let (prog, pre) = wrapper.split_first().expect("a wrapper program");
-        let mut child = Command::new(prog)
-            .args(pre)
-            .arg(BIN)
-            .args([
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.format",
-                "logfmt",
-            ])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start wrapped nsexporter");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains("nsexporter listening") => {
-                    let addr = line
-                        .split(' ')
-                        .find_map(|kv| kv.strip_prefix("address="))
-                        .expect("address in the listening line")
-                        .trim_matches('"')
-                        .parse()
-                        .expect("socket address");
-                    return Exporter {
-                        child,
-                        addr,
-                        stderr: rx,
-                    };
-                }
-                Ok(line) => seen.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("wrapped nsexporter did not start listening: {seen:?}");
-                }
-            }
-        }
-    }
-
     /// Log lines received so far (drains them).
     pub fn drain_log(&self) -> Vec<String> {
         self.stderr.try_iter().collect()
