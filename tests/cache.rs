@@ -129,13 +129,13 @@ fn kernel_ns(pid: u32) -> NsSet {
 
 /// Scan with every scanner (single- and multi-threaded) and check they agree.
 fn scan_all(scanners: &mut [Scanner]) -> Vec<Snapshot> {
-    scanners.iter_mut().map(|s| s.scan().expect("scan")).collect()
+    scanners
+        .iter_mut()
+        .map(|s| s.scan().expect("scan"))
+        .collect()
 }
 
-fn summary<'a>(
-    snap: &'a Snapshot,
-    id: &str,
-) -> Option<&'a nsexporter::model::ContainerSummary> {
+fn summary<'a>(snap: &'a Snapshot, id: &str) -> Option<&'a nsexporter::model::ContainerSummary> {
     snap.containers.values().find(|c| c.container.id == id)
 }
 
@@ -150,7 +150,11 @@ fn a_process_that_changes_after_it_was_seen_is_reported_as_it_is_now() {
     puppet.wait_asleep();
     let pid = puppet.pid;
     let host_ns = kernel_ns(std::process::id());
-    assert_eq!(kernel_ns(pid), host_ns, "the puppet starts in the host namespaces");
+    assert_eq!(
+        kernel_ns(pid),
+        host_ns,
+        "the puppet starts in the host namespaces"
+    );
 
     let mut scanners = vec![
         Scanner::new(ScanOptions::default()),

@@ -15,6 +15,7 @@
 //!                        scan), for counting syscalls by difference under `perf stat`.
 //! scanbench soak K       K sampler steps (scan and encode, as the daemon's loop does);
 //!                        print RSS along the way and the peak.
+//! scanbench file NAME... the kernel's cost of one read of /proc/<pid>/NAME, per process.
 //! ```
 
 mod refloop;
@@ -39,12 +40,15 @@ fn main() {
         Some("measure") => measure(arg(1)),
         Some("passes") => passes(args.get(1).map(String::as_str).unwrap_or(""), arg(2)),
         Some("soak") => soak(arg(1)),
+        Some("file") => file(&args[1..]),
         _ => usage(),
     }
 }
 
 fn usage() -> ! {
-    eprintln!("usage: scanbench spawn N | measure ROUNDS | passes ref|cold|warm K | soak K");
+    eprintln!(
+        "usage: scanbench spawn N | measure ROUNDS | passes ref|cold|warm K | soak K | file NAME..."
+    );
     std::process::exit(2);
 }
 
@@ -268,7 +272,7 @@ fn measure(rounds: usize) {
             max * 1e3,
             med * 1e6 / entries as f64,
             med / reference,
-            lsns.map_or("-".into(), |l| format!("{:.0}", l / med)),
+            lsns.map_or("-".into(), |l| format!("{:.1}", l / med)),
         );
     }
 }
@@ -346,4 +350,29 @@ fn soak(k: usize) {
         "VmRSS from scan 10 to {k}: min {min_after_warmup} KiB, max {max_after_warmup} KiB, spread {} KiB",
         max_after_warmup - min_after_warmup
     );
+}
+
+/// Time one read of each named file of every process (what each costs the kernel).
+fn file(names: &[String]) {
+    let procfs = ScanOptions::default().paths.procfs;
+    let r = RefLoop::new(&procfs);
+    let pids = r.pids();
+    let mut buf = vec![0u8; 4096];
+    for name in names {
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            for pid in &pids {
+                if let Ok(mut f) = std::fs::File::open(format!("/proc/{pid}/{name}")) {
+                    use std::io::Read;
+                    let _ = std::hint::black_box(f.read(&mut buf));
+                }
+            }
+            best = best.min(t.elapsed());
+        }
+        println!(
+            "{name}: {:.2} µs per process",
+            best.as_secs_f64() * 1e6 / pids.len() as f64
+        );
+    }
 }
