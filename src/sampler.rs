@@ -318,6 +318,8 @@ impl Sampler {
 
 /// Run the sampler on the current thread until `stop` fires or its sender is dropped.
 pub fn run(mut sampler: Sampler, shared: Arc<Shared>, stop: Receiver<()>) {
+    // Scans are background work: scrapes on the server's threads come first.
+    crate::scan::lower_priority();
     loop {
         let started = Instant::now();
         shared.publish(sampler.step());

@@ -423,6 +423,27 @@ impl Scanner {
     }
 }
 
+/// The nice value of a thread that scans in the background: a scan then yields the CPU
+/// to scrapes (and to the node's workloads), so that a scrape's latency does not depend
+/// on whether a scan of 20,000 processes happens to be running. Worker threads inherit it.
+const BACKGROUND_NICE: libc::c_int = 10;
+
+/// Lower the calling thread's CPU priority for background scanning (Linux keeps nice
+/// values per thread). Best effort: raising one's own nice value needs no privilege.
+pub fn lower_priority() {
+    // SAFETY: plain syscalls about the calling thread.
+    let res = unsafe {
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            libc::gettid() as libc::id_t,
+            BACKGROUND_NICE,
+        )
+    };
+    if res != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "cannot lower the scan thread's priority");
+    }
+}
+
 /// The nsfs bind mounts of every distinct mount namespace, one mountinfo read each
 /// (falling back to another member if the first has exited).
 fn read_pinned(
