@@ -4,33 +4,37 @@
 //!
 //! # What a scan re-reads, and why that is never stale
 //! A cold read of one process is `openat /proc/<pid>`, one `read` each of `stat`,
-//! `status` and `cgroup`, and eight `readlinkat` on `ns/*`: 19 syscalls. The scanner
-//! keeps every process it read, keyed by identity (pid and start time), and on the next
-//! scan skips the eight links, the most expensive part, when the process *cannot have
-//! changed namespace since*:
+//! `schedstat`, `status` and `cgroup`, eight `readlinkat` on `ns/*`, and `close`: 22
+//! syscalls. The scanner keeps every process it read, keyed by identity (pid and start
+//! time), and on the next scan skips `status` and the eight links, the most expensive
+//! part, when the process *cannot have changed them since*:
 //!
 //! - Only the task itself changes its namespaces (`setns`, `unshare`, `execve` entering
-//!   a time namespace); nothing moves another task. `/proc/<pid>/ns` shows the
-//!   thread-group leader, so only the leader's own execution matters.
-//! - A task that executed anything since it was last seen is either running now
-//!   (`State: R`) or has been switched out since, which bumps one of its context switch
-//!   counters (`voluntary_ctxt_switches`, `nonvoluntary_ctxt_switches` in `status`,
-//!   which are the leader's own). The group's minor fault count (`stat` field 10) is
-//!   compared too, so an `execve` from another thread (which makes that thread the
-//!   leader, keeping pid and start time) is caught even if the counters happened to
-//!   match.
-//! - The counters are read *before* the links; so unchanged counters, a task that is
-//!   not running and not dead, and the same identity prove the links read last time are
-//!   still the links now.
+//!   a time namespace) and its credentials (`setuid` and friends); nothing moves another
+//!   task. `/proc/<pid>/ns` and `status` show the thread-group leader, so only the
+//!   leader's own execution matters, and `schedstat` is the leader's own.
+//! - `schedstat` gives the task's CPU time in nanoseconds and how many times it was
+//!   switched in. A task that executed anything after `schedstat` was read was either
+//!   off the CPU then, and has been switched in since; or on it, and its CPU time has
+//!   grown since, accounted at the latest when it was switched out or at the next tick
+//!   (ticks run at least once a second, and scans are at least 100 ms apart). Status
+//!   counters would not do: a task shows `S` while still on the CPU on its way to
+//!   sleep, before its voluntary switch is counted.
+//! - So `schedstat` is read *before* the UID and the links: the same CPU time and switch
+//!   count, the same identity, and a task that is not running or dead now prove the UID
+//!   and links read last time are still the ones now. The group's minor fault count
+//!   (`stat` field 10) is compared too, so an `execve` from another thread (which makes
+//!   that thread the leader, keeping pid and start time) is caught even in a tie. A
+//!   kernel without schedstat (or one that reports zeros) gets no reuse at all.
 //!
-//! `stat` and `status` are read on every scan anyway (identity, counters), so `comm` and
-//! the UID are always fresh: a `setuid` is seen at once. The cgroup can change without
-//! the task running (runc writes the PID into `cgroup.procs`), so `cgroup` is read on
-//! every scan too, but parsed and attributed once per distinct content: the raw bytes
-//! are compared with the ones cached for the process, and attributions are shared by
-//! content across processes. The uid_map is read once per user namespace, and only once
-//! it is written (an empty map can still be written). A warm read is thus 11 syscalls
-//! and no allocation. `tests/cache.rs` proves it on the real kernel.
+//! `stat` is read on every scan anyway (identity, state), so `comm` is always fresh.
+//! The cgroup can change without the task running (runc writes the PID into
+//! `cgroup.procs`), so `cgroup` is read on every scan too, but parsed and attributed
+//! once per distinct content: the raw bytes are compared with the ones cached for the
+//! process, and attributions are shared by content across processes. The uid_map is
+//! read once per user namespace, and only once it is written (an empty map can still be
+//! written). A warm read is thus 11 syscalls (`stat`, `schedstat`, `cgroup`) and no
+//! allocation. `tests/cache.rs` proves it on the real kernel.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -80,9 +84,9 @@ impl Default for ScanOptions {
 /// What the latest scan cost, for benchmarks and the syscall regression test.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScanStats {
-    /// Processes and kernel threads whose namespace links were read.
+    /// Processes and kernel threads whose UID and namespace links were read.
     pub read: u64,
-    /// Processes and kernel threads whose namespace links were reused (see the module
+    /// Processes and kernel threads whose UID and namespace links were reused (see the module
     /// docs for why that is safe).
     pub reused: u64,
     /// Syscalls made by the per-process pass (`read` plus `reused` entries, and those
@@ -173,14 +177,15 @@ impl Comm {
     }
 }
 
-/// What the leader's scheduling and fault counters said when its links were read: if
-/// they are the same now and it is not running, it has executed nothing since. Kept
-/// modulo 2^32: a change is what matters, and 2^32 switches or faults between two scans
-/// cannot happen.
+/// What `/proc/<pid>/schedstat` and the fault count said when the UID and links were
+/// read: the task's CPU time to the nanosecond and how often it was switched in. If both
+/// are the same now, it has executed nothing since (see the module docs). The counts are
+/// kept modulo 2^32: a change is what matters, and 2^32 switches or faults between two
+/// scans cannot happen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Activity {
-    voluntary: u32,
-    involuntary: u32,
+    runtime: u64,
+    pcount: u32,
     minflt: u32,
 }
 
@@ -286,8 +291,8 @@ impl Scanner {
         self.stats
     }
 
-    /// Whether the latest scan took `pid`'s namespaces from the scan before it instead
-    /// of reading its links; `None` if it did not record `pid`. For tests.
+    /// Whether the latest scan took `pid`'s namespaces and UID from the scan before it
+    /// instead of reading them; `None` if it did not record `pid`. For tests.
     #[doc(hidden)]
     pub fn reused_links(&self, pid: u32) -> Option<bool> {
         let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
@@ -545,6 +550,8 @@ fn read_many(ctx: &Ctx<'_>, pids: &[u32], prev: &[Proc], out: &mut Vec<Proc>, w:
 /// The `stat` fields a scan needs, without allocating.
 struct StatView<'a> {
     comm: &'a [u8],
+    /// Field 3, the state letter.
+    state: u8,
     kernel_thread: bool,
     minflt: u64,
     start_time: u64,
@@ -564,36 +571,40 @@ fn read_proc(
     let stat = parse_stat_view(&w.file).map_err(|e| (false, e.into()))?;
     let kernel_thread = stat.kernel_thread;
     let err = |e: ProcError| (kernel_thread, e);
-    let (start_time, minflt, comm) = (stat.start_time, stat.minflt, Comm::new(stat.comm));
-    // The counters must be read before the links: see the module docs.
-    dir.read_single_at(c"status", &mut w.file)
-        .map_err(|e| err(e.into()))?;
-    let (quiet, activity) = match parse_status_activity(&w.file) {
-        Some((state, voluntary, involuntary)) => (
-            matches!(state, b'S' | b'D' | b'I' | b'T' | b't'),
-            Some(Activity {
-                voluntary: voluntary as u32,
-                involuntary: involuntary as u32,
+    let (start_time, state, minflt) = (stat.start_time, stat.state, stat.minflt);
+    let comm = Comm::new(stat.comm);
+    // The baseline must be read before anything it vouches for (UID, links): see the
+    // module docs. A kernel without schedstat, or one that reports zeros, gives none.
+    let activity = match dir.read_single_at(c"schedstat", &mut w.file) {
+        Ok(()) => parse_schedstat(&w.file)
+            .filter(|&(runtime, pcount)| runtime > 0 && pcount > 0)
+            .map(|(runtime, pcount)| Activity {
+                runtime,
+                pcount: pcount as u32,
                 minflt: minflt as u32,
             }),
-        ),
-        None => (false, None),
-    };
-    let host_euid = if kernel_thread {
-        0
-    } else {
-        parse_status_euid(&w.file).map_err(|e| err(e.into()))?
+        Err(_) => None,
     };
     let unchanged = before.filter(|b| {
-        quiet
+        matches!(state, b'S' | b'D' | b'I' | b'T' | b't')
             && activity.is_some()
             && b.activity == activity
             && b.start_time == start_time
             && b.kernel_thread == kernel_thread
     });
-    let ns = match unchanged {
-        Some(b) => b.ns,
-        None => Inodes::from_set(&hostref::read_ns_links_in(&dir).map_err(|e| err(e.into()))?),
+    let (host_euid, ns) = match unchanged {
+        Some(b) => (b.host_euid, b.ns),
+        None => {
+            let host_euid = if kernel_thread {
+                0
+            } else {
+                dir.read_single_at(c"status", &mut w.file)
+                    .map_err(|e| err(e.into()))?;
+                parse_status_euid(&w.file).map_err(|e| err(e.into()))?
+            };
+            let ns = hostref::read_ns_links_in(&dir).map_err(|e| err(e.into()))?;
+            (host_euid, Inodes::from_set(&ns))
+        }
     };
     let reused = unchanged.is_some();
     if reused {
@@ -679,6 +690,7 @@ fn parse_stat_view(bytes: &[u8]) -> Result<StatView<'_>, parse::ParseError> {
         .rposition(|&b| b == b')')
         .filter(|&c| c > open)
         .ok_or(parse::ParseError::Stat("no ')' after comm"))?;
+    let mut state = None;
     let mut flags = None;
     let mut minflt = None;
     let mut start_time = None;
@@ -688,6 +700,7 @@ fn parse_stat_view(bytes: &[u8]) -> Result<StatView<'_>, parse::ParseError> {
         .filter(|f| !f.is_empty());
     for (i, f) in fields.enumerate() {
         match i {
+            0 => state = f.first().copied(),
             6 => flags = decimal(f),
             7 => minflt = decimal(f),
             19 => {
@@ -699,6 +712,7 @@ fn parse_stat_view(bytes: &[u8]) -> Result<StatView<'_>, parse::ParseError> {
     }
     Ok(StatView {
         comm: &bytes[open + 1..close],
+        state: state.ok_or(parse::ParseError::Stat("no state field"))?,
         kernel_thread: flags.ok_or(parse::ParseError::Stat("no flags field"))? & parse::PF_KTHREAD
             != 0,
         minflt: minflt.ok_or(parse::ParseError::Stat("no minflt field"))?,
@@ -706,22 +720,15 @@ fn parse_stat_view(bytes: &[u8]) -> Result<StatView<'_>, parse::ParseError> {
     })
 }
 
-/// From `/proc/<pid>/status`: the state letter and the voluntary and involuntary
-/// context switch counts, or `None` when any is missing (then nothing is reused).
-fn parse_status_activity(text: &[u8]) -> Option<(u8, u64, u64)> {
-    let mut state = None;
-    let mut voluntary = None;
-    let mut involuntary = None;
-    for line in text.split(|b| *b == b'\n') {
-        if let Some(rest) = line.strip_prefix(b"State:") {
-            state = rest.iter().copied().find(|b| !b.is_ascii_whitespace());
-        } else if let Some(rest) = line.strip_prefix(b"voluntary_ctxt_switches:") {
-            voluntary = decimal(rest.trim_ascii());
-        } else if let Some(rest) = line.strip_prefix(b"nonvoluntary_ctxt_switches:") {
-            involuntary = decimal(rest.trim_ascii());
-        }
-    }
-    Some((state?, voluntary?, involuntary?))
+/// `/proc/<pid>/schedstat`: `<runtime ns> <run delay ns> <times switched in>`.
+fn parse_schedstat(text: &[u8]) -> Option<(u64, u64)> {
+    let mut f = text
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    let runtime = decimal(f.next()?)?;
+    let _delay = f.next()?;
+    let pcount = decimal(f.next()?)?;
+    Some((runtime, pcount))
 }
 
 fn decimal(b: &[u8]) -> Option<u64> {
@@ -954,6 +961,7 @@ mod tests {
                   8192000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
         let v = parse_stat_view(s).unwrap();
         assert_eq!(v.comm, b"a) b) S\n(c");
+        assert_eq!(v.state, b'S');
         assert!(!v.kernel_thread);
         assert_eq!(v.minflt, 731);
         assert_eq!(v.start_time, 98765);
@@ -967,21 +975,11 @@ mod tests {
     }
 
     #[test]
-    fn status_activity() {
-        let s = b"Name:\tsleep\nState:\tS (sleeping)\nUid:\t0\t0\t0\t0\n\
-                  voluntary_ctxt_switches:\t2\nnonvoluntary_ctxt_switches:\t17\n";
-        assert_eq!(parse_status_activity(s), Some((b'S', 2, 17)));
-        let r =
-            b"State:\tR (running)\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n";
-        assert_eq!(parse_status_activity(r), Some((b'R', 0, 0)));
-        // The fixture trees carry no counters: nothing may be reused then.
-        assert_eq!(parse_status_activity(b"State:\tS (sleeping)\n"), None);
-        assert_eq!(
-            parse_status_activity(
-                b"State:\tS\nvoluntary_ctxt_switches:\tx\nnonvoluntary_ctxt_switches:\t1\n"
-            ),
-            None
-        );
+    fn schedstat() {
+        assert_eq!(parse_schedstat(b"1234567 89 42\n"), Some((1234567, 42)));
+        assert_eq!(parse_schedstat(b"0 0 0\n"), Some((0, 0)));
+        assert_eq!(parse_schedstat(b"12 34\n"), None);
+        assert_eq!(parse_schedstat(b"x 1 2\n"), None);
     }
 
     #[test]
