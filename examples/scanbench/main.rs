@@ -8,7 +8,8 @@
 //!                        namespace, and 8 in user namespaces with uid/gid maps
 //!                        written; print "ready <n>" and wait to be killed. Every child
 //!                        dies with its parent (PR_SET_PDEATHSIG).
-//! scanbench measure R    R rounds of, in alternation: the reference loop, a cold scan,
+//! scanbench measure R    R rounds of, in alternation: the reference loop (and the same
+//!                        with schedstat, the files a cold scan reads), a cold scan,
 //!                        a warm scan (single- and two-threaded) and `lsns`; print a
 //!                        Markdown table (median, min, max, µs/process, ratios).
 //! scanbench passes M K   K passes of M (ref, cold or warm; warm passes follow one cold
@@ -198,6 +199,7 @@ fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
 fn measure(rounds: usize) {
     let procfs = ScanOptions::default().paths.procfs;
     let mut reference = RefLoop::new(&procfs);
+    let mut same_files = RefLoop::new(&procfs).with_schedstat();
     let entries = reference.pids().len();
     let lsns = Command::new("lsns")
         .arg("--version")
@@ -210,6 +212,7 @@ fn measure(rounds: usize) {
     warm2.scan().expect("scan");
     let names = [
         "reference loop",
+        "reference loop + schedstat",
         "nsexporter cold, 1 thread",
         "nsexporter warm, 1 thread",
         "nsexporter cold, 2 threads",
@@ -226,16 +229,17 @@ fn measure(rounds: usize) {
     let mut reused = 0.0;
     for _ in 0..rounds {
         series[0].samples.push(time(|| reference.pass()).0);
-        series[1]
+        series[1].samples.push(time(|| same_files.pass()).0);
+        series[2]
             .samples
             .push(time(|| Scanner::new(opts(1)).scan()).0);
-        series[2].samples.push(time(|| warm1.scan()).0);
+        series[3].samples.push(time(|| warm1.scan()).0);
         let s = warm1.last_stats();
         reused = s.reused as f64 / (s.reused + s.read).max(1) as f64;
-        series[3]
+        series[4]
             .samples
             .push(time(|| Scanner::new(opts(2)).scan()).0);
-        series[4].samples.push(time(|| warm2.scan()).0);
+        series[5].samples.push(time(|| warm2.scan()).0);
         if lsns {
             let (d, st) = time(|| {
                 Command::new("lsns")
@@ -244,11 +248,12 @@ fn measure(rounds: usize) {
                     .status()
             });
             assert!(st.is_ok_and(|s| s.success()), "lsns failed");
-            series[5].samples.push(d);
+            series[6].samples.push(d);
         }
     }
     series.retain(|s| !s.samples.is_empty());
     let reference = series[0].median().as_secs_f64();
+    let same_files = series[1].median().as_secs_f64();
     let lsns = series
         .iter()
         .find(|s| s.name == "lsns")
@@ -258,20 +263,23 @@ fn measure(rounds: usize) {
         reused * 100.0
     );
     println!();
-    println!("| what | median ms | min ms | max ms | µs/process | × reference | lsns ÷ this |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| what | median ms | min ms | max ms | µs/process | × reference | × reference + schedstat | lsns ÷ this |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for s in &series {
         let med = s.median().as_secs_f64();
         let min = s.samples.iter().min().unwrap().as_secs_f64();
         let max = s.samples.iter().max().unwrap().as_secs_f64();
         println!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {} |",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {} |",
             s.name,
             med * 1e3,
             min * 1e3,
             max * 1e3,
             med * 1e6 / entries as f64,
             med / reference,
+            med / same_files,
             lsns.map_or("-".into(), |l| format!("{:.1}", l / med)),
         );
     }

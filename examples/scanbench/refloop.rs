@@ -7,6 +7,10 @@
 //! user namespace, read until end of file, as nsexporter does. It builds nothing, so a
 //! scan's cost over it is the price of parsing, attribution and the snapshot.
 //!
+//! [`RefLoop::with_schedstat`] also reads `schedstat`, which a cold nsexporter scan
+//! reads as the baseline that lets the next scan skip `status` and the links: that
+//! variant reads exactly the files a cold scan reads.
+//!
 //! Shared by `examples/scanbench` (the load script's side-by-side runs) and
 //! `benches/scan.rs` (criterion).
 
@@ -32,6 +36,7 @@ pub struct RefLoop {
     procfs: std::path::PathBuf,
     buf: Vec<u8>,
     userns: Vec<u64>,
+    schedstat: bool,
 }
 
 /// What one pass saw.
@@ -66,7 +71,14 @@ impl RefLoop {
             procfs: procfs.to_path_buf(),
             buf: vec![0; 4096],
             userns: Vec::new(),
+            schedstat: false,
         }
+    }
+
+    /// Also read `schedstat` of every process, as a cold nsexporter scan does.
+    pub fn with_schedstat(mut self) -> RefLoop {
+        self.schedstat = true;
+        self
     }
 
     /// The numeric entries of the procfs root (as nsexporter lists them).
@@ -131,6 +143,9 @@ impl RefLoop {
             }
             out.entries += 1;
             out.bytes += self.read(fd, c"stat", false);
+            if self.schedstat {
+                out.bytes += self.read(fd, c"schedstat", false);
+            }
             out.bytes += self.read(fd, c"status", false);
             out.bytes += self.read(fd, c"cgroup", false);
             for (i, l) in LINKS.iter().enumerate() {
