@@ -15,6 +15,9 @@ fn scans(c: &mut Criterion) {
     g.sample_size(20);
     let mut reference = refloop::RefLoop::new(&opts.paths.procfs);
     g.bench_function("reference_loop", |b| b.iter(|| reference.pass()));
+    // The same plus schedstat: exactly the files a cold scan reads.
+    let mut same_files = refloop::RefLoop::new(&opts.paths.procfs).with_schedstat();
+    g.bench_function("reference_loop_schedstat", |b| b.iter(|| same_files.pass()));
     let mut cold = Scanner::new(opts.clone());
     g.bench_function("scan_cold", |b| {
         b.iter(|| {
