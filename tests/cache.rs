@@ -87,12 +87,21 @@ impl Puppet {
         self.wait_asleep();
     }
 
+    /// Wait until the puppet is asleep and really off the CPU: `State: S` shows while a
+    /// task is still on its way out, so also wait until its `schedstat` (CPU time,
+    /// switch-ins) stands still. Otherwise a scan could see it still accruing CPU time
+    /// and rightly re-read it, and the reuse assertions would depend on timing.
     fn wait_asleep(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
+        let read = |f: &str| std::fs::read_to_string(format!("/proc/{}/{f}", self.pid)).unwrap();
         loop {
-            let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
-            if status.lines().any(|l| l.starts_with("State:\tS")) {
-                return;
+            let asleep = |st: &str| st.lines().any(|l| l.starts_with("State:\tS"));
+            if asleep(&read("status")) {
+                let before = read("schedstat");
+                std::thread::sleep(Duration::from_millis(20));
+                if read("schedstat") == before && asleep(&read("status")) {
+                    return;
+                }
             }
             assert!(Instant::now() < deadline, "puppet never went to sleep");
             std::thread::sleep(Duration::from_millis(5));

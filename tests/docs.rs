@@ -17,18 +17,31 @@ fn table(tag: &str) -> Vec<Vec<String>> {
     let text = readme();
     let begin = format!("<!-- {tag}:begin -->");
     let end = format!("<!-- {tag}:end -->");
-    let start = text.find(&begin).unwrap_or_else(|| panic!("README has no {begin}"));
-    let stop = text.find(&end).unwrap_or_else(|| panic!("README has no {end}"));
+    let start = text
+        .find(&begin)
+        .unwrap_or_else(|| panic!("README has no {begin}"));
+    let stop = text
+        .find(&end)
+        .unwrap_or_else(|| panic!("README has no {end}"));
     text[start + begin.len()..stop]
         .lines()
         .filter(|l| l.starts_with('|'))
         .skip(2) // header and separator
-        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
         .collect()
 }
 
 fn code_spans(cell: &str) -> Vec<String> {
-    cell.split('`').skip(1).step_by(2).map(str::to_string).collect()
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -36,16 +49,26 @@ fn readme_metric_table_matches_real_output() {
     let rows = table("metrics");
     let documented: BTreeMap<String, BTreeSet<String>> = rows
         .iter()
-        .map(|r| (code_spans(&r[0])[0].clone(), code_spans(&r[1]).into_iter().collect()))
+        .map(|r| {
+            (
+                code_spans(&r[0])[0].clone(),
+                code_spans(&r[1]).into_iter().collect(),
+            )
+        })
         .collect();
     // What a real run emits, on the fixture tree where every metric has series.
     let text = once(&["--path.procfs", &fixture_proc().display().to_string()]);
     let mut emitted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
-        emitted.entry(line.split(' ').nth(2).unwrap().to_string()).or_default();
+        emitted
+            .entry(line.split(' ').nth(2).unwrap().to_string())
+            .or_default();
     }
     for s in parse_exposition(&text) {
-        emitted.entry(s.name).or_default().extend(s.labels.into_keys());
+        emitted
+            .entry(s.name)
+            .or_default()
+            .extend(s.labels.into_keys());
     }
     assert_eq!(
         documented.keys().collect::<Vec<_>>(),
@@ -68,14 +91,22 @@ fn readme_flag_table_matches_help() {
     let lines: Vec<&str> = help.lines().collect();
     for (i, l) in lines.iter().enumerate() {
         let t = l.trim_start();
-        let Some(rest) = t.strip_prefix("--") else { continue };
+        let Some(rest) = t.strip_prefix("--") else {
+            continue;
+        };
         let flag = format!("--{}", rest.split([' ', ',']).next().unwrap());
         if flag == "--help" || flag == "--version" {
             continue;
         }
         let desc = lines.get(i + 1).copied().unwrap_or("");
         let grab = |key: &str| {
-            desc.split(key).nth(1).map(|r| r.split(']').next().unwrap().trim_end_matches('=').to_string())
+            desc.split(key).nth(1).map(|r| {
+                r.split(']')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('=')
+                    .to_string()
+            })
         };
         from_help.insert(flag, (grab("[default: "), grab("[env: ")));
     }
