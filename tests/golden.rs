@@ -30,15 +30,6 @@ fn normalize(text: &str) -> String {
         .collect()
 }
 
-fn fixture_args() -> Vec<String> {
-    vec![
-        "--path.procfs".into(),
-        fixture_proc().display().to_string(),
-        "--scan.interval".into(),
-        "1h".into(),
-    ]
-}
-
 #[test]
 fn metrics_endpoint_matches_golden_file() {
     let args = fixture_args();

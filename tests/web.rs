@@ -223,15 +223,6 @@ fn https(
     parse_response(&raw)
 }
 
-fn fixture_args() -> Vec<String> {
-    vec![
-        "--path.procfs".into(),
-        fixture_proc().display().to_string(),
-        "--scan.interval".into(),
-        "1h".into(),
-    ]
-}
-
 fn start_with(web_config: &Path, extra: &[&str]) -> Exporter {
     let mut args = fixture_args();
     args.push("--web.config.file".into());

@@ -327,9 +327,8 @@ pub const CGROUP_V1: &[&str] = &["/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory"]
 #[derive(Debug, Clone)]
 pub struct Member {
     /// The process that stands for the container (the one moved into its cgroup).
+    /// The lab itself keeps every PID it must kill at cleanup.
     pub pid: u32,
-    /// Processes to kill at cleanup (the member and its launcher).
-    pub pids: Vec<u32>,
     /// Container ID (64 hex) or empty for non-containers.
     pub id: String,
     pub pod_uid: String,
@@ -470,78 +469,56 @@ impl Lab {
         target
     }
 
-    /// A containerd container in a kubelet (systemd driver) pod cgroup.
+    /// Create the cgroup `rel` (relative to the lab's top) and move `pid` into it.
+    fn place(&mut self, rel: &str, pid: u32, id: String, pod_uid: String) -> Member {
+        let cg = self.make_cgroup(rel);
+        self.enter(&cg, pid);
+        Member { pid, id, pod_uid }
+    }
+
+    /// A container in a kubelet (systemd driver) pod cgroup, runtime named by its
+    /// scope prefix (`cri-containerd`, `crio`, `docker`), started with `unshare <flags>`.
     pub fn kube_systemd(&mut self, qos: &str, runtime_prefix: &str, flags: &[&str]) -> Member {
+        let pid = self.unshare(flags);
+        self.kube_systemd_pid(qos, runtime_prefix, pid)
+    }
+
+    fn kube_systemd_pid(&mut self, qos: &str, runtime_prefix: &str, pid: u32) -> Member {
         let uid = rand_uuid();
         let id = rand_hex(64);
-        let cg = self.make_cgroup(&format!(
+        let rel = format!(
             "kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{}.slice/{runtime_prefix}-{id}.scope",
             uid.replace('-', "_")
-        ));
-        let pid = self.unshare(flags);
-        self.enter(&cg, pid);
-        Member {
-            pid,
-            pids: vec![pid],
-            id,
-            pod_uid: uid,
-        }
+        );
+        self.place(&rel, pid, id, uid)
     }
 
     /// A container in a kubelet cgroupfs-driver pod cgroup: `kubepods/<qos>/pod<uid>/<id>`.
     pub fn kube_cgroupfs(&mut self, qos: &str, pid: u32) -> Member {
         let uid = rand_uuid();
         let id = rand_hex(64);
-        let cg = self.make_cgroup(&format!("kubepods/{qos}/pod{uid}/{id}"));
-        self.enter(&cg, pid);
-        Member {
-            pid,
-            pids: vec![pid],
-            id,
-            pod_uid: uid,
-        }
+        self.place(&format!("kubepods/{qos}/pod{uid}/{id}"), pid, id, uid)
     }
 
     /// A CRI-O container in a kubelet (systemd driver) pod cgroup, for an existing PID.
     pub fn crio(&mut self, pid: u32) -> Member {
-        let uid = rand_uuid();
-        let id = rand_hex(64);
-        let cg = self.make_cgroup(&format!(
-            "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/crio-{id}.scope",
-            uid.replace('-', "_")
-        ));
-        self.enter(&cg, pid);
-        Member {
-            pid,
-            pids: vec![pid],
-            id,
-            pod_uid: uid,
-        }
+        self.kube_systemd_pid("burstable", "crio", pid)
     }
 
     /// A plain Docker (cgroupfs driver) container: `/docker/<id>`.
     pub fn docker(&mut self, pid: u32) -> Member {
         let id = rand_hex(64);
-        let cg = self.make_cgroup(&format!("docker/{id}"));
-        self.enter(&cg, pid);
-        Member {
-            pid,
-            pids: vec![pid],
-            id,
-            pod_uid: String::new(),
-        }
+        self.place(&format!("docker/{id}"), pid, id, String::new())
     }
 
     /// A systemd service: `system.slice/<name>.service`.
     pub fn service(&mut self, name: &str, pid: u32) -> Member {
-        let cg = self.make_cgroup(&format!("system.slice/{name}.service"));
-        self.enter(&cg, pid);
-        Member {
+        self.place(
+            &format!("system.slice/{name}.service"),
             pid,
-            pids: vec![pid],
-            id: String::new(),
-            pod_uid: String::new(),
-        }
+            String::new(),
+            String::new(),
+        )
     }
 
     /// `ip netns add <name>`: a network namespace that only a bind mount holds.
@@ -633,6 +610,17 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "delete", n]).status();
         }
     }
+}
+
+/// `--path.procfs <fixture tree> --scan.interval 1h`: a server that scans the fixture
+/// once and then serves that one snapshot.
+pub fn fixture_args() -> Vec<String> {
+    vec![
+        "--path.procfs".into(),
+        fixture_proc().display().to_string(),
+        "--scan.interval".into(),
+        "1h".into(),
+    ]
 }
 
 /// The directory holding the fixture /proc tree.
