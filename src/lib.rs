@@ -46,6 +46,7 @@ pub fn scan_options(settings: &Settings) -> ScanOptions {
         paths: settings.paths.clone(),
         default_runtime: settings.default_runtime,
         threads: settings.scan_threads,
+        ..ScanOptions::default()
     }
 }
 

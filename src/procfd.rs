@@ -154,6 +154,43 @@ impl Dir {
         }
     }
 
+    /// `fstat` of this directory (one syscall).
+    // The time fields are i64 here but not on every target.
+    #[allow(clippy::unnecessary_cast)]
+    pub(crate) fn stat(&self) -> io::Result<DirStat> {
+        counted(1);
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: valid fd; the kernel fills `st` when it returns 0.
+        cvt(unsafe { libc::fstat(self.0.as_raw_fd(), st.as_mut_ptr()) })?;
+        // SAFETY: fstat succeeded, so `st` is initialised.
+        let st = unsafe { st.assume_init() };
+        Ok(DirStat {
+            uid: st.st_uid,
+            id: DirId {
+                ino: st.st_ino,
+                ctime_ns: (st.st_ctime as i64)
+                    .wrapping_mul(1_000_000_000)
+                    .wrapping_add(st.st_ctime_nsec as i64),
+            },
+        })
+    }
+
+    /// Whether this directory lies on a procfs (rather than, say, a fixture tree).
+    pub(crate) fn is_procfs(&self) -> bool {
+        counted(1);
+        let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: valid fd; the kernel fills `st` when it returns 0.
+        if unsafe { libc::fstatfs(self.0.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+            return false;
+        }
+        // SAFETY: fstatfs succeeded, so `st` is initialised.
+        let st = unsafe { st.assume_init() };
+        // PROC_SUPER_MAGIC (its libc type differs between glibc and musl).
+        #[allow(clippy::unnecessary_cast)]
+        let magic = st.f_type as u64;
+        magic == 0x9fa0
+    }
+
     /// The target of the symlink `name`, into `buf`.
     pub(crate) fn readlink_at<'b>(
         &self,
@@ -175,6 +212,31 @@ impl Dir {
         }
         Ok(&buf[..n as usize])
     }
+}
+
+/// What `fstat` says of a `/proc/<pid>` directory on a procfs.
+///
+/// - `uid`: the task's effective UID as the reader's user namespace sees it. procfs makes
+///   the PID directory itself (unlike the files in it, which a non-dumpable task's root
+///   owns) always belong to the effective UID, so that tools can learn it with one
+///   `stat` (`task_dump_owner` in fs/proc/base.c). A task that is already dead shows UID
+///   0, so a caller must read something else of the task *after* this to know it was
+///   alive.
+/// - `id`: which directory instance this is. procfs creates the inode for `/proc/<pid>`
+///   when the PID is first looked up and ties it to that process for good; a process
+///   that takes over the PID later gets a new inode, numbered from a counter that cannot
+///   come round to the same number at the same change time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirStat {
+    pub(crate) uid: u32,
+    pub(crate) id: DirId,
+}
+
+/// The identity of one inode: number and change time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirId {
+    ino: u64,
+    ctime_ns: i64,
 }
 
 /// Write `pid` as a NUL-terminated decimal into `buf`.
@@ -217,6 +279,79 @@ mod tests {
         assert_eq!(pid_cstr(0, &mut b).to_bytes(), b"0");
         assert_eq!(pid_cstr(4194304, &mut b).to_bytes(), b"4194304");
         assert_eq!(pid_cstr(u32::MAX, &mut b).to_bytes(), b"4294967295");
+    }
+
+    /// The kernel facts the scanner's UID and identity rest on, checked on this kernel:
+    /// the PID directory belongs to the effective UID even when the task is not dumpable
+    /// (its files then belong to root); it keeps its identity across lookups while the
+    /// process lives; and once the task is dead its UID reads 0, which is why the scanner
+    /// reads something else of the task after `fstat`.
+    #[test]
+    fn pid_directory_owner_and_identity() {
+        // SAFETY: plain syscall.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to change a child's UIDs");
+            return;
+        }
+        let mut fds = [0; 2];
+        // SAFETY: plain syscall.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let [r, w] = fds;
+        // SAFETY: the child makes only async-signal-safe calls.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: async-signal-safe calls only.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                let ok = libc::setresgid(1000, 1000, 1000) == 0
+                    && libc::setresuid(2000, 1500, 1700) == 0;
+                libc::write(w, if ok { c"y" } else { c"n" }.as_ptr().cast(), 1);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        let mut b = 0u8;
+        // SAFETY: reading one byte into a local.
+        assert_eq!(unsafe { libc::read(r, (&mut b as *mut u8).cast(), 1) }, 1);
+        assert_eq!(b, b'y', "the child could not change its UIDs");
+        let proc_dir = Dir::open(Path::new("/proc")).unwrap();
+        let dir = proc_dir.open_pid(pid as u32).unwrap();
+        let st = dir.stat().unwrap();
+        assert_eq!(st.uid, 1500, "the effective UID, not the real or saved one");
+        let mut buf = Vec::new();
+        dir.read_single_at(c"status", &mut buf).unwrap();
+        let status = String::from_utf8_lossy(&buf);
+        assert!(status.contains("Uid:\t2000\t1500\t1700\t1500"), "{status}");
+        let file_owner = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(format!("/proc/{pid}/status"))
+                .unwrap()
+                .uid()
+        };
+        assert_eq!(file_owner, 0, "a non-dumpable task's files belong to root");
+        assert_eq!(
+            proc_dir.open_pid(pid as u32).unwrap().stat().unwrap().id,
+            st.id
+        );
+        assert!(proc_dir.is_procfs());
+        // SAFETY: our own child and pipe.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+            libc::close(r);
+            libc::close(w);
+        }
+        assert_eq!(
+            dir.stat().unwrap().uid,
+            0,
+            "a dead task's directory reads UID 0"
+        );
+        assert!(is_vanished(
+            &dir.read_single_at(c"schedstat", &mut buf).unwrap_err()
+        ));
+        assert!(!Dir::open(Path::new("/")).unwrap().is_procfs());
     }
 
     #[test]

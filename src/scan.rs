@@ -3,43 +3,61 @@
 //! each mount namespace, and folds them into a [`Snapshot`].
 //!
 //! # What a scan re-reads, and why that is never stale
-//! A cold read of one process is `openat /proc/<pid>`, one `read` each of `stat`,
-//! `schedstat`, `status` and `cgroup`, eight `readlinkat` on `ns/*`, and `close`: 22
-//! syscalls. The scanner keeps every process it read, keyed by identity (pid and start
-//! time), and on the next scan skips `status` and the eight links, the most expensive
-//! part, when the process *cannot have changed them since*:
+//! A cold read of one process is `openat /proc/<pid>`, one `read` each of `stat`
+//! (identity: PID and start time; `comm`; state; thread count) and `schedstat`, an
+//! `fstat` of the PID directory, eight `readlinkat` on `ns/*`, one `read` of `cgroup`
+//! and `close`: 20 syscalls. The UID costs no file: procfs makes the PID directory
+//! itself always belong to the task's effective UID (`task_dump_owner`), so `fstat`
+//! gives it, with the directory's inode number and change time, which identify the
+//! directory instance (procfs makes a new one for every process that takes the PID). A
+//! tree that is not a procfs (the test fixtures) has its UIDs read from `status`.
+//!
+//! The scanner keeps every process it read and, on the next scan, skips the links (and
+//! the UID) of a process that *cannot have changed them since*:
 //!
 //! - Only the task itself changes its namespaces (`setns`, `unshare`, `execve` entering
 //!   a time namespace) and its credentials (`setuid` and friends); nothing moves another
-//!   task. `/proc/<pid>/ns` and `status` show the thread-group leader, so only the
+//!   task. `/proc/<pid>/ns` and the UID are the thread-group leader's, so only the
 //!   leader's own execution matters, and `schedstat` is the leader's own.
 //! - `schedstat` gives the task's CPU time in nanoseconds and how many times it was
 //!   switched in. A task that executed anything after `schedstat` was read was either
 //!   off the CPU then, and has been switched in since; or on it, and its CPU time has
 //!   grown since, accounted at the latest when it was switched out or at the next tick
-//!   (ticks run at least once a second, and scans are at least 100 ms apart). Status
-//!   counters would not do: a task shows `S` while still on the CPU on its way to
-//!   sleep, before its voluntary switch is counted.
-//! - So `schedstat` is read *before* the UID and the links: the same CPU time and switch
-//!   count, the same identity, and a task that is not running or dead now prove the UID
-//!   and links read last time are still the ones now. The group's minor fault count
-//!   (`stat` field 10) is compared too, so an `execve` from another thread (which makes
-//!   that thread the leader, keeping pid and start time) is caught even in a tie. A
-//!   kernel without schedstat (or one that reports zeros) gets no reuse at all.
+//!   (ticks, or on a `nohz_full` CPU the remote tick, run at least once a second).
+//!   Status counters would not do: a task shows `S` while still on the CPU on its way
+//!   to sleep, before its voluntary switch is counted.
+//! - So `schedstat` is read *before* the UID and the links. On the next scan `stat` and
+//!   `schedstat` are read again: the same identity, CPU time and switch count, and a
+//!   task that is not running now prove the UID and links read last time are still the
+//!   ones now. The group's minor fault count (`stat` field 10, read before the
+//!   baseline) is compared too, so an `execve` from another thread (which makes that
+//!   thread the leader, keeping PID and start time) is caught even in a tie: an exec
+//!   always faults. A kernel without schedstat (or one that reports zeros) gets no reuse.
+//! - When that check passes and `stat` showed one thread, the process is *proven
+//!   alone*: `stat` was read between the baseline and the check that found the leader
+//!   idle throughout, so the leader was then the group's only thread, and a new thread
+//!   can only be made by a thread of the group. While the leader stays idle, nothing in
+//!   the group runs: no `execve`, no rename (only the group may write its `comm`). The
+//!   next scan then skips `stat` too for such a process: `fstat` of the directory (the
+//!   same inode number and change time: the same process, not a new one with the PID;
+//!   and the UID, fresh) and `schedstat` (the same figures: still idle) suffice, if that
+//!   scan starts at least [`IDLE_GAP`] after the last one ended, so that a task on a
+//!   CPU all along must show more CPU time (the check that reads `stat` also looks at the
+//!   state letter, and needs no gap). A warm read of a lone idle process is thus 9
+//!   syscalls (`fstat`, `schedstat`, `cgroup`); of any other unchanged process 11
+//!   (`stat`, `schedstat`, `cgroup`); neither allocates.
 //!
-//! `stat` is read on every scan anyway (identity, state), so `comm` is always fresh.
 //! The cgroup can change without the task running (runc writes the PID into
-//! `cgroup.procs`), so `cgroup` is read on every scan too, but parsed and attributed
-//! once per distinct content: the raw bytes are compared with the ones cached for the
+//! `cgroup.procs`), so `cgroup` is read on every scan, but parsed and attributed once
+//! per distinct content: the raw bytes are compared with the ones cached for the
 //! process, and attributions are shared by content across processes. The uid_map is
 //! read once per user namespace, and only once it is written (an empty map can still be
-//! written). A warm read is thus 11 syscalls (`stat`, `schedstat`, `cgroup`) and no
-//! allocation. `tests/cache.rs` proves it on the real kernel.
+//! written). `tests/cache.rs` and `tests/threads.rs` prove it on the real kernel.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::cgroup::{attribute, Attribution};
 use crate::hostref;
@@ -49,7 +67,7 @@ use crate::model::{
 };
 use crate::parse::{self, parse_cgroup, parse_mountinfo_nsfs, parse_status_euid};
 use crate::paths::HostPaths;
-use crate::procfd::{self, is_permission, is_vanished, Dir};
+use crate::procfd::{self, is_permission, is_vanished, Dir, DirId};
 
 /// A scan that could not run at all: the procfs itself is unreadable.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +87,16 @@ pub struct ScanOptions {
     pub default_runtime: Runtime,
     /// Worker threads for the per-process reads.
     pub threads: usize,
+    /// How long after the end of one scan the next must start for it to confirm a
+    /// lone, idle process from `schedstat` alone (see the module docs). Not a setting:
+    /// the benchmarks and tests set it to measure or pin each path.
+    #[doc(hidden)]
+    pub idle_gap: Duration,
 }
+
+/// A task on a CPU has its CPU time brought up to date at least once a second, by its
+/// own tick or, on a `nohz_full` CPU, by the remote tick; five seconds leave a margin.
+pub const IDLE_GAP: Duration = Duration::from_secs(5);
 
 impl Default for ScanOptions {
     fn default() -> Self {
@@ -77,6 +104,7 @@ impl Default for ScanOptions {
             paths: HostPaths::default(),
             default_runtime: Runtime::Containerd,
             threads: 1,
+            idle_gap: IDLE_GAP,
         }
     }
 }
@@ -89,6 +117,9 @@ pub struct ScanStats {
     /// Processes and kernel threads whose UID and namespace links were reused (see the module
     /// docs for why that is safe).
     pub reused: u64,
+    /// Of `reused`, those confirmed without reading `stat`: alone in their thread group
+    /// and idle (the UID then comes fresh with the identity check).
+    pub quick: u64,
     /// Syscalls made by the per-process pass (`read` plus `reused` entries, and those
     /// that failed or vanished).
     pub per_process_syscalls: u64,
@@ -212,9 +243,17 @@ struct Proc {
     start_time: u64,
     /// `None` when the counters could not be read: the links are then always re-read.
     activity: Option<Activity>,
+    /// The `/proc/<pid>` directory instance the UID and links were read through (`None`
+    /// on a fixture tree, which is not a procfs).
+    dir_id: Option<DirId>,
+    /// Proven alone in its thread group and idle since `activity` was read: the next
+    /// scan may confirm it from `schedstat` and the directory identity alone.
+    alone: bool,
     kernel_thread: bool,
     /// This scan took `ns` from the previous one.
     reused: bool,
+    /// ... and confirmed it without reading `stat`.
+    quick: bool,
     comm: Comm,
     ns: Inodes,
     /// `None` for kernel threads and when the cgroup file could not be read.
@@ -243,6 +282,11 @@ struct Ctx<'a> {
     proc_dir: &'a Dir,
     default_runtime: Runtime,
     cgroups: &'a Mutex<CgroupCache>,
+    /// `proc_dir` is a procfs: UIDs and identities come from `fstat` of the PID
+    /// directory (a fixture tree has `status` files instead).
+    procfs: bool,
+    /// This scan started long enough after the last one for the quick check.
+    quick: bool,
 }
 
 /// Per-worker state: reusable buffers (so a scan does not allocate per file), errors
@@ -253,6 +297,7 @@ struct Worker {
     errors: ScanErrors,
     read: u64,
     reused: u64,
+    quick: u64,
 }
 
 /// Holds what survives between scans: every process seen by the latest scan, the
@@ -268,6 +313,8 @@ pub struct Scanner {
     spare: Vec<Proc>,
     cgroups: Mutex<CgroupCache>,
     stats: ScanStats,
+    /// When the latest scan ended.
+    last_end: Option<Instant>,
 }
 
 impl Scanner {
@@ -279,6 +326,7 @@ impl Scanner {
             spare: Vec::new(),
             cgroups: Mutex::new(HashMap::new()),
             stats: ScanStats::default(),
+            last_end: None,
         }
     }
 
@@ -297,6 +345,23 @@ impl Scanner {
     pub fn reused_links(&self, pid: u32) -> Option<bool> {
         let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
         Some(self.procs[i].reused)
+    }
+
+    /// Whether the latest scan confirmed `pid` unchanged without reading its `stat`;
+    /// `None` if it did not record `pid`. For tests.
+    #[doc(hidden)]
+    pub fn reused_quickly(&self, pid: u32) -> Option<bool> {
+        let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
+        Some(self.procs[i].quick)
+    }
+
+    /// Whether the latest scan found `pid` alone in its thread group and idle, so that
+    /// the next one may confirm it without reading `stat`; `None` if it did not record
+    /// `pid`. For tests.
+    #[doc(hidden)]
+    pub fn proven_alone(&self, pid: u32) -> Option<bool> {
+        let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
+        Some(self.procs[i].alone)
     }
 
     /// Forget every cached process, so the next scan reads all of them cold (for
@@ -327,10 +392,16 @@ impl Scanner {
         let host = hostref::resolve(&proc_dir, &pids);
 
         let threads = self.opts.threads.clamp(1, 256).min(pids.len().max(1));
+        let procfs = proc_dir.is_procfs();
         let ctx = Ctx {
             proc_dir: &proc_dir,
             default_runtime: self.opts.default_runtime,
             cgroups: &self.cgroups,
+            procfs,
+            quick: procfs
+                && self.last_end.is_some_and(|end| {
+                    started.saturating_duration_since(end) >= self.opts.idle_gap
+                }),
         };
         let prev = &self.procs;
         let mut procs = std::mem::take(&mut self.spare);
@@ -346,6 +417,7 @@ impl Scanner {
             errors.add(&w.errors);
             stats.read = w.read;
             stats.reused = w.reused;
+            stats.quick = w.quick;
         } else {
             let chunk = pids.len().div_ceil(threads);
             let results: Vec<(Vec<Proc>, Worker, u64)> = std::thread::scope(|s| {
@@ -370,6 +442,7 @@ impl Scanner {
                 errors.add(&w.errors);
                 stats.read += w.read;
                 stats.reused += w.reused;
+                stats.quick += w.quick;
                 stats.per_process_syscalls += calls;
             }
         }
@@ -424,6 +497,7 @@ impl Scanner {
                 0
             };
         self.stats = stats;
+        self.last_end = Some(Instant::now());
         Ok(snapshot)
     }
 }
@@ -554,6 +628,8 @@ struct StatView<'a> {
     state: u8,
     kernel_thread: bool,
     minflt: u64,
+    /// Field 20.
+    threads: u64,
     start_time: u64,
 }
 
@@ -566,12 +642,22 @@ fn read_proc(
     w: &mut Worker,
 ) -> Result<Proc, (bool, ProcError)> {
     let dir = ctx.proc_dir.open_pid(pid).map_err(|e| (false, e.into()))?;
+    if ctx.quick {
+        if let Some(b) = before.filter(|b| b.alone) {
+            match quick_check(ctx, &dir, pid, b, w) {
+                Ok(Some(p)) => return Ok(p),
+                Ok(None) => {}
+                Err(e) => return Err((b.kernel_thread, e)),
+            }
+        }
+    }
     dir.read_single_at(c"stat", &mut w.file)
         .map_err(|e| (false, e.into()))?;
     let stat = parse_stat_view(&w.file).map_err(|e| (false, e.into()))?;
     let kernel_thread = stat.kernel_thread;
     let err = |e: ProcError| (kernel_thread, e);
-    let (start_time, state, minflt) = (stat.start_time, stat.state, stat.minflt);
+    let (start_time, state, minflt, threads) =
+        (stat.start_time, stat.state, stat.minflt, stat.threads);
     let comm = Comm::new(stat.comm);
     // The baseline must be read before anything it vouches for (UID, links): see the
     // module docs. A kernel without schedstat, or one that reports zeros, gives none.
@@ -592,18 +678,23 @@ fn read_proc(
             && b.start_time == start_time
             && b.kernel_thread == kernel_thread
     });
-    let (host_euid, ns) = match unchanged {
-        Some(b) => (b.host_euid, b.ns),
+    let (host_euid, ns, dir_id) = match unchanged {
+        Some(b) => (b.host_euid, b.ns, b.dir_id),
         None => {
-            let host_euid = if kernel_thread {
-                0
+            let (host_euid, dir_id) = if ctx.procfs {
+                // The UID of a task that died before this call reads as 0; the links
+                // read next fail for such a task, so a UID that survives is a live one.
+                let st = dir.stat().map_err(|e| err(e.into()))?;
+                (if kernel_thread { 0 } else { st.uid }, Some(st.id))
+            } else if kernel_thread {
+                (0, None)
             } else {
                 dir.read_single_at(c"status", &mut w.file)
                     .map_err(|e| err(e.into()))?;
-                parse_status_euid(&w.file).map_err(|e| err(e.into()))?
+                (parse_status_euid(&w.file).map_err(|e| err(e.into()))?, None)
             };
             let ns = hostref::read_ns_links_in(&dir).map_err(|e| err(e.into()))?;
-            (host_euid, Inodes::from_set(&ns))
+            (host_euid, Inodes::from_set(&ns), dir_id)
         }
     };
     let reused = unchanged.is_some();
@@ -615,36 +706,100 @@ fn read_proc(
     let cgroup = if kernel_thread {
         None
     } else {
-        match dir.read_single_at(c"cgroup", &mut w.file) {
-            Ok(()) => {
-                let entry = attribution(ctx, before, &w.file);
-                if entry.unparseable {
-                    w.errors.parse += 1;
-                    tracing::debug!(pid, "unparseable cgroup file");
-                }
-                Some(entry)
-            }
-            Err(e) if is_vanished(&e) => return Err(err(ProcError::Vanished)),
-            // A cgroup file that cannot be used does not drop the process: its
-            // namespaces and UID still count, only unattributed (a process must not be
-            // able to hide from the scan by naming its cgroup oddly).
-            Err(e) => {
-                count(&mut w.errors, ProcError::from(e), "cgroup", pid);
-                None
-            }
-        }
+        read_cgroup(ctx, &dir, pid, before, w).map_err(err)?
     };
     Ok(Proc {
         pid,
         host_euid,
         start_time,
         activity,
+        dir_id,
+        // `stat` was read after the baseline and before the check that found the task
+        // idle throughout: it was then the group's only thread, and no other can have
+        // been made since without it running (see the module docs).
+        alone: reused && threads == 1 && dir_id.is_some(),
         kernel_thread,
         reused,
+        quick: false,
         comm,
         ns,
         cgroup,
     })
+}
+
+/// The quick check of a process the previous scan proved alone in its thread group and
+/// idle: the same `/proc/<pid>` directory instance, and `schedstat` unchanged, mean it
+/// has not run since, so its links and `comm` stand; its UID comes fresh with the
+/// identity, its cgroup is read as always. `None` when it has changed (read it whole).
+fn quick_check(
+    ctx: &Ctx<'_>,
+    dir: &Dir,
+    pid: u32,
+    b: &Proc,
+    w: &mut Worker,
+) -> Result<Option<Proc>, ProcError> {
+    // Any failure here sends the process to the whole read, which reports it.
+    let Ok(st) = dir.stat() else {
+        return Ok(None);
+    };
+    if Some(st.id) != b.dir_id {
+        return Ok(None);
+    }
+    // Read after the `fstat`, through the same directory: if it succeeds, the UID above
+    // was a live task's.
+    if dir.read_single_at(c"schedstat", &mut w.file).is_err() {
+        return Ok(None);
+    }
+    let same = match (parse_schedstat(&w.file), b.activity) {
+        (Some((runtime, pcount)), Some(a)) => a.runtime == runtime && a.pcount == pcount as u32,
+        _ => false,
+    };
+    if !same {
+        return Ok(None);
+    }
+    let cgroup = if b.kernel_thread {
+        None
+    } else {
+        read_cgroup(ctx, dir, pid, Some(b), w)?
+    };
+    w.reused += 1;
+    w.quick += 1;
+    Ok(Some(Proc {
+        host_euid: if b.kernel_thread { 0 } else { st.uid },
+        reused: true,
+        quick: true,
+        cgroup,
+        ..b.clone()
+    }))
+}
+
+/// The process's cgroup attribution, read fresh (another process can move it without it
+/// running). `None` when the file cannot be used.
+fn read_cgroup(
+    ctx: &Ctx<'_>,
+    dir: &Dir,
+    pid: u32,
+    before: Option<&Proc>,
+    w: &mut Worker,
+) -> Result<Option<Arc<CgroupEntry>>, ProcError> {
+    match dir.read_single_at(c"cgroup", &mut w.file) {
+        Ok(()) => {
+            let entry = attribution(ctx, before, &w.file);
+            if entry.unparseable {
+                w.errors.parse += 1;
+                tracing::debug!(pid, "unparseable cgroup file");
+            }
+            Ok(Some(entry))
+        }
+        Err(e) if is_vanished(&e) => Err(ProcError::Vanished),
+        // A cgroup file that cannot be used does not drop the process: its namespaces
+        // and UID still count, only unattributed (a process must not be able to hide
+        // from the scan by naming its cgroup oddly).
+        Err(e) => {
+            count(&mut w.errors, ProcError::from(e), "cgroup", pid);
+            Ok(None)
+        }
+    }
 }
 
 /// The attribution of cgroup content `raw`: the process's own from the last scan when
@@ -693,8 +848,10 @@ fn parse_stat_view(bytes: &[u8]) -> Result<StatView<'_>, parse::ParseError> {
     let mut state = None;
     let mut flags = None;
     let mut minflt = None;
+    let mut threads = None;
     let mut start_time = None;
-    // Field 3 (state) is index 0: flags is field 9, minflt 10, starttime 22.
+    // Field 3 (state) is index 0: flags is field 9, minflt 10, num_threads 20,
+    // starttime 22.
     let fields = bytes[close + 1..]
         .split(|b| *b == b' ' || *b == b'\n')
         .filter(|f| !f.is_empty());
@@ -703,6 +860,7 @@ fn parse_stat_view(bytes: &[u8]) -> Result<StatView<'_>, parse::ParseError> {
             0 => state = f.first().copied(),
             6 => flags = decimal(f),
             7 => minflt = decimal(f),
+            17 => threads = decimal(f),
             19 => {
                 start_time = decimal(f);
                 break;
@@ -716,6 +874,7 @@ fn parse_stat_view(bytes: &[u8]) -> Result<StatView<'_>, parse::ParseError> {
         kernel_thread: flags.ok_or(parse::ParseError::Stat("no flags field"))? & parse::PF_KTHREAD
             != 0,
         minflt: minflt.ok_or(parse::ParseError::Stat("no minflt field"))?,
+        threads: threads.ok_or(parse::ParseError::Stat("no num_threads field"))?,
         start_time: start_time.ok_or(parse::ParseError::Stat("no starttime field"))?,
     })
 }
@@ -799,6 +958,8 @@ pub fn read_one(opts: &ScanOptions, pid: u32) -> Result<ProcessView, ProcessErro
         proc_dir: &proc_dir,
         default_runtime: opts.default_runtime,
         cgroups: &cgroups,
+        procfs: proc_dir.is_procfs(),
+        quick: false,
     };
     let mut w = Worker::default();
     let record = match read_proc(&ctx, pid, None, &mut w) {

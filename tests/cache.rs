@@ -7,7 +7,13 @@
 //! - `setns` into another network namespace (CNI plugins, `nsenter`);
 //! - `unshare` of the UTS and IPC namespaces;
 //! - being moved into a container's cgroup by another process (what runc does);
-//! - `setresuid` away from root.
+//! - `setresuid` away from root;
+//! - renaming itself (`prctl(PR_SET_NAME)`).
+//!
+//! Each through both ways a scan confirms an unchanged process: from `stat` and
+//! `schedstat` (every process), and from the directory identity and `schedstat` alone
+//! (a process proven alone in its thread group and idle, once scans are far enough
+//! apart). `tests/threads.rs` covers processes with more than one thread.
 //!
 //! Plus the regression guard for the scan's cost: syscalls per process, counted, not
 //! timed, so it cannot flake on a busy machine.
@@ -24,8 +30,8 @@ use nsexporter::scan::{ScanOptions, Scanner};
 
 /// A process forked from this test that blocks reading commands from a pipe and carries
 /// each out itself: `n` setns into the network namespace open in the parent as
-/// `net_fd`, `u` unshare UTS and IPC, `s` setresuid to 4242. It acks every command with
-/// one byte. Killed and reaped on drop; it also dies with the thread that forked it.
+/// `net_fd`, `u` unshare UTS and IPC, `s` setresuid to 4242, `c` rename itself to
+/// `nsx-renamed`. It acks every command with one byte. Killed and reaped on drop; it also dies with the thread that forked it.
 struct Puppet {
     pid: u32,
     cmd: File,
@@ -62,6 +68,7 @@ impl Puppet {
                         b'n' => libc::setns(net, libc::CLONE_NEWNET) == 0,
                         b'u' => libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) == 0,
                         b's' => libc::setresuid(4242, 4242, 4242) == 0,
+                        b'c' => libc::prctl(libc::PR_SET_NAME, c"nsx-renamed".as_ptr()) == 0,
                         _ => false,
                     };
                     let reply: u8 = if ok { b'y' } else { b'n' };
@@ -148,6 +155,55 @@ fn summary<'a>(snap: &'a Snapshot, id: &str) -> Option<&'a nsexporter::model::Co
     snap.containers.values().find(|c| c.container.id == id)
 }
 
+/// Scanners that confirm a lone idle process from the directory identity and
+/// `schedstat` on every scan after it is proven alone (no gap needed between scans:
+/// these tests wait until the puppet is off the CPU), with one and two threads; and one
+/// that reads `stat` for every process.
+fn scanners() -> Vec<Scanner> {
+    let quick = |threads| ScanOptions {
+        threads,
+        idle_gap: Duration::ZERO,
+        ..ScanOptions::default()
+    };
+    vec![
+        Scanner::new(quick(1)),
+        Scanner::new(quick(2)),
+        Scanner::new(ScanOptions {
+            idle_gap: Duration::MAX,
+            ..ScanOptions::default()
+        }),
+    ]
+}
+
+const QUICK: [bool; 3] = [true, true, false];
+
+/// Two quiet scans: the first proves the puppet alone and idle (from `stat`), the second
+/// confirms it without `stat` where the scanner may. Both keep its links, and both must
+/// still report `check`.
+fn settle(scanners: &mut [Scanner], pid: u32, check: impl Fn(&Snapshot)) {
+    for round in 0..2 {
+        for (i, snap) in scan_all(scanners).iter().enumerate() {
+            check(snap);
+            let s = &scanners[i];
+            assert_eq!(
+                s.reused_links(pid),
+                Some(true),
+                "a process that did not run keeps its links (else this test proves nothing)"
+            );
+            assert_eq!(s.proven_alone(pid), Some(true));
+            assert_eq!(s.reused_quickly(pid), Some(round == 1 && QUICK[i]));
+        }
+    }
+}
+
+/// After the puppet changed: every scanner read it whole.
+fn read_whole(scanners: &[Scanner], pid: u32) {
+    for s in scanners {
+        assert_eq!(s.reused_links(pid), Some(false));
+        assert_eq!(s.proven_alone(pid), Some(false));
+    }
+}
+
 #[test]
 fn a_process_that_changes_after_it_was_seen_is_reported_as_it_is_now() {
     // Declared first, dropped last: the puppet must be gone before the lab removes its
@@ -164,14 +220,7 @@ fn a_process_that_changes_after_it_was_seen_is_reported_as_it_is_now() {
         host_ns,
         "the puppet starts in the host namespaces"
     );
-
-    let mut scanners = vec![
-        Scanner::new(ScanOptions::default()),
-        Scanner::new(ScanOptions {
-            threads: 2,
-            ..ScanOptions::default()
-        }),
-    ];
+    let mut scanners = scanners();
 
     // Seen first as a host process.
     for snap in scan_all(&mut scanners) {
@@ -181,36 +230,29 @@ fn a_process_that_changes_after_it_was_seen_is_reported_as_it_is_now() {
     // runc's move: another process writes the PID into a container cgroup. The puppet
     // does not run, so its links are reused, but the cgroup is read every time.
     let member = lab.kube_cgroupfs("besteffort", pid);
-    for (i, snap) in scan_all(&mut scanners).iter().enumerate() {
+    settle(&mut scanners, pid, |snap| {
         let c = summary(snap, &member.id).expect("moved into a container: attributed");
         assert_eq!(c.main_pid, pid);
         assert_eq!(c.container.pod_uid, member.pod_uid);
         assert_eq!(c.main_ns, host_ns);
         assert_eq!(c.host_ns_processes[NsType::Net.index()], 1);
         assert_eq!(c.host_root_processes, 1);
-        assert_eq!(
-            scanners[i].reused_links(pid),
-            Some(true),
-            "a process that did not run keeps its links (else this test proves nothing)"
-        );
-    }
+    });
 
     // setns into the pinned network namespace, by the process itself.
     puppet.order(b'n');
     let now = kernel_ns(pid);
     assert_ne!(now.get(NsType::Net), host_ns.get(NsType::Net));
-    for (i, snap) in scan_all(&mut scanners).iter().enumerate() {
-        let c = summary(snap, &member.id).unwrap();
+    for snap in scan_all(&mut scanners) {
+        let c = summary(&snap, &member.id).unwrap();
         assert_eq!(c.main_ns, now, "setns is seen on the next scan");
         assert_eq!(c.host_ns_processes[NsType::Net.index()], 0);
         assert_eq!(c.host_ns_processes[NsType::Uts.index()], 1);
-        assert_eq!(scanners[i].reused_links(pid), Some(false));
     }
-    // Quiet again: reused, and still right.
-    for (i, snap) in scan_all(&mut scanners).iter().enumerate() {
+    read_whole(&scanners, pid);
+    settle(&mut scanners, pid, |snap| {
         assert_eq!(summary(snap, &member.id).unwrap().main_ns, now);
-        assert_eq!(scanners[i].reused_links(pid), Some(true));
-    }
+    });
 
     // unshare UTS and IPC.
     puppet.order(b'u');
@@ -222,6 +264,21 @@ fn a_process_that_changes_after_it_was_seen_is_reported_as_it_is_now() {
         assert_eq!(c.host_ns_processes[NsType::Uts.index()], 0);
         assert_eq!(c.host_ns_processes[NsType::Ipc.index()], 0);
     }
+    read_whole(&scanners, pid);
+    settle(&mut scanners, pid, |snap| {
+        assert_eq!(summary(snap, &member.id).unwrap().main_ns, now);
+    });
+
+    // A new name, given by the process itself.
+    puppet.order(b'c');
+    for snap in scan_all(&mut scanners) {
+        let c = summary(&snap, &member.id).unwrap();
+        assert_eq!(c.comm, "nsx-renamed", "a rename is seen on the next scan");
+    }
+    read_whole(&scanners, pid);
+    settle(&mut scanners, pid, |snap| {
+        assert_eq!(summary(snap, &member.id).unwrap().comm, "nsx-renamed");
+    });
 
     // setuid away from root.
     puppet.order(b's');
@@ -230,6 +287,10 @@ fn a_process_that_changes_after_it_was_seen_is_reported_as_it_is_now() {
         assert_eq!(c.host_root_processes, 0, "setuid is seen on the next scan");
         assert_eq!(c.main_ns, now);
     }
+    read_whole(&scanners, pid);
+    settle(&mut scanners, pid, |snap| {
+        assert_eq!(summary(snap, &member.id).unwrap().host_root_processes, 0);
+    });
 
     // And once it is gone, it is gone.
     drop(puppet);
@@ -239,10 +300,10 @@ fn a_process_that_changes_after_it_was_seen_is_reported_as_it_is_now() {
     drop(net_file);
 }
 
-/// The regression guard: a cold read of a process costs at most 22 syscalls (open the
-/// PID directory; stat, schedstat, status, cgroup at open+read+close each; 8
-/// readlinkat; close), a warm read of a process that has not run at most 11 (stat,
-/// schedstat, cgroup).
+/// The regression guard. A cold read of a process costs at most 20 syscalls (open the
+/// PID directory; stat, schedstat and cgroup at open+read+close each; fstat; 8
+/// readlinkat; close); a warm read of a process that has not run at most 11 (stat,
+/// schedstat, cgroup), or 9 once it is proven alone (fstat, schedstat, cgroup).
 /// Counted by the scanner's own reader, so it is exact and does not depend on timing.
 #[test]
 fn syscalls_per_process_stay_at_the_floor() {
@@ -250,31 +311,79 @@ fn syscalls_per_process_stay_at_the_floor() {
     for p in &puppets {
         p.wait_asleep();
     }
-    let mut scanner = Scanner::new(ScanOptions::default());
+    let mut scanner = Scanner::new(ScanOptions {
+        idle_gap: Duration::ZERO,
+        ..ScanOptions::default()
+    });
     scanner.scan().unwrap();
     let cold = scanner.last_stats();
     eprintln!("cold: {cold:?}");
     assert_eq!(cold.reused, 0);
     assert!(cold.read >= 32);
     assert!(
-        cold.per_process_syscalls <= 22 * cold.read,
-        "cold scan: {} syscalls for {} processes, more than 22 each",
+        cold.per_process_syscalls <= 20 * cold.read,
+        "cold scan: {} syscalls for {} processes, more than 20 each",
         cold.per_process_syscalls,
         cold.read
     );
 
+    let budget =
+        |s: &nsexporter::scan::ScanStats| 20 * s.read + 11 * (s.reused - s.quick) + 9 * s.quick;
     scanner.scan().unwrap();
     let warm = scanner.last_stats();
     eprintln!("warm: {warm:?}");
     for p in &puppets {
         assert_eq!(scanner.reused_links(p.pid), Some(true));
+        assert_eq!(scanner.reused_quickly(p.pid), Some(false));
     }
     assert!(warm.reused >= 32);
     assert!(
-        warm.per_process_syscalls <= 22 * warm.read + 11 * warm.reused,
-        "warm scan: {} syscalls for {} read and {} reused processes",
-        warm.per_process_syscalls,
-        warm.read,
-        warm.reused
+        warm.per_process_syscalls <= budget(&warm),
+        "warm scan: {warm:?} is over budget"
     );
+
+    scanner.scan().unwrap();
+    let quick = scanner.last_stats();
+    eprintln!("quick: {quick:?}");
+    for p in &puppets {
+        assert_eq!(scanner.reused_quickly(p.pid), Some(true));
+    }
+    assert!(quick.quick >= 32);
+    assert!(
+        quick.per_process_syscalls <= budget(&quick),
+        "warm scan of lone idle processes: {quick:?} is over budget"
+    );
+    assert!(
+        quick.per_process_syscalls < warm.per_process_syscalls,
+        "the quick check must be cheaper: {quick:?} against {warm:?}"
+    );
+}
+
+/// With the daemon's settings, a scan confirms a process without `stat` only when it
+/// starts at least `IDLE_GAP` after the last one ended: a task that had been on a CPU
+/// all along must show more CPU time by then, tick or no tick.
+#[test]
+fn the_quick_check_waits_for_the_idle_gap() {
+    let puppets: Vec<Puppet> = (0..4).map(|_| Puppet::spawn(None)).collect();
+    for p in &puppets {
+        p.wait_asleep();
+    }
+    let mut scanner = Scanner::new(ScanOptions::default());
+    for _ in 0..3 {
+        scanner.scan().unwrap();
+    }
+    for p in &puppets {
+        assert_eq!(scanner.proven_alone(p.pid), Some(true));
+        assert_eq!(scanner.reused_links(p.pid), Some(true));
+        assert_eq!(
+            scanner.reused_quickly(p.pid),
+            Some(false),
+            "scans back to back read stat"
+        );
+    }
+    std::thread::sleep(nsexporter::scan::IDLE_GAP + Duration::from_millis(200));
+    scanner.scan().unwrap();
+    for p in &puppets {
+        assert_eq!(scanner.reused_quickly(p.pid), Some(true));
+    }
 }
