@@ -1,5 +1,6 @@
 //! Criterion benches of the scan's hot paths on this machine's real /proc (run as
-//! root): the reference loop, a cold and a warm scan, and the per-scan encoding.
+//! root): the reference loops, a cold scan, the two kinds of warm scan, and the
+//! per-scan encoding.
 //! Side-by-side load runs at 1k/5k/20k processes are `bench/load.sh`.
 
 #[path = "../examples/scanbench/refloop.rs"]
@@ -15,9 +16,13 @@ fn scans(c: &mut Criterion) {
     g.sample_size(20);
     let mut reference = refloop::RefLoop::new(&opts.paths.procfs);
     g.bench_function("reference_loop", |b| b.iter(|| reference.pass()));
-    // The same plus schedstat: exactly the files a cold scan reads.
-    let mut same_files = refloop::RefLoop::new(&opts.paths.procfs).with_schedstat();
-    g.bench_function("reference_loop_schedstat", |b| b.iter(|| same_files.pass()));
+    let mut fastest = refloop::RefLoop::new(&opts.paths.procfs).uid_by_fstat();
+    g.bench_function("fastest_loop", |b| b.iter(|| fastest.pass()));
+    // The same plus schedstat: exactly the calls a cold scan makes.
+    let mut same_files = refloop::RefLoop::new(&opts.paths.procfs)
+        .uid_by_fstat()
+        .with_schedstat();
+    g.bench_function("fastest_loop_schedstat", |b| b.iter(|| same_files.pass()));
     let mut cold = Scanner::new(opts.clone());
     g.bench_function("scan_cold", |b| {
         b.iter(|| {
@@ -25,13 +30,31 @@ fn scans(c: &mut Criterion) {
             cold.scan().expect("scan")
         })
     });
-    let mut warm = Scanner::new(opts.clone());
+    // Back-to-back iterations: the idle gap (the daemon's guard for tasks that run
+    // without a tick, which these idle processes are not) is lifted so that the lone
+    // idle processes are confirmed as the daemon confirms them 15 s apart.
+    let quick = ScanOptions {
+        idle_gap: std::time::Duration::ZERO,
+        ..opts.clone()
+    };
+    let mut warm = Scanner::new(quick.clone());
+    warm.scan().expect("scan");
     warm.scan().expect("scan");
     g.bench_function("scan_warm", |b| b.iter(|| warm.scan().expect("scan")));
-    let mut two = Scanner::new(ScanOptions {
-        threads: 2,
+    // Every process confirmed through stat, as a multi-threaded one is.
+    let mut stat = Scanner::new(ScanOptions {
+        idle_gap: std::time::Duration::MAX,
         ..opts.clone()
     });
+    stat.scan().expect("scan");
+    g.bench_function("scan_warm_reading_stat", |b| {
+        b.iter(|| stat.scan().expect("scan"))
+    });
+    let mut two = Scanner::new(ScanOptions {
+        threads: 2,
+        ..quick.clone()
+    });
+    two.scan().expect("scan");
     two.scan().expect("scan");
     g.bench_function("scan_warm_2_threads", |b| {
         b.iter(|| two.scan().expect("scan"))

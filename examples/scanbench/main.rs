@@ -8,12 +8,17 @@
 //!                        namespace, and 8 in user namespaces with uid/gid maps
 //!                        written; print "ready <n>" and wait to be killed. Every child
 //!                        dies with its parent (PR_SET_PDEATHSIG).
-//! scanbench measure R    R rounds of, in alternation: the reference loop (and the same
-//!                        with schedstat, the files a cold scan reads), a cold scan,
-//!                        a warm scan (single- and two-threaded) and `lsns`; print a
-//!                        Markdown table (median, min, max, µs/process, ratios).
-//! scanbench passes M K   K passes of M (ref, cold or warm; warm passes follow one cold
-//!                        scan), for counting syscalls by difference under `perf stat`.
+//! scanbench measure R    R rounds of, in alternation: the reference loop (UID from
+//!                        status, the floor), the fastest loop (UID by fstat)
+//!                        and the same with schedstat (the calls a cold scan makes), a
+//!                        cold scan, a warm scan (single- and two-threaded, each at
+//!                        least 5 s after its last, as the daemon's are), a warm scan
+//!                        that reads stat for every process (what a multi-threaded
+//!                        process costs) and `lsns`; print a Markdown table (median,
+//!                        min, max, µs/process, ratios).
+//! scanbench passes M K   K passes of M (ref, fastest, cold, warm or stat; warm passes
+//!                        follow a cold and a proving scan and are 5 s apart), for
+//!                        counting syscalls by difference under `perf stat`.
 //! scanbench soak K       K sampler steps (scan and encode, as the daemon's loop does);
 //!                        print RSS along the way and the peak.
 //! scanbench file NAME... the kernel's cost of one read of /proc/<pid>/NAME, per process.
@@ -26,7 +31,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nsexporter::sampler::Sampler;
-use nsexporter::scan::{ScanOptions, Scanner};
+use nsexporter::scan::{ScanOptions, Scanner, IDLE_GAP};
 use refloop::RefLoop;
 
 fn main() {
@@ -48,7 +53,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: scanbench spawn N | measure ROUNDS | passes ref|cold|warm K | soak K | file NAME..."
+        "usage: scanbench spawn N | measure ROUNDS | passes ref|fastest|cold|warm|stat K | soak K | file NAME..."
     );
     std::process::exit(2);
 }
@@ -196,25 +201,63 @@ fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
     (t.elapsed(), v)
 }
 
+/// A scanner kept across rounds, whose scans are spaced as the daemon's are: at least
+/// [`IDLE_GAP`] apart, so that it confirms lone idle processes from `schedstat` alone.
+struct Spaced {
+    scanner: Scanner,
+    last: Instant,
+}
+
+impl Spaced {
+    fn new(o: ScanOptions) -> Spaced {
+        let mut scanner = Scanner::new(o);
+        // A cold scan, then one that proves the idle processes alone.
+        scanner.scan().expect("scan");
+        scanner.scan().expect("scan");
+        Spaced {
+            scanner,
+            last: Instant::now(),
+        }
+    }
+
+    fn scan(&mut self) -> Duration {
+        let since = self.last.elapsed();
+        if since < IDLE_GAP {
+            std::thread::sleep(IDLE_GAP - since + Duration::from_millis(50));
+        }
+        let d = time(|| self.scanner.scan().expect("scan")).0;
+        self.last = Instant::now();
+        d
+    }
+}
+
 fn measure(rounds: usize) {
     let procfs = ScanOptions::default().paths.procfs;
     let mut reference = RefLoop::new(&procfs);
-    let mut same_files = RefLoop::new(&procfs).with_schedstat();
+    let mut fastest = RefLoop::new(&procfs).uid_by_fstat();
+    let mut same_files = RefLoop::new(&procfs).uid_by_fstat().with_schedstat();
     let entries = reference.pids().len();
     let lsns = Command::new("lsns")
         .arg("--version")
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    let mut warm1 = Scanner::new(opts(1));
-    let mut warm2 = Scanner::new(opts(2));
-    warm1.scan().expect("scan");
-    warm2.scan().expect("scan");
+    let mut warm1 = Spaced::new(opts(1));
+    let mut warm2 = Spaced::new(opts(2));
+    // Scans back to back, as for a process that is not alone in its thread group: `stat`
+    // is read for every process.
+    let mut stat_path = Scanner::new(ScanOptions {
+        idle_gap: Duration::MAX,
+        ..opts(1)
+    });
+    stat_path.scan().expect("scan");
     let names = [
-        "reference loop",
-        "reference loop + schedstat",
+        "reference loop (UID from status)",
+        "fastest loop (UID by fstat)",
+        "fastest loop + schedstat",
         "nsexporter cold, 1 thread",
         "nsexporter warm, 1 thread",
+        "nsexporter warm reading stat, 1 thread",
         "nsexporter cold, 2 threads",
         "nsexporter warm, 2 threads",
         "lsns",
@@ -226,20 +269,24 @@ fn measure(rounds: usize) {
             samples: Vec::new(),
         })
         .collect();
-    let mut reused = 0.0;
+    let (mut reused, mut quick) = (0.0, 0.0);
     for _ in 0..rounds {
         series[0].samples.push(time(|| reference.pass()).0);
-        series[1].samples.push(time(|| same_files.pass()).0);
-        series[2]
+        series[1].samples.push(time(|| fastest.pass()).0);
+        series[2].samples.push(time(|| same_files.pass()).0);
+        series[3]
             .samples
             .push(time(|| Scanner::new(opts(1)).scan()).0);
-        series[3].samples.push(time(|| warm1.scan()).0);
-        let s = warm1.last_stats();
-        reused = s.reused as f64 / (s.reused + s.read).max(1) as f64;
-        series[4]
+        series[4].samples.push(warm1.scan());
+        let s = warm1.scanner.last_stats();
+        let all = (s.reused + s.read).max(1) as f64;
+        reused = s.reused as f64 / all;
+        quick = s.quick as f64 / all;
+        series[5].samples.push(time(|| stat_path.scan()).0);
+        series[6]
             .samples
             .push(time(|| Scanner::new(opts(2)).scan()).0);
-        series[5].samples.push(time(|| warm2.scan()).0);
+        series[7].samples.push(warm2.scan());
         if lsns {
             let (d, st) = time(|| {
                 Command::new("lsns")
@@ -248,23 +295,24 @@ fn measure(rounds: usize) {
                     .status()
             });
             assert!(st.is_ok_and(|s| s.success()), "lsns failed");
-            series[6].samples.push(d);
+            series[8].samples.push(d);
         }
     }
     series.retain(|s| !s.samples.is_empty());
     let reference = series[0].median().as_secs_f64();
-    let same_files = series[1].median().as_secs_f64();
+    let fastest = series[1].median().as_secs_f64();
     let lsns = series
         .iter()
         .find(|s| s.name == "lsns")
         .map(|s| s.median().as_secs_f64());
     println!(
-        "### {entries} /proc entries, {rounds} rounds; warm scans reused {:.1}% of links",
-        reused * 100.0
+        "### {entries} /proc entries, {rounds} rounds; warm scans reused {:.1}% of links, {:.1}% without reading stat",
+        reused * 100.0,
+        quick * 100.0
     );
     println!();
     println!(
-        "| what | median ms | min ms | max ms | µs/process | × reference | × reference + schedstat | lsns ÷ this |"
+        "| what | median ms | min ms | max ms | µs/process | × reference | × fastest loop | lsns ÷ this |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for s in &series {
@@ -279,7 +327,7 @@ fn measure(rounds: usize) {
             max * 1e3,
             med * 1e6 / entries as f64,
             med / reference,
-            med / same_files,
+            med / fastest,
             lsns.map_or("-".into(), |l| format!("{:.1}", l / med)),
         );
     }
@@ -291,8 +339,11 @@ fn measure(rounds: usize) {
 fn passes(mode: &str, k: usize) {
     let procfs = ScanOptions::default().paths.procfs;
     match mode {
-        "ref" => {
+        "ref" | "fastest" => {
             let mut r = RefLoop::new(&procfs);
+            if mode == "fastest" {
+                r = r.uid_by_fstat();
+            }
             for _ in 0..k {
                 std::hint::black_box(r.pass());
             }
@@ -305,7 +356,16 @@ fn passes(mode: &str, k: usize) {
             }
         }
         "warm" => {
-            let mut s = Scanner::new(opts(1));
+            let mut s = Spaced::new(opts(1));
+            for _ in 0..k {
+                std::hint::black_box(s.scan());
+            }
+        }
+        "stat" => {
+            let mut s = Scanner::new(ScanOptions {
+                idle_gap: Duration::MAX,
+                ..opts(1)
+            });
             s.scan().expect("scan");
             for _ in 0..k {
                 std::hint::black_box(s.scan().expect("scan"));
