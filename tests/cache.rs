@@ -292,10 +292,21 @@ fn a_process_that_changes_after_it_was_seen_is_reported_as_it_is_now() {
         assert_eq!(summary(snap, &member.id).unwrap().host_root_processes, 0);
     });
 
+    // Moved again while it sleeps, now into a Docker container: the quick check reads the
+    // cgroup as every check does.
+    let moved = lab.docker(pid);
+    for (i, snap) in scan_all(&mut scanners).iter().enumerate() {
+        assert!(summary(snap, &member.id).is_none());
+        let c = summary(snap, &moved.id).expect("moved again: attributed anew");
+        assert_eq!(c.main_pid, pid);
+        assert_eq!(scanners[i].reused_quickly(pid), Some(QUICK[i]));
+    }
+
     // And once it is gone, it is gone.
     drop(puppet);
     for snap in scan_all(&mut scanners) {
         assert!(summary(&snap, &member.id).is_none());
+        assert!(summary(&snap, &moved.id).is_none());
     }
     drop(net_file);
 }
