@@ -42,6 +42,9 @@ fn main() {
 /// thread reads one line from stdin, then joins the network namespace pinned at
 /// `netns` and executes `sleep`.
 fn puppet(netns: &std::ffi::OsStr) -> ! {
+    // Die with the test, even if it is killed (this survives the exec of `sleep`).
+    // SAFETY: plain syscall.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let pin = std::fs::File::open(netns).expect("open the netns pin");
     let worker = std::thread::spawn(move || {
         println!("ready");
