@@ -58,24 +58,21 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
     let mut out = String::new();
     let list = listed(s, all);
     let total = s.containers.len();
-    let _ = writeln!(
-        out,
-        "{}",
-        p.paint(
-            &format!(
-                "CONTAINERS: {} of {total} shown{}",
-                list.len(),
-                if all {
-                    " (--all)".to_owned()
-                } else {
-                    format!(
-                        ", those sharing {} with the host or running a process as host root (--all shows every one)",
-                        EXPOSING.map(NsType::name).join(", ")
-                    )
-                }
-            ),
-            Tone::Bold
-        )
+    heading(
+        &mut out,
+        p,
+        &format!(
+            "CONTAINERS: {} of {total} shown{}",
+            list.len(),
+            if all {
+                " (--all)".to_owned()
+            } else {
+                format!(
+                    ", those sharing {} with the host or running a process as host root (--all shows every one)",
+                    EXPOSING.map(NsType::name).join(", ")
+                )
+            }
+        ),
     );
     if list.is_empty() {
         out.push_str("none\n");
@@ -96,17 +93,14 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
     }
 
     out.push('\n');
-    let _ = writeln!(
-        out,
-        "{}",
-        p.paint(
-            &format!(
-                "NAMESPACES: {} processes scanned; host namespaces from {}",
-                s.processes,
-                super::host_source_text(s.host.source)
-            ),
-            Tone::Bold
-        )
+    heading(
+        &mut out,
+        p,
+        &format!(
+            "NAMESPACES: {} processes scanned; host namespaces from {}",
+            s.processes,
+            super::host_source_text(s.host.source)
+        ),
     );
     let mut t = Table::new(&["TYPE", "TOTAL", "PINNED", "LIMIT", "USED"]);
     for ty in &s.supported {
@@ -136,19 +130,16 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
     out.push_str(&t.render(p));
 
     out.push('\n');
-    let _ = writeln!(
-        out,
-        "{}",
-        p.paint(
-            &format!(
-                "PINNED: {} held by a bind mount and no process",
-                match s.pinned.len() {
-                    1 => "1 namespace".to_owned(),
-                    n => format!("{n} namespaces"),
-                }
-            ),
-            Tone::Bold
-        )
+    heading(
+        &mut out,
+        p,
+        &format!(
+            "PINNED: {} held by a bind mount and no process",
+            match s.pinned.len() {
+                1 => "1 namespace".to_owned(),
+                n => format!("{n} namespaces"),
+            }
+        ),
     );
     if s.pinned.is_empty() {
         out.push_str("none\n");
@@ -193,6 +184,11 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
         );
     }
     out
+}
+
+/// A section heading, in bold.
+fn heading(out: &mut String, p: Painter, text: &str) {
+    let _ = writeln!(out, "{}", p.paint(text, Tone::Bold));
 }
 
 fn container_row(c: &ContainerSummary, supported: &[NsType]) -> Vec<Cell> {
