@@ -62,6 +62,17 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 /// Replace a file in one step, as a certificate manager does.
+/// The web config of a TLS server whose certificate `ca` signed: writes `cert.pem`,
+/// `key.pem` and `web.yml` (with `extra` lines under `tls_server_config`) into `dir`.
+fn tls_web_config(dir: &Path, ca: &Ca, extra: &str) -> PathBuf {
+    let (cert, key) = ca.leaf(false);
+    write(dir, "cert.pem", &cert);
+    write(dir, "key.pem", &key);
+    write(dir, "web.yml", &format!("{TLS_WEB}{extra}"))
+}
+
+const TLS_WEB: &str = "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n";
+
 fn replace(dir: &Path, name: &str, text: &str) {
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, text).unwrap();
@@ -296,14 +307,7 @@ fn basic_auth_wrong_or_missing_password_gets_401_right_one_200() {
 fn tls_serves_https_and_plain_http_to_the_tls_port_fails() {
     let d = tempfile::tempdir().unwrap();
     let ca = Ca::new("server");
-    let (cert, key) = ca.leaf(false);
-    write(d.path(), "cert.pem", &cert);
-    write(d.path(), "key.pem", &key);
-    let web = write(
-        d.path(),
-        "web.yml",
-        "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n",
-    );
+    let web = tls_web_config(d.path(), &ca, "");
     // Through the settings file's `web.config-file` key, and web.max-requests 0 (no limit).
     let settings = write(
         d.path(),
@@ -350,14 +354,11 @@ fn mtls_refuses_clients_without_a_certificate_signed_by_the_client_ca() {
     let server_ca = Ca::new("server");
     let client_ca = Ca::new("clients");
     let stranger_ca = Ca::new("stranger");
-    let (cert, key) = server_ca.leaf(false);
-    write(d.path(), "cert.pem", &cert);
-    write(d.path(), "key.pem", &key);
     write(d.path(), "clients.pem", &client_ca.pem);
-    let web = write(
+    let web = tls_web_config(
         d.path(),
-        "web.yml",
-        "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.pem\n",
+        &server_ca,
+        "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.pem\n",
     );
     let e = start_with(&web, &[]);
     for versions in [
@@ -396,14 +397,7 @@ fn mtls_refuses_clients_without_a_certificate_signed_by_the_client_ca() {
 fn min_version_tls13_refuses_a_tls12_only_client() {
     let d = tempfile::tempdir().unwrap();
     let ca = Ca::new("server");
-    let (cert, key) = ca.leaf(false);
-    write(d.path(), "cert.pem", &cert);
-    write(d.path(), "key.pem", &key);
-    let web = write(
-        d.path(),
-        "web.yml",
-        "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n  min_version: TLS13\n",
-    );
+    let web = tls_web_config(d.path(), &ca, "  min_version: TLS13\n");
     let e = start_with(&web, &[]);
     let old = https(
         e.addr,
@@ -427,11 +421,7 @@ fn certificates_rotate_without_restart_and_a_broken_reload_keeps_the_last_good_c
     let d = tempfile::tempdir().unwrap();
     let ca1 = Ca::new("first");
     let ca2 = Ca::new("second");
-    let (c1, k1) = ca1.leaf(false);
-    write(d.path(), "cert.pem", &c1);
-    write(d.path(), "key.pem", &k1);
-    let web_text = "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n";
-    let web = write(d.path(), "web.yml", web_text);
+    let web = tls_web_config(d.path(), &ca1, "");
     let e = start_with(&web, &[]);
     let pid = e.child.id();
     let trust1 = client_config(&ca1.pem, None, ALL_VERSIONS);
@@ -472,7 +462,7 @@ fn certificates_rotate_without_restart_and_a_broken_reload_keeps_the_last_good_c
         Duration::from_secs(5),
     );
     // A half-done rotation (a key that does not match the certificate) likewise.
-    replace(d.path(), "web.yml", web_text);
+    replace(d.path(), "web.yml", TLS_WEB);
     let (_, k3) = ca1.leaf(false);
     replace(d.path(), "key.pem", &k3);
     assert_eq!(
