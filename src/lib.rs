@@ -10,6 +10,7 @@
 //! - [`cgroup`]: container attribution from cgroup path shapes.
 //! - [`model`]: namespace types, per-process records and the node [`model::Snapshot`].
 //! - [`scan`]: one pass over /proc into a snapshot.
+//! - [`events`]: the kernel's proc connector: every exec as it happens.
 //! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes.
 //! - [`metrics`]: the metric contract, encoded from a published snapshot.
 //! - [`server`]: the HTTP endpoints and the limits that protect them.
@@ -20,6 +21,7 @@
 
 pub mod cgroup;
 pub mod config;
+pub mod events;
 pub mod hostref;
 pub mod metrics;
 pub mod model;
