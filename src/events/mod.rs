@@ -6,6 +6,10 @@
 //!   numbers that reveal lost events.
 //! - [`connector`]: the socket: subscribe, receive, count losses, and a typed
 //!   [`Unavailable`] reason when the kernel will not serve this process.
+//! - [`feed`]: the events thread, which reads each exec'd process at once, and the
+//!   bounded inbox the sampler drains in batches.
+//! - [`ledger`]: exec counts per container and type, kept named for a retention after
+//!   the container's last process, and the latest exec records.
 //!
 //! What the kernel promises, and what it does not (see `guide/DOMAIN.md`):
 //! - it serves subscribers only in the initial user and PID namespaces, and the
@@ -17,6 +21,8 @@
 //!   come from a scan.
 
 pub mod connector;
+pub mod feed;
+pub mod ledger;
 pub mod proto;
 
 use std::path::Path;
