@@ -72,6 +72,25 @@ pub struct Flags {
         value_name = "DURATION"
     )]
     pub scan_interval: Option<String>,
+    /// Receive process events from the kernel (proc connector) and read every exec'd
+    /// process at once, between scans. Needs the host's PID and network namespaces.
+    /// `--scan.events` alone means true. [default: false]
+    #[arg(
+        long = "scan.events",
+        env = "NSEXPORTER_SCAN_EVENTS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub scan_events: Option<String>,
+    /// How long a container's exec counter and info stay exposed after its last
+    /// process is gone. [default: 10m]
+    #[arg(
+        long = "scan.events-retention",
+        env = "NSEXPORTER_SCAN_EVENTS_RETENTION",
+        value_name = "DURATION"
+    )]
+    pub scan_events_retention: Option<String>,
     /// Threads that read /proc in parallel during a scan. [default: 1]
     #[arg(
         long = "scan.threads",
@@ -142,6 +161,10 @@ pub struct Settings {
     pub max_requests: usize,
     pub paths: HostPaths,
     pub scan_interval: Duration,
+    /// `--scan.events`: receive process events between scans.
+    pub scan_events: bool,
+    /// `--scan.events-retention`.
+    pub events_retention: Duration,
     pub scan_threads: usize,
     pub default_runtime: Runtime,
     pub log_level: tracing::level_filters::LevelFilter,
@@ -201,6 +224,9 @@ struct RawPath {
 struct RawScan {
     interval: String,
     threads: String,
+    events: String,
+    #[serde(rename = "events-retention")]
+    events_retention: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,6 +252,8 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("path.procfs", "/proc", "procfs"),
     ("scan.interval", "15s", "scan_interval"),
     ("scan.threads", "1", "scan_threads"),
+    ("scan.events", "false", "scan_events"),
+    ("scan.events-retention", "10m", "scan_events_retention"),
     ("container.default-runtime", "containerd", "default_runtime"),
     ("log.level", "info", "log_level"),
     ("log.format", "logfmt", "log_format"),
@@ -364,6 +392,29 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             format!("{:?} must be between 100ms and 1h", raw.scan.interval),
         ));
     }
+    let scan_events = match raw.scan.events.trim() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(invalid(
+                "scan.events",
+                format!("{other:?} must be true or false"),
+            ))
+        }
+    };
+    let events_retention =
+        humantime::parse_duration(raw.scan.events_retention.trim()).map_err(|e| {
+            invalid(
+                "scan.events-retention",
+                format!("{:?}: {e}", raw.scan.events_retention),
+            )
+        })?;
+    if events_retention < Duration::from_secs(1) || events_retention > Duration::from_secs(86400) {
+        return Err(invalid(
+            "scan.events-retention",
+            format!("{:?} must be between 1s and 24h", raw.scan.events_retention),
+        ));
+    }
     let scan_threads: usize = raw
         .scan
         .threads
@@ -416,6 +467,8 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         max_requests,
         paths: HostPaths::new(raw.path.procfs),
         scan_interval,
+        scan_events,
+        events_retention,
         scan_threads,
         default_runtime,
         log_level,

@@ -69,12 +69,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let shared = Shared::new(settings.scan_interval);
-    let sampler = Sampler::new(Scanner::new(scan_options(settings)));
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let mut sampler = Sampler::new(Scanner::new(scan_options(settings)))
+        .with_retention(settings.events_retention);
+    let inbox = events::feed::Inbox::new();
+    if settings.scan_events {
+        sampler.set_events_enabled(start_events(settings, inbox.clone()));
+    }
     let sampler_shared = shared.clone();
+    let sampler_inbox = inbox.clone();
     std::thread::Builder::new()
         .name("sampler".into())
-        .spawn(move || sampler::run(sampler, sampler_shared, stop_rx))?;
+        .spawn(move || sampler::run(sampler, sampler_shared, sampler_inbox))?;
     let app = Arc::new(server::App::new(
         shared,
         settings.telemetry_path.clone(),
@@ -82,7 +87,49 @@ pub async fn serve(
         settings.max_requests,
     ));
     let res = server::run(listener, app, shutdown).await;
-    // The sampler stops at its next wait; a scan in progress is abandoned with the process.
-    let _ = stop_tx.send(());
+    // The sampler and the events thread stop at their next wait; a scan in progress is
+    // abandoned with the process.
+    inbox.stop();
     res
+}
+
+/// Subscribe to process events and start the events thread. Whatever fails, one log
+/// line says what is missing and scans go on alone: never an exit, never a crash loop.
+fn start_events(settings: &Settings, inbox: Arc<events::feed::Inbox<scan::Fresh>>) -> bool {
+    let opts = scan_options(settings);
+    let conn = match events::subscribe(&opts.paths, &events::Options::default()) {
+        Ok(c) => c,
+        Err(reason) => {
+            tracing::warn!(
+                reason = %reason,
+                "process events (--scan.events) are unavailable; nsexporter goes on with \
+                 scans alone every --scan.interval, and nsexporter_scan_events_enabled is 0"
+            );
+            return false;
+        }
+    };
+    let mut reader = match scan::ExecReader::new(&opts) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(
+                reason = %format!("cannot open the host procfs {}: {e}", opts.paths.procfs.display()),
+                "process events (--scan.events) are unavailable; nsexporter goes on with \
+                 scans alone every --scan.interval, and nsexporter_scan_events_enabled is 0"
+            );
+            return false;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("events".into())
+        .spawn(move || events::feed::run(conn, inbox, move |pid| reader.read(pid)));
+    match spawned {
+        Ok(_) => {
+            tracing::info!("process events on: every exec is read at once");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(reason = %format!("cannot start the events thread: {e}"), "process events (--scan.events) are unavailable; nsexporter goes on with scans alone");
+            false
+        }
+    }
 }

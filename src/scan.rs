@@ -69,6 +69,9 @@ use crate::parse::{self, parse_cgroup, parse_mountinfo_nsfs, parse_status_euid};
 use crate::paths::HostPaths;
 use crate::procfd::{self, is_permission, is_vanished, Dir, DirId};
 
+mod exec;
+pub use exec::{Change, ExecReader, Fresh};
+
 /// A scan that could not run at all: the procfs itself is unreadable.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the host procfs at {path}: {source}")]
@@ -315,6 +318,21 @@ pub struct Scanner {
     stats: ScanStats,
     /// When the latest scan ended.
     last_end: Option<Instant>,
+    /// What the latest scan resolved and read besides the processes, which a fold of
+    /// exec'd processes (`exec.rs`) summarises again with them.
+    last: Option<LastScan>,
+    /// Container processes in a host namespace that the latest scan found first (not
+    /// in the scan before, nor folded in after an exec).
+    first_found: Vec<ProcRecord>,
+}
+
+/// The parts of the latest scan that a fold reuses.
+#[derive(Debug, Clone)]
+struct LastScan {
+    host: crate::model::HostRef,
+    pinned: BTreeMap<(NsType, u64), Vec<String>>,
+    taken_at: SystemTime,
+    duration: Duration,
 }
 
 impl Scanner {
@@ -327,6 +345,8 @@ impl Scanner {
             cgroups: Mutex::new(HashMap::new()),
             stats: ScanStats::default(),
             last_end: None,
+            last: None,
+            first_found: Vec::new(),
         }
     }
 
@@ -362,6 +382,12 @@ impl Scanner {
     pub fn proven_alone(&self, pid: u32) -> Option<bool> {
         let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
         Some(self.procs[i].alone)
+    }
+
+    /// Container processes in a host namespace that the latest scan found first: each
+    /// is taken once (the exec counter counts it).
+    pub fn take_first_found(&mut self) -> Vec<ProcRecord> {
+        std::mem::take(&mut self.first_found)
     }
 
     /// Forget every cached process, so the next scan reads all of them cold (for
@@ -446,6 +472,21 @@ impl Scanner {
                 stats.per_process_syscalls += calls;
             }
         }
+        // Container processes in a host namespace that no earlier scan or fold had: the
+        // exec counter counts each once.
+        self.first_found.clear();
+        for p in procs
+            .iter()
+            .filter(|p| !p.kernel_thread && p.container().is_some())
+        {
+            let known = prev
+                .binary_search_by_key(&p.pid, |q| q.pid)
+                .is_ok_and(|i| prev[i].start_time == p.start_time);
+            let ns = p.ns.to_set();
+            if !known && NsType::ALL.iter().any(|t| ns.shares(&host.ns, *t)) {
+                self.first_found.push(p.record());
+            }
+        }
         // The previous scan's processes are no longer needed: keep the allocation for
         // the next scan, and drop attributions that no process holds any more.
         self.spare = std::mem::replace(&mut self.procs, procs);
@@ -479,6 +520,12 @@ impl Scanner {
         self.uid_maps.retain(|k, _| seen_userns.contains(k));
 
         let pinned = read_pinned(&proc_dir, procs, &mut errors);
+        self.last = Some(LastScan {
+            host: host.clone(),
+            pinned: pinned.clone(),
+            taken_at,
+            duration: started.elapsed(),
+        });
         let snapshot = summarise(
             &self.opts.paths,
             procs,
@@ -498,6 +545,9 @@ impl Scanner {
             };
         self.stats = stats;
         self.last_end = Some(Instant::now());
+        if let Some(l) = &mut self.last {
+            l.duration = snapshot.duration;
+        }
         Ok(snapshot)
     }
 }

@@ -35,9 +35,10 @@ pub struct Exec<T> {
 #[derive(Debug)]
 pub struct Pending<T> {
     pub execs: Vec<Exec<T>>,
-    /// Processes (thread-group leaders) that exited.
-    pub exits: Vec<u32>,
-    /// Events lost since the last batch (sequence gaps, overruns).
+    /// Processes (thread-group leaders) that exited, with the kernel's time of it.
+    pub exits: Vec<(u64, u32)>,
+    /// Events lost since the last batch: sequence gaps, overruns, and execs past
+    /// [`MAX_PENDING`] (not handled is as good as lost).
     pub lost: u64,
     /// Some events are gone (lost, or past [`MAX_PENDING`]): only a scan can tell what
     /// they were.
@@ -188,6 +189,8 @@ pub fn absorb<T>(
         match m.event {
             ProcEvent::Exec { tgid, .. } => {
                 if pending.execs.len() >= MAX_PENDING {
+                    // Not handled: as good as lost.
+                    pending.lost += 1;
                     pending.needs_scan = true;
                     continue;
                 }
@@ -204,7 +207,7 @@ pub fn absorb<T>(
                     pending.needs_scan = true;
                     continue;
                 }
-                pending.exits.push(tgid);
+                pending.exits.push((m.timestamp_ns, tgid));
             }
             _ => {}
         }
@@ -247,6 +250,7 @@ pub fn run<T>(mut conn: Connector, inbox: Arc<Inbox<T>>, mut read: impl FnMut(u3
             p.needs_scan |= local.needs_scan;
             let room = MAX_PENDING.saturating_sub(p.execs.len());
             if local.execs.len() > room {
+                p.lost += (local.execs.len() - room) as u64;
                 p.needs_scan = true;
             }
             p.execs.extend(local.execs.drain(..).take(room));
@@ -312,7 +316,7 @@ mod tests {
         assert_eq!(p.execs[0].read.as_deref(), Some("read 10"));
         assert_eq!(p.execs[1].read, None);
         assert_eq!(p.execs[0].kernel_ns, 7);
-        assert_eq!(p.exits, [11]);
+        assert_eq!(p.exits, [(7, 11)]);
         assert!(!p.needs_scan);
     }
 
@@ -329,6 +333,8 @@ mod tests {
         // Processes past the bound are not even read.
         assert_eq!(reads, MAX_PENDING);
         assert!(p.needs_scan);
+        // Those not handled count as lost.
+        assert_eq!(p.lost, 10);
     }
 
     #[test]
@@ -338,7 +344,7 @@ mod tests {
         assert_eq!(inbox.wait(soon), Wake::Deadline);
         let i2 = inbox.clone();
         let t = std::thread::spawn(move || {
-            i2.update(|p| p.exits.push(5));
+            i2.update(|p| p.exits.push((1, 5)));
         });
         assert_eq!(
             inbox.wait(Instant::now() + Duration::from_secs(30)),
@@ -347,7 +353,7 @@ mod tests {
         t.join().unwrap();
         inbox.update(|p| p.stats.execs = 3);
         let batch = inbox.take();
-        assert_eq!(batch.exits, [5]);
+        assert_eq!(batch.exits, [(1, 5)]);
         assert_eq!(batch.stats.execs, 3);
         // Counts stay; the work is gone.
         assert!(inbox.take().is_empty());
