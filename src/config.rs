@@ -11,9 +11,9 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
+use crate::http::webconfig::WebConfigSource;
 use crate::model::Runtime;
-use crate::paths::HostPaths;
-use crate::webconfig::WebConfigSource;
+use crate::procfs::paths::HostPaths;
 
 /// nsexporter: which containers share the host's namespaces or run as host root, and
 /// how many namespaces the node holds, from the kernel's own records.

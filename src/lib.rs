@@ -20,18 +20,14 @@
 
 pub mod cgroup;
 pub mod config;
-pub mod hostref;
+pub mod http;
 pub mod metrics;
 pub mod model;
-pub mod parse;
-pub mod paths;
-pub(crate) mod procfd;
+pub mod procfs;
 pub mod report;
 pub mod sampler;
 pub mod scan;
-pub mod server;
 pub mod telemetry;
-pub mod webconfig;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -73,13 +69,13 @@ pub async fn serve(
     std::thread::Builder::new()
         .name("sampler".into())
         .spawn(move || sampler::run(sampler, sampler_shared, stop_rx))?;
-    let app = Arc::new(server::App::new(
+    let app = Arc::new(http::App::new(
         shared,
         settings.telemetry_path.clone(),
         settings.web_config.clone(),
         settings.max_requests,
     ));
-    let res = server::run(listener, app, shutdown).await;
+    let res = http::run(listener, app, shutdown).await;
     // The sampler stops at its next wait; a scan in progress is abandoned with the process.
     let _ = stop_tx.send(());
     res

@@ -334,7 +334,7 @@ pub fn run(mut sampler: Sampler, shared: Arc<Shared>, stop: Receiver<()>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::paths::HostPaths;
+    use crate::procfs::paths::HostPaths;
     use crate::scan::ScanOptions;
 
     #[test]

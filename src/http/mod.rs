@@ -12,6 +12,8 @@
 //! The listener and the shutdown future are passed in, so tests bind port 0 and stop
 //! the server themselves.
 
+pub mod webconfig;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write as _;
@@ -36,9 +38,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::http::webconfig::{WebConfig, WebConfigSource};
 use crate::metrics::Format;
 use crate::sampler::{Exposition, Shared};
-use crate::webconfig::{WebConfig, WebConfigSource};
 
 /// How long in-flight requests get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);

@@ -54,20 +54,21 @@
 //! read once per user namespace, and only once it is written (an empty map can still be
 //! written). `tests/cache.rs` and `tests/threads.rs` prove it on the real kernel.
 
+pub mod hostref;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cgroup::{attribute, Attribution};
-use crate::hostref;
 use crate::model::{
     ContainerRef, ContainerSummary, NsCount, NsSet, NsType, PinnedNs, ProcRecord, RootMapping,
     Runtime, ScanErrors, Snapshot, UidMap,
 };
-use crate::parse::{self, parse_cgroup, parse_mountinfo_nsfs, parse_status_euid};
-use crate::paths::HostPaths;
-use crate::procfd::{self, is_permission, is_vanished, Dir, DirId};
+use crate::procfs::fd::{self as procfd, is_permission, is_vanished, Dir, DirId};
+use crate::procfs::parse::{self, parse_cgroup, parse_mountinfo_nsfs, parse_status_euid};
+use crate::procfs::paths::HostPaths;
 
 /// A scan that could not run at all: the procfs itself is unreadable.
 #[derive(Debug, thiserror::Error)]
