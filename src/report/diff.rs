@@ -8,7 +8,8 @@ use super::{
     ProcessJson, ReportError, Table, Tone,
 };
 use crate::model::NsType;
-use crate::scan::{read_one, ProcessView, ScanOptions};
+use crate::scan::one::{read_one, ProcessView};
+use crate::scan::ScanOptions;
 
 pub(crate) fn run(opts: &ScanOptions, args: &DiffArgs, p: Painter) -> Result<String, ReportError> {
     let a = parse_pid(&args.pid_a)?;

@@ -11,7 +11,8 @@ use super::{
     uid_map_text, Cell, HostJson, InspectArgs, Painter, ProcessJson, ReportError, Table, Tone,
 };
 use crate::model::NsType;
-use crate::scan::{read_one, ProcessView, ScanOptions};
+use crate::scan::one::{read_one, ProcessView};
+use crate::scan::ScanOptions;
 
 /// The order of flags in the `nsenter` line: the types that matter most for a debug
 /// session first. nsenter itself enters them in its own fixed order.

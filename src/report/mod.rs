@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::config::{Command, Settings};
 use crate::model::{ContainerRef, HostRef, HostSource, NsSet, NsType, RootMapping, UidMap};
-use crate::scan::ProcessView;
+use crate::scan::one::ProcessView;
 
 pub(crate) use style::{Cell, Painter, Table, Tone};
 
@@ -98,7 +98,7 @@ pub enum ReportError {
     #[error("{0:?} is not a PID (a whole number from 1 up)")]
     BadPid(String),
     #[error(transparent)]
-    Process(#[from] crate::scan::ProcessError),
+    Process(#[from] crate::scan::one::ProcessError),
     #[error(transparent)]
     Scan(#[from] crate::scan::ScanError),
     #[error("cannot encode JSON: {0}")]
