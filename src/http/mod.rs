@@ -12,8 +12,10 @@
 //! The listener and the shutdown future are passed in, so tests bind port 0 and stop
 //! the server themselves.
 
+mod auth;
 mod body;
 mod conn;
+mod tls;
 pub mod webconfig;
 
 use std::future::Future;
