@@ -19,6 +19,7 @@
 //! - [`report`]: `report`, `inspect` and `diff` for a person at a terminal.
 
 pub mod cgroup;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod metrics;

@@ -4,9 +4,10 @@
 use serde::Serialize;
 
 use super::{
-    attribution_text, parse_pid, supported_types, to_json, Cell, DiffArgs, HostJson, Painter,
-    ProcessJson, ReportError, Table, Tone,
+    attribution_text, parse_pid, supported_types, to_json, Cell, HostJson, Painter, ProcessJson,
+    ReportError, Table, Tone,
 };
+use crate::cli::DiffArgs;
 use crate::model::NsType;
 use crate::scan::one::{read_one, ProcessView};
 use crate::scan::ScanOptions;
