@@ -16,7 +16,7 @@ mod auth;
 mod body;
 mod conn;
 mod tls;
-pub mod webconfig;
+pub(crate) mod webconfig;
 
 use std::future::Future;
 use std::sync::Arc;

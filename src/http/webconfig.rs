@@ -293,11 +293,6 @@ fn header_name(allowed: &str) -> &'static str {
     }
 }
 
-/// Load and check a web config file once (startup validation).
-pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-    build(&read_inputs(path)?)
-}
-
 struct State {
     config: Arc<WebConfig>,
     fingerprint: [u8; 32],
@@ -406,6 +401,11 @@ fn hex(b: &[u8]) -> String {
 mod tests {
     use super::*;
     use base64::Engine as _;
+
+    /// Read and build a web config once, as [`WebConfigSource::load`] does.
+    fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        build(&read_inputs(path)?)
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);

@@ -7,7 +7,7 @@
 //! pinned namespaces in `mounts.rs`; the one-process view of the terminal commands in
 //! `one.rs`; the host reference in `hostref.rs`.
 
-pub mod hostref;
+mod hostref;
 mod mounts;
 pub mod one;
 mod process;
