@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nsexporter::events::{self, Connector, Options};
-use nsexporter::paths::HostPaths;
+use nsexporter::procfs::paths::HostPaths;
 
 fn main() -> ExitCode {
     let arg = std::env::args().nth(1).unwrap_or_default();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nsexporter::events::{self, Connector, Message, Options, ProcEvent, Unavailable};
 use nsexporter::model::NsType;
-use nsexporter::paths::HostPaths;
+use nsexporter::procfs::paths::HostPaths;
 
 const PROBE: &str = "NSX_EVENTS_PROBE";
 

@@ -20,8 +20,8 @@ use super::proto::{
     messages, subscription, Message, ProcEvent, Sequences, CN_IDX_PROC, PROC_CN_MCAST_IGNORE,
     PROC_CN_MCAST_LISTEN,
 };
-use crate::hostref::FIXED_INITIAL;
 use crate::model::{HostRef, HostSource, NsSet, NsType};
+use crate::scan::hostref::FIXED_INITIAL;
 
 /// Why process events cannot be had. The `Display` text is the one log line that says
 /// what is missing.

@@ -31,15 +31,15 @@ pub use connector::{Connector, Options, Received, Stats, Unavailable};
 pub use proto::{Message, ProcEvent};
 
 use crate::model::NsSet;
-use crate::paths::HostPaths;
-use crate::procfd::Dir;
+use crate::procfs::fd::Dir;
+use crate::procfs::paths::HostPaths;
 
 /// The caller's own namespaces, from `/proc/self/ns`. This is the process's own procfs
 /// view, not the host's (`--path.procfs`): in a pod without hostPID the host's procfs
 /// has no `self` for it at all.
 pub fn own_namespaces() -> std::io::Result<NsSet> {
     let dir = Dir::open(Path::new("/proc/self"))?;
-    crate::hostref::read_ns_links_in(&dir)
+    crate::scan::hostref::read_ns_links_in(&dir)
 }
 
 /// Subscribe, checking first that this process is where the kernel serves subscribers:
@@ -51,7 +51,7 @@ pub fn subscribe(paths: &HostPaths, opts: &Options) -> Result<Connector, Unavail
     })?;
     let host = Dir::open(&paths.procfs)
         .and_then(|dir| {
-            Ok(crate::hostref::resolve(
+            Ok(crate::scan::hostref::resolve(
                 &dir,
                 &crate::scan::list_pids(paths)?,
             ))

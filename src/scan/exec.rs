@@ -14,10 +14,12 @@ use std::io;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use super::{read_proc, read_uid_map, summarise, CgroupCache, Ctx, Proc, Scanner, Worker};
-use crate::hostref::FIXED_INITIAL;
+use super::hostref::{self, FIXED_INITIAL};
+use super::process::{read_proc, CgroupCache, Ctx, Proc, Worker};
+use super::summary::summarise;
+use super::{read_uid_map, Scanner};
 use crate::model::{NsType, ProcRecord, Runtime, ScanErrors, Snapshot, UidMap};
-use crate::procfd::Dir;
+use crate::procfs::fd::Dir;
 
 /// More distinct cgroup contents than this, and the reader's own attribution cache
 /// starts over: memory stays bounded on a node that makes cgroups without end.
@@ -65,8 +67,7 @@ impl ExecReader {
     pub fn new(opts: &super::ScanOptions) -> io::Result<Self> {
         let proc_dir = Dir::open(&opts.paths.procfs)?;
         let procfs = proc_dir.is_procfs();
-        let own =
-            crate::hostref::read_ns_links_in(&Dir::open(std::path::Path::new("/proc/self"))?)?;
+        let own = hostref::read_ns_links_in(&Dir::open(std::path::Path::new("/proc/self"))?)?;
         let kernel_types = NsType::ALL
             .into_iter()
             .filter(|t| own.get(*t).is_some())
