@@ -133,6 +133,18 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Which namespace types two processes share.
     Diff(DiffArgs),
+    /// Live: one line per exec of a container process in a host namespace (needs the
+    /// kernel's process events: root in the host's user, PID and network namespaces).
+    Watch(WatchArgs),
+}
+
+/// Flags of `nsexporter watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// One JSON object per line: at (Unix seconds), container, pid, comm, host_ns,
+    /// by_event.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `nsexporter report`.

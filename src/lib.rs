@@ -33,6 +33,7 @@
 //! - [`cli`]: every flag and subcommand (clap), in one place.
 //! - [`config`]: flags over environment, config file and defaults, checked into settings.
 //! - [`report`]: `report`, `inspect` and `diff` for a person at a terminal.
+//! - [`watch`]: `watch`, the live view of execs of container processes in host namespaces.
 //!
 //! Choices a reader may wonder about: the bcrypt cache is its own type in `http::auth`,
 //! held by the web config source, so that auth owns its state; `lower_priority` (the
@@ -51,6 +52,7 @@ pub mod report;
 pub mod sampler;
 pub mod scan;
 pub mod telemetry;
+pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -413,3 +413,88 @@ fn in_a_new_network_namespace_it_says_so_and_scans_go_on() {
 fn in_a_new_user_namespace_it_says_so_and_scans_go_on() {
     unavailable_under(&["--user", "--map-root-user"], "initial user namespace");
 }
+
+/// `nsexporter watch [--json]` against a real exec: the line names the container, the
+/// PID, the comm and the host namespaces.
+fn watch_sees_an_exec(json: bool) {
+    use std::io::BufRead;
+    let mut cmd = Command::new(common::BIN);
+    cmd.arg("watch");
+    if json {
+        cmd.arg("--json");
+    }
+    let mut w = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start watch");
+    let stdout = w.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lab = Lab::new();
+    // Subscribing takes a moment: exec until watch shows one (each exec is a new
+    // launcher in the same container), within a deadline.
+    let mut launchers = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut l = Launcher::start("sleep 2");
+    let m = lab.docker(l.pid());
+    let id = format!("docker://{}", m.id);
+    let cgroup = format!("{}/docker/{}", lab.top, m.id);
+    l.go();
+    launchers.push(l);
+    let line = loop {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            // The text line names `docker://<id>`; the JSON one the ID in its container.
+            if line.contains(&m.id) {
+                break line;
+            }
+        }
+        assert!(Instant::now() < deadline, "watch printed no line for {id}");
+        // Another exec in the container.
+        let ran = exec_storm(&cgroup, 1, 1);
+        assert_eq!(ran, 1);
+    };
+    let _ = w.kill();
+    let _ = w.wait();
+    println!("watch: {line}");
+    if json {
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+        assert!(v["pid"].as_u64().is_some_and(|p| p > 0), "{line}");
+        assert!(v["comm"].is_string(), "{line}");
+        assert_eq!(v["container"]["id"], m.id.as_str(), "{line}");
+        let types: Vec<&str> = v["host_ns"]
+            .as_array()
+            .expect("host_ns")
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
+        assert!(types.contains(&"net"), "{line}");
+        assert!(v["at"].as_f64().is_some_and(|t| t > 1.6e9), "{line}");
+    } else {
+        assert!(line.contains(" pid "), "{line}");
+        assert!(line.contains("host ") && line.contains("net"), "{line}");
+        assert!(
+            line.contains("sleep") || line.contains("busybox") || line.contains("true"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn watch_prints_a_line_per_exec() {
+    watch_sees_an_exec(false);
+}
+
+#[test]
+fn watch_json_prints_an_object_per_exec() {
+    watch_sees_an_exec(true);
+}
