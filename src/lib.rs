@@ -17,6 +17,7 @@
 //! - [`config`]: flags, environment and config file.
 //! - [`telemetry`]: logging through tracing, as logfmt or JSON.
 //! - [`report`]: `report`, `inspect` and `diff` for a person at a terminal.
+//! - [`runtime`]: names and declared namespaces from the container runtimes' own files.
 
 pub mod cgroup;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod parse;
 pub mod paths;
 pub(crate) mod procfd;
 pub mod report;
+pub mod runtime;
 pub mod sampler;
 pub mod scan;
 pub mod server;
