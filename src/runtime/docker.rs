@@ -81,7 +81,7 @@ fn read_config(dir: &SafeDir, id: &str) -> Result<ConfigV2, ReadError> {
         MAX_FILE,
         "config.v2.json",
     )?;
-    serde_json::from_slice(&bytes).map_err(|e| parse_error("config.v2.json", &e))
+    parse_config(&bytes)
 }
 
 fn read_hostconfig(dir: &SafeDir, id: &str) -> Result<HostConfig, ReadError> {
@@ -90,7 +90,25 @@ fn read_hostconfig(dir: &SafeDir, id: &str) -> Result<HostConfig, ReadError> {
         MAX_FILE,
         "hostconfig.json",
     )?;
-    serde_json::from_slice(&bytes).map_err(|e| parse_error("hostconfig.json", &e))
+    parse_hostconfig(&bytes)
+}
+
+fn parse_config(bytes: &[u8]) -> Result<ConfigV2, ReadError> {
+    serde_json::from_slice(bytes).map_err(|e| parse_error("config.v2.json", &e))
+}
+
+fn parse_hostconfig(bytes: &[u8]) -> Result<HostConfig, ReadError> {
+    serde_json::from_slice(bytes).map_err(|e| parse_error("hostconfig.json", &e))
+}
+
+/// Parse both files' bytes, for the property tests: whatever the input, a value or an
+/// error, never a panic.
+#[cfg(test)]
+pub(super) fn parse_both(config: &[u8], hostconfig: &[u8]) -> (Option<Names>, bool) {
+    (
+        parse_config(config).ok().map(names),
+        parse_hostconfig(hostconfig).is_ok(),
+    )
 }
 
 /// Names and declared namespaces of Docker container `id`, under the data root `dir`.

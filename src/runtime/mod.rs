@@ -149,6 +149,72 @@ impl RuntimeInfo {
     }
 }
 
+/// Which way a container's processes differ from what its runtime declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DriftKind {
+    /// Declared a namespace other than the host's (new, or a join of one that is not the
+    /// host's), but the process is in the host's: for `user`, `hostUsers: false` did not
+    /// take effect.
+    Private,
+    /// Declared the host's (not listed, `host` mode, or a join of the host's), but the
+    /// process is elsewhere.
+    Host,
+}
+
+impl DriftKind {
+    /// The `declared` label value.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DriftKind::Private => "private",
+            DriftKind::Host => "host",
+        }
+    }
+}
+
+/// How many of a container's processes are not where its runtime declared them, for
+/// one namespace type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drift {
+    pub ns_type: NsType,
+    pub declared: DriftKind,
+    pub processes: u32,
+}
+
+/// The drift of one container, from what a scan observed: `processes` in all, of which
+/// `in_host[t]` were in the host's namespace of type `t`. Only types whose declared
+/// namespace is known to be the host's or not, and that the host has (`host`), count;
+/// only non-zero drift is returned.
+pub fn drift(
+    declared: &Declared,
+    host: &crate::model::NsSet,
+    processes: u32,
+    in_host: &[u32; 8],
+) -> Vec<Drift> {
+    let mut out = Vec::new();
+    for t in NsType::ALL {
+        let Some(host_inode) = host.get(t) else {
+            continue;
+        };
+        let Some(is_host) = declared.get(t).and_then(|d| d.is_host(Some(host_inode))) else {
+            continue;
+        };
+        let shared = in_host[t.index()].min(processes);
+        let (kind, n) = if is_host {
+            (DriftKind::Host, processes - shared)
+        } else {
+            (DriftKind::Private, shared)
+        };
+        if n > 0 {
+            out.push(Drift {
+                ns_type: t,
+                declared: kind,
+                processes: n,
+            });
+        }
+    }
+    out
+}
+
 /// Where each runtime keeps its state, relative to the host's root. Each is resolved
 /// under `--path.rootfs` the way the host would resolve it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -749,3 +749,106 @@ fn joins_of_bind_mounted_namespaces() {
         Some(DeclaredNs::Joins { inode: None })
     );
 }
+
+#[test]
+fn drift_counts_processes_away_from_the_declared_namespace() {
+    let mut host = crate::model::NsSet::default();
+    for (i, t) in NsType::ALL.into_iter().enumerate() {
+        host.set(t, Some(100 + i as u64));
+    }
+    // The kernel has no time namespaces here: never counted.
+    host.set(NsType::Time, None);
+    let mut d = Declared::default();
+    d.set(NsType::Net, Some(DeclaredNs::Private));
+    d.set(NsType::User, Some(DeclaredNs::Private));
+    d.set(NsType::Pid, Some(DeclaredNs::Host));
+    d.set(NsType::Ipc, Some(DeclaredNs::Joins { inode: Some(101) })); // the host's ipc
+    d.set(NsType::Uts, Some(DeclaredNs::Joins { inode: Some(7) })); // not the host's
+    d.set(NsType::Mnt, Some(DeclaredNs::Joins { inode: None }));
+    d.set(NsType::Time, Some(DeclaredNs::Private));
+    // 5 processes: 3 in the host's net, all in the host's user, 2 in the host's pid,
+    // 5 in the host's ipc, 1 in the host's uts, 5 in the host's mnt and time.
+    let mut in_host = [0u32; 8];
+    in_host[NsType::Net.index()] = 3;
+    in_host[NsType::User.index()] = 5;
+    in_host[NsType::Pid.index()] = 2;
+    in_host[NsType::Ipc.index()] = 5;
+    in_host[NsType::Uts.index()] = 1;
+    in_host[NsType::Mnt.index()] = 5;
+    in_host[NsType::Time.index()] = 5;
+    let got: Vec<_> = drift(&d, &host, 5, &in_host)
+        .into_iter()
+        .map(|x| (x.ns_type, x.declared.name(), x.processes))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (NsType::Net, "private", 3),
+            (NsType::Pid, "host", 3),
+            (NsType::User, "private", 5),
+            (NsType::Uts, "private", 1),
+        ]
+    );
+    // Nothing declared, nothing counted.
+    assert!(drift(&Declared::default(), &host, 5, &in_host).is_empty());
+}
+
+mod properties {
+    use super::super::bolt::BoltDb;
+    use super::super::oci::parse_spec;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn joins_ctx() -> SafeDir {
+        SafeDir::open(&std::env::temp_dir()).unwrap()
+    }
+
+    /// A real-shaped spec, as bytes, so that mutations start from something that parses.
+    fn seed() -> Vec<u8> {
+        containerd_spec("/proc/1/ns/net", "/proc/1/ns/ipc", true).into_bytes()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(256)
+        ))]
+
+        #[test]
+        fn parsers_never_panic_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let root = joins_ctx();
+            let joins = Joins { root: &root, procfs: Path::new("/proc") };
+            if let Err(e) = parse_spec(&bytes, &joins) {
+                prop_assert_eq!(e.kind, ErrorKind::Parse);
+            }
+            let _ = super::super::docker::parse_both(&bytes, &bytes);
+            let mut f = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut f, &bytes).unwrap();
+            if let Ok(db) = BoltDb::open(&f) {
+                let _ = db.get(&[b"ctr", b"x"], b"pod-id");
+            }
+        }
+
+        #[test]
+        fn mutated_specs_parse_or_fail_cleanly(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut b = seed();
+            for (at, byte) in edits {
+                let i = at.index(b.len());
+                b[i] = byte;
+            }
+            let end = cut.index(b.len() + 1);
+            b.truncate(end.max(b.len() / 2));
+            let root = joins_ctx();
+            let joins = Joins { root: &root, procfs: Path::new("/proc") };
+            match parse_spec(&b, &joins) {
+                Ok(info) => {
+                    let shown = format!("{info:?}");
+                    prop_assert!(!shown.contains(SECRET));
+                }
+                Err(e) => prop_assert!(!e.to_string().contains(SECRET)),
+            }
+        }
+    }
+}
