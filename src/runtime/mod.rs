@@ -392,7 +392,7 @@ impl Joins<'_> {
         }
         let link =
             std::fs::read_link(self.procfs.join(pid.to_string()).join("ns").join(t.name())).ok()?;
-        crate::parse::parse_ns_link(link.as_os_str().as_encoded_bytes(), t).ok()
+        crate::procfs::parse::parse_ns_link(link.as_os_str().as_encoded_bytes(), t).ok()
     }
 }
 
