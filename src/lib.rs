@@ -61,6 +61,7 @@ pub fn scan_options(settings: &Settings) -> ScanOptions {
         paths: settings.paths.clone(),
         default_runtime: settings.default_runtime,
         threads: settings.scan_threads,
+        runtime: settings.runtime_dirs.clone(),
         ..ScanOptions::default()
     }
 }

@@ -54,10 +54,12 @@ pub const METRICS: &[(&str, MetricType, &str)] = &[
     ("nsexporter_container_host_namespace", MetricType::Gauge, "Processes of this container in the host namespace of this type; only sharing pairs are emitted."),
     ("nsexporter_container_host_root_processes", MetricType::Gauge, "Processes of this container whose host-view effective UID is 0."),
     ("nsexporter_host_root_containers", MetricType::Gauge, "Containers with at least one process whose host-view effective UID is 0."),
-    ("nsexporter_container_info", MetricType::Gauge, "Always 1 for each container named by a per-container series; comm is that of its oldest process."),
+    ("nsexporter_container_namespace_drift", MetricType::Gauge, "Processes of this container not in the namespace its runtime declared: in the host's though declared private, or elsewhere though declared host; only non-zero series."),
+    ("nsexporter_container_info", MetricType::Gauge, "Always 1 for each container named by a per-container series; comm is that of its oldest process; namespace, pod and container come from the runtime's files, empty when unknown."),
     ("nsexporter_host_namespace_container_starts", MetricType::Counter, "Containers that started sharing the host namespace of this type after the exporter's first scan."),
     ("nsexporter_scans", MetricType::Counter, "Scans of the host procfs attempted."),
     ("nsexporter_scan_errors", MetricType::Counter, "Errors met while scanning, by reason; none of them fails a scan except reason procfs."),
+    ("nsexporter_runtime_read_errors", MetricType::Counter, "Container runtime files that could not be read or parsed, by runtime and kind; each container's files are read once, when it is first seen."),
     ("nsexporter_last_scan_duration_seconds", MetricType::Gauge, "Duration of the latest completed scan."),
     ("nsexporter_last_scan_timestamp_seconds", MetricType::Gauge, "Unix time at which the latest completed scan started."),
     ("nsexporter_host_reference_info", MetricType::Gauge, "Always 1; source tells where the host namespaces were read from: pid1, kthread or fixed."),
@@ -135,6 +137,14 @@ impl Collector for SnapshotCollector {
             &mut e,
             "nsexporter_scan_errors",
             p.counters.error_pairs().map(|(r, v)| ([("reason", r)], v)),
+        )?;
+        counter(
+            &mut e,
+            "nsexporter_runtime_read_errors",
+            p.snapshot
+                .iter()
+                .flat_map(|s| s.runtime_read_errors.iter())
+                .map(|(r, kind, n)| ([("runtime", r.name()), ("kind", *kind)], *n)),
         )?;
         if let Some(s) = &p.snapshot {
             gauge(
@@ -250,15 +260,50 @@ fn encode_snapshot(
         "nsexporter_host_root_containers",
         [(NoLabels::default(), host_root_containers as f64)],
     )?;
+    let mut drift = Vec::new();
+    let mut drifting = std::collections::HashSet::new();
+    for c in s.containers.values() {
+        for d in c.drift(&s.host.ns) {
+            drifting.insert(&c.container);
+            let [u, id, rt] = id_labels(c);
+            drift.push((
+                [
+                    ("type", d.ns_type.name().to_string()),
+                    u,
+                    id,
+                    rt,
+                    ("declared", d.declared.name().to_string()),
+                ],
+                f64::from(d.processes),
+            ));
+        }
+    }
+    gauge(e, "nsexporter_container_namespace_drift", drift)?;
     gauge(
         e,
         "nsexporter_container_info",
         s.containers
             .values()
-            .filter(|c| c.host_root_processes > 0 || types().any(|t| c.shares(t)))
+            .filter(|c| {
+                c.host_root_processes > 0
+                    || types().any(|t| c.shares(t))
+                    || drifting.contains(&c.container)
+            })
             .map(|c| {
                 let [u, id, rt] = id_labels(c);
-                ([u, id, rt, ("comm", c.comm.clone())], 1.0)
+                let n = &c.runtime_info.names;
+                (
+                    [
+                        u,
+                        id,
+                        rt,
+                        ("comm", c.comm.clone()),
+                        ("namespace", n.namespace.clone()),
+                        ("pod", n.pod.clone()),
+                        ("container", n.container.clone()),
+                    ],
+                    1.0,
+                )
             }),
     )?;
     counter(

@@ -337,7 +337,10 @@ fn check_operator_objects(docs: &[Value]) {
                             r["action"] == "labeldrop" && r["regex"] == "(namespace|pod|container)"
                         })
                     });
-                    assert!(drops, "{k} keeps the exporter pod's namespace/pod/container labels");
+                    assert!(
+                        drops,
+                        "{k} keeps the exporter pod's namespace/pod/container labels"
+                    );
                 }
             }
             "PrometheusRule" => {
@@ -524,11 +527,19 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
     let volumes = pod["volumes"].as_array().expect("volumes");
     let host_paths: Vec<&str> = volumes
         .iter()
-        .map(|v| v["hostPath"]["path"].as_str().expect("only hostPath volumes"))
+        .map(|v| {
+            v["hostPath"]["path"]
+                .as_str()
+                .expect("only hostPath volumes")
+        })
         .collect();
     assert_eq!(
         host_paths,
-        ["/proc", "/run/containerd/io.containerd.runtime.v2.task", "/run/netns"],
+        [
+            "/proc",
+            "/run/containerd/io.containerd.runtime.v2.task",
+            "/run/netns"
+        ],
         "{volumes:?}"
     );
     let mounts = c["volumeMounts"].as_array().expect("volumeMounts");
@@ -617,13 +628,22 @@ fn runtime_directories_follow_values_and_never_mount_the_node_root() {
             "/run/netns",
         ]
     );
-    let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap().clone();
+    let mounts = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .clone();
     for (m, host) in mounts.iter().zip(&paths).skip(1) {
         assert_eq!(m["readOnly"], true);
-        assert_eq!(m["mountPath"].as_str().unwrap(), format!("/host/root{host}"));
+        assert_eq!(
+            m["mountPath"].as_str().unwrap(),
+            format!("/host/root{host}")
+        );
     }
     for p in &paths {
-        assert!(p.len() > 1 && !p.ends_with('/'), "a mount of the node's root: {p}");
+        assert!(
+            p.len() > 1 && !p.ends_with('/'),
+            "a mount of the node's root: {p}"
+        );
     }
     let none = render(&["--set", "hostRoot.runtimes.containerd=false"]);
     let pod = pod_of(&none);

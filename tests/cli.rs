@@ -88,7 +88,8 @@ fn row(report: &str, id: &str) -> Option<Row> {
             .filter(|t| **t != "-")
             .map(|t| t.to_string())
             .collect(),
-        root: rest[n_shared..].join(" "),
+        // The last column is NAME, one word.
+        root: rest[n_shared..rest.len() - 1].join(" "),
     })
 }
 

@@ -81,7 +81,11 @@ fn spec(pod: &str, container: &str, types: &[&str], uid_mappings: bool) -> Strin
 }
 
 fn info_of<'a>(samples: &'a [Sample], container_id: &str) -> &'a Sample {
-    let info = find(samples, "nsexporter_container_info", &[("container_id", container_id)]);
+    let info = find(
+        samples,
+        "nsexporter_container_info",
+        &[("container_id", container_id)],
+    );
     assert_eq!(info.len(), 1, "container_info of {container_id}: {info:?}");
     info[0]
 }
@@ -93,7 +97,13 @@ fn drift_of(samples: &[Sample], container_id: &str) -> Vec<(String, String, f64)
         &[("container_id", container_id)],
     )
     .into_iter()
-    .map(|s| (s.labels["type"].clone(), s.labels["declared"].clone(), s.value))
+    .map(|s| {
+        (
+            s.labels["type"].clone(),
+            s.labels["declared"].clone(),
+            s.value,
+        )
+    })
     .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
@@ -118,7 +128,12 @@ fn declared_private_net_and_user_observed_in_the_hosts() {
     write(
         rootfs.path(),
         &containerd_bundle(&drifting.id),
-        &spec("web-0", "app", &["pid", "ipc", "uts", "mount", "network", "user"], true),
+        &spec(
+            "web-0",
+            "app",
+            &["pid", "ipc", "uts", "mount", "network", "user"],
+            true,
+        ),
     );
     write(
         rootfs.path(),
@@ -138,7 +153,11 @@ fn declared_private_net_and_user_observed_in_the_hosts() {
         ],
         "{out}"
     );
-    for s in find(&samples, "nsexporter_container_namespace_drift", &[("container_id", &cid)]) {
+    for s in find(
+        &samples,
+        "nsexporter_container_namespace_drift",
+        &[("container_id", &cid)],
+    ) {
         assert_eq!(s.labels["uid"], drifting.pod_uid);
         assert_eq!(s.labels["runtime"], "containerd");
     }
@@ -157,6 +176,13 @@ fn declared_private_net_and_user_observed_in_the_hosts() {
         .find(|l| l.contains(&drifting.id[..12]))
         .unwrap_or_else(|| panic!("no row for {}:\n{report}", &drifting.id[..12]));
     assert!(line.contains("shop/web-0/app"), "{line}");
+    assert!(
+        report.contains(&format!(
+            "drift {} (shop/web-0/app): net declared private",
+            &drifting.id[..12]
+        )),
+        "{report}"
+    );
     assert!(!report.contains(SECRET));
     let (json, _) = nsexporter(&["report", "--json", "--path.rootfs", root]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -166,7 +192,7 @@ fn declared_private_net_and_user_observed_in_the_hosts() {
         .iter()
         .find(|c| c["container_id"] == cid.as_str())
         .unwrap_or_else(|| panic!("{cid} not in report --json: {json}"));
-    assert_eq!(c["pod"], "web-0");
+    assert_eq!(c["names"]["pod"], "web-0");
     assert_eq!(c["declared"]["net"], "private");
     assert_eq!(c["drift"]["net"], 1);
     assert_eq!(c["drift"]["user"], 1);
@@ -192,7 +218,10 @@ fn hostile_bundles_through_the_binary() {
     // A sparse 16 GiB config.json.
     let p = root.join(containerd_bundle(&huge.id));
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::File::create(&p).unwrap().set_len(16 << 30).unwrap();
+    std::fs::File::create(&p)
+        .unwrap()
+        .set_len(16 << 30)
+        .unwrap();
     // config.json -> a file with a secret outside the root, and -> /etc/shadow via `..`.
     let p = root.join(containerd_bundle(&link.id));
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -203,11 +232,14 @@ fn hostile_bundles_through_the_binary() {
     write(
         root,
         &containerd_bundle(&malformed.id),
-        &format!(r#"{{"process":{{"env":["API_TOKEN={SECRET}"],"annotations":{{"io.kubernetes.cri.sandbox-name":["{SECRET}"]"#),
+        &format!(
+            r#"{{"process":{{"env":["API_TOKEN={SECRET}"],"annotations":{{"io.kubernetes.cri.sandbox-name":["{SECRET}"]"#
+        ),
     );
     write(root, &containerd_bundle(&deep.id), &"[".repeat(1 << 20));
     // The container is still running, but its bundle is gone.
-    std::fs::create_dir_all(root.join("run/containerd/io.containerd.runtime.v2.task/k8s.io")).unwrap();
+    std::fs::create_dir_all(root.join("run/containerd/io.containerd.runtime.v2.task/k8s.io"))
+        .unwrap();
     let _ = gone;
     let mut exporter = Exporter::start(&[
         "--path.rootfs",
@@ -218,11 +250,20 @@ fn hostile_bundles_through_the_binary() {
         "debug",
     ]);
     exporter.wait_ready();
-    let want = [("too_large", 1.0), ("symlink", 2.0), ("parse", 2.0), ("missing", 1.0)];
+    let want = [
+        ("too_large", 1.0),
+        ("symlink", 2.0),
+        ("parse", 2.0),
+        ("missing", 1.0),
+    ];
     let samples = exporter.scrape_until(Duration::from_secs(20), "runtime read errors", |s| {
         want.iter().all(|(kind, n)| {
-            value(s, "nsexporter_runtime_read_errors_total", &[("runtime", "containerd"), ("kind", kind)])
-                .is_some_and(|v| v >= *n)
+            value(
+                s,
+                "nsexporter_runtime_read_errors_total",
+                &[("runtime", "containerd"), ("kind", kind)],
+            )
+            .is_some_and(|v| v >= *n)
         })
     });
     for (kind, n) in want {
@@ -232,7 +273,11 @@ fn hostile_bundles_through_the_binary() {
         }
         // Read once per container, not once per scan.
         assert_eq!(
-            value(&samples, "nsexporter_runtime_read_errors_total", &[("runtime", "containerd"), ("kind", kind)]),
+            value(
+                &samples,
+                "nsexporter_runtime_read_errors_total",
+                &[("runtime", "containerd"), ("kind", kind)]
+            ),
             Some(n),
             "{kind}"
         );
@@ -246,7 +291,10 @@ fn hostile_bundles_through_the_binary() {
     let body = exporter.get("/metrics").body;
     assert!(exporter.alive(), "the exporter died");
     let log = exporter.drain_log().join("\n");
-    assert!(log.contains("runtime files"), "debug log names the failures: {log}");
+    assert!(
+        log.contains("runtime files"),
+        "debug log names the failures: {log}"
+    );
     for (what, s) in [("exposition", &body), ("log", &log)] {
         assert!(!s.contains(SECRET), "the secret is in the {what}");
         assert!(!s.contains("API_TOKEN"), "the environment is in the {what}");
@@ -274,8 +322,9 @@ fn sleeper_context() -> tempfile::TempDir {
     let ctx = tempfile::tempdir().unwrap();
     let bin = ctx.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("a static /bin/busybox (busybox-static; tests/docker/start-dockerd.sh installs it)");
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect(
+        "a static /bin/busybox (busybox-static; tests/docker/start-dockerd.sh installs it)",
+    );
     symlink("busybox", bin.join("sleep")).unwrap();
     ctx
 }
@@ -284,7 +333,9 @@ struct DockerContainer(String);
 
 impl Drop for DockerContainer {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", "-v", &self.0]).output();
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v", &self.0])
+            .output();
     }
 }
 
@@ -351,7 +402,9 @@ struct PodmanPod(String);
 
 impl Drop for PodmanPod {
     fn drop(&mut self) {
-        let _ = Command::new("podman").args(["pod", "rm", "-f", &self.0]).output();
+        let _ = Command::new("podman")
+            .args(["pod", "rm", "-f", &self.0])
+            .output();
     }
 }
 
@@ -385,11 +438,20 @@ fn podman_pod_and_container_names() {
     .unwrap();
     if podman(&conf, &["images", "-q", PODMAN_IMAGE]).is_empty() {
         let ctx = sleeper_context();
-        let tar = run(Command::new("tar").arg("-C").arg(ctx.path()).args(["-cf", "-", "."]));
+        let tar = run(Command::new("tar")
+            .arg("-C")
+            .arg(ctx.path())
+            .args(["-cf", "-", "."]));
         assert!(tar.status.success());
         let mut child = Command::new("podman")
             .env("CONTAINERS_CONF", &conf)
-            .args(["import", "--change", "ENTRYPOINT [\"/bin/sleep\"]", "-", PODMAN_IMAGE])
+            .args([
+                "import",
+                "--change",
+                "ENTRYPOINT [\"/bin/sleep\"]",
+                "-",
+                PODMAN_IMAGE,
+            ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .spawn()

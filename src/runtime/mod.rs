@@ -37,10 +37,10 @@ mod podman;
 pub mod safefs;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use crate::model::{drift, Declared, DeclaredNs, Drift, DriftKind, Names, RuntimeInfo};
 use crate::model::{ContainerRef, NsType, Runtime};
 use safefs::{ErrorKind, ReadError, SafeDir};
 
@@ -50,170 +50,6 @@ pub const MAX_FILE: u64 = 4 << 20;
 
 /// Longest name kept: Kubernetes names are at most 253 bytes (DNS subdomain).
 const MAX_NAME: usize = 253;
-
-/// A container's names, each empty when unknown.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Names {
-    /// The Kubernetes namespace of its pod.
-    pub namespace: String,
-    /// Its pod (Kubernetes or Podman).
-    pub pod: String,
-    /// The container's own name (empty for a pod's sandbox in Kubernetes).
-    pub container: String,
-}
-
-impl Names {
-    pub fn is_empty(&self) -> bool {
-        self.namespace.is_empty() && self.pod.is_empty() && self.container.is_empty()
-    }
-}
-
-/// What a container's runtime was asked to do with one namespace type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeclaredNs {
-    /// A new namespace of its own.
-    Private,
-    /// The runtime's own, which is the host's.
-    Host,
-    /// An existing namespace, given by path (or another container, for Docker). `inode`
-    /// is that namespace, when the path still resolved when the container was first seen.
-    Joins { inode: Option<u64> },
-}
-
-impl DeclaredNs {
-    /// Whether the declared namespace is the host's, given the host's inode of the type.
-    /// `None` when that cannot be told (a join that did not resolve, an unknown host).
-    pub fn is_host(self, host_inode: Option<u64>) -> Option<bool> {
-        match self {
-            DeclaredNs::Private => Some(false),
-            DeclaredNs::Host => Some(true),
-            DeclaredNs::Joins { inode } => Some(inode? == host_inode?),
-        }
-    }
-
-    /// The `declared` label value: `private`, `host` or `joined`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            DeclaredNs::Private => "private",
-            DeclaredNs::Host => "host",
-            DeclaredNs::Joins { .. } => "joined",
-        }
-    }
-}
-
-impl fmt::Display for DeclaredNs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DeclaredNs::Joins { inode: Some(i) } => write!(f, "joined {i}"),
-            DeclaredNs::Joins { inode: None } => f.write_str("joined (unresolved)"),
-            other => f.write_str(other.name()),
-        }
-    }
-}
-
-/// Declared namespaces, one slot per [`NsType`]; `None` where the runtime's files do not
-/// say (Docker's `UsernsMode` left to the daemon, a file that could not be read).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Declared(pub [Option<DeclaredNs>; 8]);
-
-impl Declared {
-    pub fn get(&self, t: NsType) -> Option<DeclaredNs> {
-        self.0[t.index()]
-    }
-
-    pub fn set(&mut self, t: NsType, d: Option<DeclaredNs>) {
-        self.0[t.index()] = d;
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.iter().all(Option::is_none)
-    }
-}
-
-/// What a container's runtime files say about it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct RuntimeInfo {
-    pub names: Names,
-    pub declared: Declared,
-    /// `linux.uidMappings` was present: a user namespace was asked for (`hostUsers:
-    /// false`). Its declared user namespace is then private (or joined).
-    pub uid_mappings: bool,
-}
-
-impl RuntimeInfo {
-    /// The declared namespace of type `t`, when the runtime's files say. For namespace
-    /// escapes: a process in the host's namespace of `t` has escaped when this is not
-    /// the host's ([`DeclaredNs::is_host`] is `Some(false)`).
-    pub fn declared(&self, t: NsType) -> Option<DeclaredNs> {
-        self.declared.get(t)
-    }
-}
-
-/// Which way a container's processes differ from what its runtime declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DriftKind {
-    /// Declared a namespace other than the host's (new, or a join of one that is not the
-    /// host's), but the process is in the host's: for `user`, `hostUsers: false` did not
-    /// take effect.
-    Private,
-    /// Declared the host's (not listed, `host` mode, or a join of the host's), but the
-    /// process is elsewhere.
-    Host,
-}
-
-impl DriftKind {
-    /// The `declared` label value.
-    pub const fn name(self) -> &'static str {
-        match self {
-            DriftKind::Private => "private",
-            DriftKind::Host => "host",
-        }
-    }
-}
-
-/// How many of a container's processes are not where its runtime declared them, for
-/// one namespace type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Drift {
-    pub ns_type: NsType,
-    pub declared: DriftKind,
-    pub processes: u32,
-}
-
-/// The drift of one container, from what a scan observed: `processes` in all, of which
-/// `in_host[t]` were in the host's namespace of type `t`. Only types whose declared
-/// namespace is known to be the host's or not, and that the host has (`host`), count;
-/// only non-zero drift is returned.
-pub fn drift(
-    declared: &Declared,
-    host: &crate::model::NsSet,
-    processes: u32,
-    in_host: &[u32; 8],
-) -> Vec<Drift> {
-    let mut out = Vec::new();
-    for t in NsType::ALL {
-        let Some(host_inode) = host.get(t) else {
-            continue;
-        };
-        let Some(is_host) = declared.get(t).and_then(|d| d.is_host(Some(host_inode))) else {
-            continue;
-        };
-        let shared = in_host[t.index()].min(processes);
-        let (kind, n) = if is_host {
-            (DriftKind::Host, processes - shared)
-        } else {
-            (DriftKind::Private, shared)
-        };
-        if n > 0 {
-            out.push(Drift {
-                ns_type: t,
-                declared: kind,
-                processes: n,
-            });
-        }
-    }
-    out
-}
 
 /// Where each runtime keeps its state, relative to the host's root. Each is resolved
 /// under `--path.rootfs` the way the host would resolve it.
@@ -396,27 +232,31 @@ impl Joins<'_> {
     }
 }
 
-/// Read-error counts by kind, cumulative.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ErrorCounts(pub [u64; 8]);
+/// Read-error counts by runtime and kind, cumulative.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorCounts(std::collections::BTreeMap<(Runtime, ErrorKind), u64>);
 
 impl ErrorCounts {
+    /// Errors of kind `k`, all runtimes together.
     pub fn get(&self, k: ErrorKind) -> u64 {
-        self.0[ErrorKind::ALL.iter().position(|x| *x == k).unwrap_or(0)]
+        self.0
+            .iter()
+            .filter(|((_, kind), _)| *kind == k)
+            .map(|(_, n)| n)
+            .sum()
     }
 
-    fn add(&mut self, k: ErrorKind) {
-        if let Some(i) = ErrorKind::ALL.iter().position(|x| *x == k) {
-            self.0[i] += 1;
-        }
+    fn add(&mut self, r: Runtime, k: ErrorKind) {
+        *self.0.entry((r, k)).or_default() += 1;
     }
 
-    pub fn pairs(&self) -> impl Iterator<Item = (ErrorKind, u64)> + '_ {
-        ErrorKind::ALL.iter().map(|k| (*k, self.get(*k)))
+    /// Every (runtime, kind) pair seen, with its count.
+    pub fn pairs(&self) -> impl Iterator<Item = (Runtime, ErrorKind, u64)> + '_ {
+        self.0.iter().map(|((r, k), n)| (*r, *k, *n))
     }
 
     pub fn total(&self) -> u64 {
-        self.0.iter().sum()
+        self.0.values().sum()
     }
 }
 
@@ -450,7 +290,7 @@ impl RuntimeCache {
         self.reads += 1;
         let out = self.reader.read(c);
         for e in &out.errors {
-            self.errors.add(e.kind);
+            self.errors.add(c.runtime, e.kind);
             tracing::debug!(container_id = %c.container_id(), error = %e, "runtime files");
         }
         let retry = out.retry();
@@ -479,9 +319,22 @@ impl RuntimeCache {
         self.entries.is_empty()
     }
 
-    /// Read errors by kind since the cache was made.
-    pub fn errors(&self) -> ErrorCounts {
+    /// Read errors by runtime and kind since the cache was made.
+    pub fn errors(&self) -> &ErrorCounts {
+        &self.errors
+    }
+
+    /// The same, as (runtime, kind name, count) for a snapshot.
+    pub fn error_pairs(&self) -> Vec<(Runtime, &'static str, u64)> {
         self.errors
+            .pairs()
+            .map(|(r, k, n)| (r, k.name(), n))
+            .collect()
+    }
+
+    /// Forget every entry (the error counts stay), so that containers are read anew.
+    pub fn clear(&mut self) {
+        self.entries.clear();
     }
 
     /// How many times runtime files were read (first sightings, and retries).

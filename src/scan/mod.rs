@@ -22,6 +22,7 @@ use crate::model::{NsType, Runtime, ScanErrors, Snapshot, UidMap};
 use crate::procfs::fd::{self as procfd, Dir};
 use crate::procfs::parse;
 use crate::procfs::paths::HostPaths;
+use crate::runtime::{Reader, RuntimeCache};
 
 use mounts::read_pinned;
 use process::{count, read_many, CgroupCache, Ctx, Proc, ProcError, Worker};
@@ -50,6 +51,8 @@ pub struct ScanOptions {
     /// setting: the benchmarks and tests set it to measure or pin each path.
     #[doc(hidden)]
     pub idle_gap: Duration,
+    /// Where each container runtime keeps its state, under `paths.rootfs`.
+    pub runtime: crate::runtime::Locations,
 }
 
 /// A task on a CPU has its CPU time brought up to date at least once a second, by its
@@ -63,6 +66,7 @@ impl Default for ScanOptions {
             default_runtime: Runtime::Containerd,
             threads: 1,
             idle_gap: IDLE_GAP,
+            runtime: crate::runtime::Locations::default(),
         }
     }
 }
@@ -101,11 +105,19 @@ pub struct Scanner {
     stats: ScanStats,
     /// When the latest scan ended.
     last_end: Option<Instant>,
+    /// Each container's runtime files, read when it is first seen.
+    runtime: RuntimeCache,
 }
 
 impl Scanner {
     pub fn new(opts: ScanOptions) -> Self {
+        let runtime = RuntimeCache::new(Reader::new(
+            opts.paths.rootfs.clone(),
+            opts.paths.procfs.clone(),
+            opts.runtime.clone(),
+        ));
         Scanner {
+            runtime,
             opts,
             uid_maps: HashMap::new(),
             procs: Vec::new(),
@@ -159,6 +171,7 @@ impl Scanner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        self.runtime.clear();
     }
 
     /// Run one full scan.
@@ -265,7 +278,7 @@ impl Scanner {
         self.uid_maps.retain(|k, _| seen_userns.contains(k));
 
         let pinned = read_pinned(&proc_dir, procs, &mut errors);
-        let snapshot = summarise(
+        let mut snapshot = summarise(
             &self.opts.paths,
             procs,
             pinned,
@@ -275,6 +288,13 @@ impl Scanner {
             taken_at,
             started,
         );
+        // Runtime files: read for a container the first time it is seen (a map lookup
+        // otherwise), and forgotten once it is gone.
+        for (c, s) in snapshot.containers.iter_mut() {
+            s.runtime_info = self.runtime.lookup(c);
+        }
+        self.runtime.retain(|c| snapshot.containers.contains_key(c));
+        snapshot.runtime_read_errors = self.runtime.error_pairs();
         // Workers count on their own threads; a single-threaded pass counted on this one.
         stats.syscalls = procfd::syscalls() - syscalls_before
             + if threads > 1 {
