@@ -663,8 +663,9 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
 
 fn snapshot(name: &str, args: &[&str]) {
     let fixture = fixture_proc().display().to_string();
+    let rootfs = fixture_rootfs().display().to_string();
     let mut full: Vec<&str> = args.to_vec();
-    full.extend(["--path.procfs", &fixture]);
+    full.extend(["--path.procfs", &fixture, "--path.rootfs", &rootfs]);
     let got = ok(&full);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
