@@ -495,3 +495,81 @@ fn podman_pod_and_container_names() {
         "report names the container:\n{report}"
     );
 }
+
+/// The README's runbook for NsexporterNamespaceDrift, run as written: its shell block,
+/// with `<id>`, `<short id>`, `<pid>` and `<type>` filled in for a drifting lab
+/// container, and the bundle and `nsexporter` pointed at this test's root. Each command
+/// must succeed and show what the runbook says it shows.
+#[test]
+fn namespace_drift_runbook_commands_work() {
+    if !root_or_skip("namespace_drift_runbook_commands_work") {
+        return;
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("### Alert: NsexporterNamespaceDrift")
+        .nth(1)
+        .expect("the runbook section")
+        .split("\n### ")
+        .next()
+        .unwrap();
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a ```sh block in the runbook");
+    let commands: Vec<&str> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .collect();
+    assert_eq!(commands.len(), 4, "{commands:?}");
+
+    let rootfs = tempfile::tempdir().unwrap();
+    let root = rootfs.path().to_str().unwrap().to_string();
+    let mut lab = Lab::new();
+    let m = lab.kube_systemd("besteffort", "cri-containerd", &["--mount", "--uts"]);
+    write(
+        rootfs.path(),
+        &containerd_bundle(&m.id),
+        &spec("web-0", "app", &["mount", "uts", "network", "user"], true),
+    );
+    let mut outputs = Vec::new();
+    for c in &commands {
+        let cmd = c
+            .replace("<short id>", &m.id[..12])
+            .replace("<id>", &m.id)
+            .replace("<pid>", &m.pid.to_string())
+            .replace("<type>", "net")
+            .replace("nsexporter ", &format!("{BIN} --path.rootfs {root} "))
+            .replace(" /run/containerd/", &format!(" {root}/run/containerd/"));
+        let out = run(Command::new("sh").args(["-c", &cmd]));
+        assert!(
+            out.status.success(),
+            "runbook command failed: {cmd}\n{}",
+            text(&out.stderr)
+        );
+        outputs.push(text(&out.stdout));
+    }
+    // 1: the container's row, with its names.
+    assert!(outputs[0].contains("shop/web-0/app"), "{}", outputs[0]);
+    // 2: the declaration: a private network namespace and a uid mapping.
+    assert!(
+        outputs[1].contains(r#"{"type":"network"}"#),
+        "{}",
+        outputs[1]
+    );
+    assert!(outputs[1].contains(r#""hostID":65536"#), "{}", outputs[1]);
+    // 3: the kernel: the container's net namespace is the host's (the drift).
+    let links: Vec<&str> = outputs[2].lines().collect();
+    assert_eq!(links.len(), 2, "{}", outputs[2]);
+    assert_eq!(
+        links[0], links[1],
+        "the process is in the host's net namespace"
+    );
+    // 4: root maps to root: the host's user namespace, not a private one.
+    assert_eq!(
+        outputs[3].split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
+}
