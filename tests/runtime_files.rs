@@ -573,3 +573,34 @@ fn namespace_drift_runbook_commands_work() {
         ["0", "0", "4294967295"]
     );
 }
+
+/// A container's runtime files are read when it is first seen, and never again while
+/// it lives: a warm scan adds no read (and the /proc syscall guard in tests/cache.rs
+/// covers the rest of the scan).
+#[test]
+fn runtime_files_are_read_once_per_container() {
+    use nsexporter::procfs::paths::HostPaths;
+    use nsexporter::scan::{ScanOptions, Scanner};
+    let mut scanner = Scanner::new(ScanOptions {
+        paths: HostPaths::new(fixture_proc()).with_rootfs(fixture_rootfs()),
+        ..ScanOptions::default()
+    });
+    let first = scanner.scan().unwrap();
+    assert_eq!(first.containers.len(), 6);
+    assert_eq!(scanner.runtime_reads(), 6, "one read per container");
+    let named = first
+        .containers
+        .values()
+        .filter(|c| !c.runtime_info.names.is_empty())
+        .count();
+    assert_eq!(named, 4, "the fixture names four of them");
+    for _ in 0..3 {
+        let again = scanner.scan().unwrap();
+        assert_eq!(again.containers.len(), 6);
+        assert_eq!(
+            scanner.runtime_reads(),
+            6,
+            "a warm scan reads no runtime file"
+        );
+    }
+}

@@ -162,6 +162,14 @@ impl Scanner {
         Some(self.procs[i].alone)
     }
 
+    /// How many times the scanner has read a container's runtime files: once per
+    /// container when first seen (and again for a busy database). For tests: a warm scan
+    /// must not add any.
+    #[doc(hidden)]
+    pub fn runtime_reads(&self) -> u64 {
+        self.runtime.reads()
+    }
+
     /// Forget every cached process, so the next scan reads all of them cold (for
     /// benchmarks).
     pub fn forget(&mut self) {
