@@ -342,6 +342,15 @@ impl ContainerSummary {
         types.iter().any(|t| self.shares(*t))
     }
 
+    /// Whether the namespace of type `t` that its runtime declared is the host's:
+    /// `Some(false)` for a private one or a join of another, `Some(true)` for the host's,
+    /// `None` when the runtime's files do not say (or a join did not resolve). For
+    /// escape detection: a process in the host's namespace of `t` has escaped when this
+    /// is `Some(false)`.
+    pub fn declared_host(&self, t: NsType, host: &NsSet) -> Option<bool> {
+        self.runtime_info.declared(t)?.is_host(host.get(t))
+    }
+
     /// Its processes that are not in the namespace its runtime declared, by type (only
     /// non-zero), given the host's namespaces.
     pub fn drift(&self, host: &NsSet) -> Vec<Drift> {

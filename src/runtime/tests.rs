@@ -852,3 +852,42 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn the_declared_namespace_accessor_for_escape_detection() {
+    use crate::model::{ContainerSummary, NsSet, RootMapping};
+    let mut host = NsSet::default();
+    host.set(NsType::Net, Some(10));
+    host.set(NsType::Pid, Some(20));
+    let mut info = RuntimeInfo::default();
+    info.declared.set(NsType::Net, Some(DeclaredNs::Private));
+    info.declared
+        .set(NsType::Pid, Some(DeclaredNs::Joins { inode: Some(20) }));
+    info.declared
+        .set(NsType::Ipc, Some(DeclaredNs::Joins { inode: None }));
+    let c = ContainerSummary {
+        container: cref(Runtime::Containerd, &id(1)),
+        processes: 1,
+        main_pid: 1,
+        main_start_time: 1,
+        comm: "x".into(),
+        main_ns: NsSet::default(),
+        host_ns_processes: [0; 8],
+        host_root_processes: 0,
+        root: RootMapping::NonRoot,
+        uid_map: None,
+        runtime_info: std::sync::Arc::new(info),
+    };
+    assert_eq!(c.declared_host(NsType::Net, &host), Some(false));
+    assert_eq!(
+        c.declared_host(NsType::Pid, &host),
+        Some(true),
+        "a join of the host's"
+    );
+    assert_eq!(
+        c.declared_host(NsType::Ipc, &host),
+        None,
+        "an unresolved join"
+    );
+    assert_eq!(c.declared_host(NsType::Uts, &host), None, "not declared");
+}
