@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::events::feed::{self, Inbox, Pending, Wake};
 use crate::events::ledger::{ExecRecord, Ledger};
 use crate::metrics::{self, Counters, Format, Published};
-use crate::model::{ContainerRef, NsType, ProcRecord, Snapshot};
+use crate::model::{ContainerRef, Names, NsType, ProcRecord, Snapshot};
 use crate::scan::{Change, Fresh, Scanner};
 
 /// One published state: the snapshot and counters, and both encodings of them, made
@@ -173,32 +173,25 @@ impl Sampler {
         self.counters.events_enabled = on;
     }
 
-    /// The exec records of one kind, named against `snap`'s host: only container
-    /// processes in at least one host namespace leave one.
+    /// The exec records of one kind, judged against `snap`'s host: only container
+    /// processes in at least one host namespace leave one. Each carries its container's
+    /// names: from `snap` while the container is there, else from `names_of` (a
+    /// container whose last process is gone already).
     fn exec_records(
         snap: &Snapshot,
         records: Vec<ProcRecord>,
         at: SystemTime,
         by_event: bool,
+        mut names_of: impl FnMut(&ContainerRef) -> Names,
     ) -> Vec<ExecRecord> {
         records
             .into_iter()
             .filter_map(|r| {
-                let container = r.container?;
-                let host_ns: Vec<NsType> = snap
-                    .supported
-                    .iter()
-                    .copied()
-                    .filter(|t| r.ns.shares(&snap.host.ns, *t))
-                    .collect();
-                (!host_ns.is_empty()).then_some(ExecRecord {
-                    at,
-                    container,
-                    pid: r.pid,
-                    comm: r.comm,
-                    host_ns,
-                    by_event,
-                })
+                let names = r.container.as_ref().map(|c| match snap.containers.get(c) {
+                    Some(s) => s.runtime_info.names.clone(),
+                    None => names_of(c),
+                })?;
+                ExecRecord::of(r, &snap.host.ns, &snap.supported, at, by_event, names)
             })
             .collect()
     }
@@ -266,7 +259,8 @@ impl Sampler {
         let (snap, records) = self.scanner.fold(changes)?;
         // Wall time of the batch's first receipt, as near to the exec as this thread knows.
         let at = SystemTime::now() - received.map_or(Duration::ZERO, |r| r.elapsed());
-        let records = Self::exec_records(&snap, records, at, true);
+        let scanner = &mut self.scanner;
+        let records = Self::exec_records(&snap, records, at, true, |c| scanner.names_of(c));
         let changed = !records.is_empty()
             || self
                 .last
@@ -399,7 +393,8 @@ impl Sampler {
         }
         self.track_starts(&snap);
         let first = self.scanner.take_first_found();
-        let records = Self::exec_records(&snap, first, snap.taken_at, false);
+        // A scan finds only present containers: their names are in the snapshot.
+        let records = Self::exec_records(&snap, first, snap.taken_at, false, |_| Names::default());
         self.update_ledger(&snap, records);
         tracing::debug!(
             processes = snap.processes,
