@@ -291,8 +291,13 @@ fn a_burst_of_20000_execs_keeps_it_serving_bounded_and_exact() {
         &lab,
         &cgroup,
         Command::new(&storm_bin)
+            .args([
+                &BURST_EXECS.to_string(),
+                &BURST_SECONDS.to_string(),
+                "4",
+                "0",
+            ])
             .arg(&nop)
-            .args([&BURST_EXECS.to_string(), &BURST_SECONDS.to_string(), "4"])
             .stdout(Stdio::piped()),
     );
     // It keeps serving throughout: every scrape answers 200 (a failed one panics).

@@ -2,17 +2,21 @@
  * execstorm: as many execs a second as this machine allows, for the --scan.events burst
  * test (tests/scan_events.rs) and benchmark (bench/events.sh).
  *
- *     execstorm TARGET MAX SECONDS THREADS [RATE]
+ *     execstorm MAX SECONDS THREADS RATE PROGRAM [ARG...]
+ *     execstorm --sleep-us N
  *
- * THREADS threads each posix_spawn TARGET (no arguments) and wait for it, until MAX
- * execs ran in all or SECONDS passed, whichever comes first (MAX 0: no limit); RATE > 0
- * paces the total to RATE execs a second. glibc's posix_spawn is a vfork (clone with
- * CLONE_VM|CLONE_VFORK): no page tables are copied. Children inherit the caller's
- * cgroups, so a caller placed in a container's cgroup makes every exec that container's.
+ * THREADS threads each posix_spawn PROGRAM with its arguments and wait for it, until
+ * MAX execs ran in all or SECONDS passed, whichever comes first (0: no such limit);
+ * RATE > 0 paces the total to RATE execs a second. glibc's posix_spawn is a vfork
+ * (clone with CLONE_VM|CLONE_VFORK): no page tables are copied. Children inherit the
+ * caller's cgroups, so a caller placed in a container's cgroup makes every exec that
+ * container's. With --sleep-us it is a PROGRAM itself: one that lives N microseconds.
  *
- * The cheapest TARGET is this same file built with -DEXECSTORM_NOP: a static binary
+ * The cheapest PROGRAM is this same file built with -DEXECSTORM_NOP: a static binary
  * without libc whose only instruction is exit(0), so an exec costs the kernel's exec
- * and exit and nothing else (a static glibc binary halves the rate here).
+ * and exit and nothing else (a static glibc binary halves the rate here). Such a
+ * process is usually gone before anyone can read /proc/<pid>; one that lives a few
+ * milliseconds (--sleep-us) is read.
  *
  *     cc -O2 -static -pthread -o execstorm execstorm.c
  *     cc -O2 -static -nostdlib -DEXECSTORM_NOP -o nop execstorm.c
@@ -41,13 +45,14 @@ void _start(void)
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 extern char **environ;
 
-static const char *target;
+static char **child_argv;
 static long max_execs;
 static double seconds, rate;
 static struct timespec start;
@@ -63,10 +68,9 @@ static double since_start(void)
 static void *storm(void *arg)
 {
 	(void)arg;
-	char *child_argv[] = { (char *)target, NULL };
 	for (;;) {
 		long n = atomic_fetch_add(&started, 1);
-		if ((max_execs > 0 && n >= max_execs) || since_start() >= seconds)
+		if ((max_execs > 0 && n >= max_execs) || (seconds > 0 && since_start() >= seconds))
 			break;
 		if (rate > 0) {
 			/* The n-th exec is due at n / rate seconds. */
@@ -77,7 +81,7 @@ static void *storm(void *arg)
 			}
 		}
 		pid_t pid;
-		int rc = posix_spawn(&pid, target, NULL, NULL, child_argv, environ);
+		int rc = posix_spawn(&pid, child_argv[0], NULL, NULL, child_argv, environ);
 		if (rc != 0) {
 			atomic_fetch_add(&failed, 1);
 			continue;
@@ -95,17 +99,22 @@ static void *storm(void *arg)
 
 int main(int argc, char **argv)
 {
-	if (argc < 5) {
-		fprintf(stderr, "usage: execstorm TARGET MAX SECONDS THREADS [RATE]\n");
+	if (argc == 3 && strcmp(argv[1], "--sleep-us") == 0) {
+		usleep((useconds_t)atol(argv[2]));
+		return 0;
+	}
+	if (argc < 6) {
+		fprintf(stderr, "usage: execstorm MAX SECONDS THREADS RATE PROGRAM [ARG...]\n"
+				"       execstorm --sleep-us N\n");
 		return 2;
 	}
-	target = argv[1];
-	max_execs = atol(argv[2]);
-	seconds = atof(argv[3]);
-	int threads = atoi(argv[4]);
-	rate = argc > 5 ? atof(argv[5]) : 0;
-	if (threads < 1 || threads > 64 || seconds <= 0) {
-		fprintf(stderr, "execstorm: THREADS 1-64, SECONDS > 0\n");
+	max_execs = atol(argv[1]);
+	seconds = atof(argv[2]);
+	int threads = atoi(argv[3]);
+	rate = atof(argv[4]);
+	child_argv = &argv[5];
+	if (threads < 1 || threads > 64 || (seconds <= 0 && max_execs <= 0)) {
+		fprintf(stderr, "execstorm: THREADS 1-64, and a limit: MAX or SECONDS\n");
 		return 2;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
