@@ -140,8 +140,10 @@ sleep 2
 r1=$(rss "$ev"); c1=$(metric 19901 nsexporter_exec_events_total)
 vanished=$(curl -sf 127.0.0.1:19901/metrics | awk '$1 == "nsexporter_scan_errors_total{reason=\"vanished\"}" { print $2 }')
 counted=$(curl -sf 127.0.0.1:19901/metrics | awk -v c="container_id=\"docker://$id\"" 'index($0, "nsexporter_container_host_namespace_execs_total{type=\"net\"") == 1 && index($0, c) { print $2 }')
-printf '%s\n' "${samples[@]}" | sort -n > "$OUT/rss-samples.txt"
-echo "- RSS of the exporter with --scan.events over $(field execs < "$OUT/rss-storm.txt") execs in the container ($(field rate < "$OUT/rss-storm.txt")/s; $(( ${c1%.*} - ${c0%.*} )) exec events on the node; the container's exec counter at $counted, vanished before they could be read $vanished): $r0 KiB before, $(head -1 "$OUT/rss-samples.txt")-$(tail -1 "$OUT/rss-samples.txt") KiB during (${#samples[@]} samples), $r1 KiB after: $(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b / a }')x" | tee -a "$RESULTS"
+printf '%s\n' "${samples[@]}" > "$OUT/rss-samples.txt"
+n=${#samples[@]}
+tenth=${samples[$((n / 10))]}; half=${samples[$((n / 2))]}
+echo "- RSS of the exporter with --scan.events over $(field execs < "$OUT/rss-storm.txt") execs in the container ($(field rate < "$OUT/rss-storm.txt")/s; $(( ${c1%.*} - ${c0%.*} )) exec events on the node; the container's exec counter at $counted, vanished before they could be read $vanished): $r0 KiB before, $tenth KiB a tenth of the way, $half KiB half way, $r1 KiB after (every 10 s: ${samples[*]}): after / before $(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b / a }')x, after / a tenth of the way $(awk -v a="$tenth" -v b="$r1" 'BEGIN { printf "%.2f", b / a }')x" | tee -a "$RESULTS"
 kill "$ev" 2>/dev/null || true
 
 # 4. Scan CPU with events off, against the commit before the events work.

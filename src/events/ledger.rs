@@ -52,7 +52,7 @@ impl ExecRecord {
             .copied()
             .filter(|t| r.ns.shares(host, *t))
             .collect();
-        if host_ns.is_empty() || runtime_setup(&r.comm, &host_ns) {
+        if host_ns.is_empty() || runtime_setup(&r.comm, host_ns.contains(&NsType::Mnt)) {
             return None;
         }
         Some(ExecRecord {
@@ -78,8 +78,8 @@ impl ExecRecord {
 /// These are the names Falco's rules give runc's stages too. A container process that
 /// entered the host's mount namespace and named itself like runc is not counted here,
 /// but the next scan still shows it in the gauges.
-pub fn runtime_setup(comm: &str, host_ns: &[NsType]) -> bool {
-    host_ns.contains(&NsType::Mnt)
+pub fn runtime_setup(comm: &str, in_host_mount_ns: bool) -> bool {
+    in_host_mount_ns
         && (matches!(comm, "runc" | "exe" | "docker-runc" | "docker-runc-cur")
             || comm.starts_with("runc:["))
 }

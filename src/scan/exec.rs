@@ -160,8 +160,7 @@ impl Scanner {
                 Change::Exec(f) => {
                     if f.proc.container().is_some() {
                         let r = f.proc.record();
-                        let in_host_mnt = r.ns.shares(&last.host.ns, NsType::Mnt);
-                        if in_host_mnt && runtime_setup(&r.comm, &[NsType::Mnt]) {
+                        if runtime_setup(&r.comm, r.ns.shares(&last.host.ns, NsType::Mnt)) {
                             // The runtime, not yet the container (see `runtime_setup`):
                             // left out until the exec that makes it the container's,
                             // or the next scan, shows what it became.
