@@ -6,13 +6,16 @@
 //! gives, sharing exactly the host namespaces that the kernel says they share.
 //! A second run without CAP_SYS_PTRACE must say what is missing.
 //!
-//! Needs a running dockerd (`tests/docker/start-dockerd.sh`, which .ci/run calls), plus
-//! `nsenter`, `curl` and a static `/bin/busybox` on the host (the same script installs them).
+//! Needs a running dockerd, plus `nsenter`, `curl`, `file` and a static `/bin/busybox` on
+//! the host: `tests/run.sh` installs them and starts dockerd (tests/docker/start-dockerd.sh).
 //! The daemon runs without a bridge, so `-p` publishes nothing: the test reaches the
 //! exporter through its own container's loopback (`nsenter --net`), which keeps all
 //! traffic on 127.0.0.1 and the exporter off the host network. Every container started
 //! here is removed by a Drop guard; the two small `:test` images are kept for reruns.
 
+mod common;
+
+use common::{require_dockerd, require_tool, SETUP};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +26,6 @@ use std::time::{Duration, Instant};
 const IMAGE: &str = "nsexporter:test";
 const SLEEPER: &str = "nsexporter-sleeper:test";
 const TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
-const HINT: &str = "run tests/docker/start-dockerd.sh (CI does, from .ci/run)";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -35,7 +37,7 @@ fn text(b: &[u8]) -> String {
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}; {HINT}"))
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs `docker args...`, panics with its stderr on failure, returns trimmed stdout.
@@ -43,13 +45,8 @@ fn docker(args: &[&str]) -> String {
     let out = run(Command::new("docker").args(args));
     assert!(
         out.status.success(),
-        "docker {args:?} failed: {}{}",
-        text(&out.stderr),
-        if args.first() == Some(&"info") {
-            HINT
-        } else {
-            ""
-        }
+        "docker {args:?} failed: {}",
+        text(&out.stderr)
     );
     text(&out.stdout).trim().to_string()
 }
@@ -107,7 +104,10 @@ impl Drop for Container {
 fn images() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        docker(&["info", "--format", "{{.ServerVersion}}"]);
+        require_dockerd();
+        for tool in ["nsenter", "curl", "file"] {
+            require_tool(tool);
+        }
         // Containers that an interrupted earlier run of this file left behind.
         let stale = docker(&[
             "ps",
@@ -129,7 +129,7 @@ fn images() {
         let file = run(Command::new("file").arg("-L").arg(busybox));
         if !text(&file.stdout).contains("statically linked") {
             return Err(format!(
-                "/bin/busybox is not static ({}); install busybox-static ({HINT})",
+                "/bin/busybox is not static ({}); {SETUP} installs Debian's busybox-static",
                 text(&file.stdout).trim()
             ));
         }
