@@ -35,7 +35,8 @@ command -v apt-get >/dev/null 2>&1 || die "no apt-get: this script installs the 
 # --- Debian packages --------------------------------------------------------------
 packages=(
     prometheus prometheus-alertmanager    # promtool; the alerting end-to-end test's servers
-    iproute2 util-linux procps            # ip netns; unshare, nsenter, setpriv, lsns; kill
+    iproute2 util-linux procps            # ip, ss; unshare, nsenter, setpriv, lsns, ipcs; kill, sysctl
+    libcap2-bin                           # capsh, which the runbooks use
     gcc libc6-dev                         # cargo's linker and C compiler; static glibc for the image
     curl ca-certificates file binutils    # the image test: curl, `file`, readelf, strip
     docker.io busybox-static              # dockerd and runc; the static busybox of test images

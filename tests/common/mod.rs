@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod docker;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_nsexporter");
 
 /// Random hex of `n` digits, from the kernel.
