@@ -171,3 +171,32 @@ fn json_logs() {
     assert_eq!(v["level"], "DEBUG");
     assert_eq!(v["processes"], 14);
 }
+
+#[test]
+fn logfmt_lines_keep_apostrophes_as_they_are() {
+    // As nobody without capabilities, PID 1 is unreadable on every host, so the debug
+    // line about it (an apostrophe inside a quoted value) is always there.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            BIN,
+            "--once",
+            "--log.level",
+            "debug",
+            "--log.format",
+            "logfmt",
+        ])
+        .output()
+        .expect("run setpriv (util-linux; needs root)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("namespaces are unreadable; trying a kernel thread"))
+        .unwrap_or_else(|| panic!("no line about PID 1:\n{err}"));
+    assert!(line.contains(r#"message="PID 1's namespaces"#), "{line}");
+    assert!(!err.contains(r"\'"), "an escaped apostrophe:\n{err}");
+}
