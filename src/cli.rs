@@ -73,7 +73,7 @@ pub struct Flags {
     )]
     pub scan_threads: Option<String>,
     /// Runtime assumed for kubelet cgroupfs paths, which do not name it:
-    /// containerd, cri-o or docker. [default: containerd]
+    /// containerd, cri-o, docker or podman. [default: containerd]
     #[arg(
         long = "container.default-runtime",
         env = "NSEXPORTER_CONTAINER_DEFAULT_RUNTIME",
