@@ -397,12 +397,12 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
     })
 }
 
-/// `host:port`, `[v6]:port`, or `:port` meaning every IPv4 interface (as the Go
-/// exporters spell it).
+/// `host:port`, `[v6]:port`, or `:port` meaning every interface, IPv6 and IPv4 (as the
+/// Go exporters spell it): `[::]:port`, which the server binds dual-stack.
 pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
     let s = s.trim();
     let full = if let Some(port) = s.strip_prefix(':') {
-        format!("0.0.0.0:{port}")
+        format!("[::]:{port}")
     } else {
         s.to_string()
     };
@@ -425,7 +425,7 @@ mod tests {
     fn listen_addresses() {
         assert_eq!(
             parse_listen_address(":9816").unwrap(),
-            "0.0.0.0:9816".parse().unwrap()
+            "[::]:9816".parse().unwrap()
         );
         assert_eq!(
             parse_listen_address("127.0.0.1:0").unwrap(),

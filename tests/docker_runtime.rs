@@ -563,3 +563,41 @@ fn without_cap_sys_ptrace_it_says_what_is_missing() {
         "the missing capability is not logged as a warning or error: {line}"
     );
 }
+
+#[test]
+fn where_ipv6_sockets_are_refused_port_alone_listens_on_ipv4() {
+    images();
+    // A seccomp profile that allows everything but IPv6 sockets, which fail the way
+    // they do on a kernel booted with ipv6.disable=1 (EAFNOSUPPORT).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = dir.path().join("no-ipv6.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["socket"],
+            "action": "SCMP_ACT_ERRNO", "errnoRet": 97,
+            "args": [{"index": 0, "value": 10, "op": "SCMP_CMP_EQ"}]}]}"#,
+    )
+    .expect("write the seccomp profile");
+    let seccomp = format!("seccomp={}", profile.display());
+    let mut args = vec!["--security-opt", &seccomp];
+    args.extend(exporter_args(
+        &["SYS_PTRACE"],
+        &["--path.procfs=/host/proc", "--web.listen-address=:9816"],
+    ));
+    let exporter = Container::run(&args);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let logs = loop {
+        let logs = exporter.logs();
+        if logs.contains("nsexporter listening") {
+            break logs;
+        }
+        assert!(Instant::now() < deadline, "never listened:\n{logs}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        logs.contains("no IPv6 here: listening on IPv4 only"),
+        "no word of the fallback:\n{logs}"
+    );
+    assert!(logs.contains("address=0.0.0.0:9816"), "{logs}");
+    assert_eq!(http_get(&exporter, "/healthz").as_deref(), Ok("ok\n"));
+}

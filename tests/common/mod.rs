@@ -223,28 +223,33 @@ pub struct Exporter {
 impl Exporter {
     /// Start the server on a free loopback port and wait until it listens.
     pub fn start(args: &[&str]) -> Exporter {
-        Self::launch(Command::new(BIN), args)
+        Self::launch(Command::new(BIN), "127.0.0.1:0", args)
+    }
+
+    /// Like [`Exporter::start`], listening on `listen` (`--web.listen-address`).
+    pub fn start_on(listen: &str, args: &[&str]) -> Exporter {
+        Self::launch(Command::new(BIN), listen, args)
     }
 
     /// Like [`Exporter::start`], with the binary run through `wrapper` (e.g.
     /// `setpriv --reuid=65534 ...`); killed on drop like any other.
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Exporter {
+        Self::start_wrapped_on(wrapper, "127.0.0.1:0", args)
+    }
+
+    /// [`Exporter::start_wrapped`], listening on `listen`.
+    pub fn start_wrapped_on(wrapper: &[&str], listen: &str, args: &[&str]) -> Exporter {
         let (prog, pre) = wrapper.split_first().expect("a wrapper program");
         let mut cmd = Command::new(prog);
         cmd.args(pre).arg(BIN);
-        Self::launch(cmd, args)
+        Self::launch(cmd, listen, args)
     }
 
-    /// Run `cmd` (which ends in the nsexporter binary) on 127.0.0.1:0 with `args`, and
+    /// Run `cmd` (which ends in the nsexporter binary) on `listen` with `args`, and
     /// read the listening address from its log.
-    fn launch(mut cmd: Command, args: &[&str]) -> Exporter {
+    fn launch(mut cmd: Command, listen: &str, args: &[&str]) -> Exporter {
         let mut child = cmd
-            .args([
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.format",
-                "logfmt",
-            ])
+            .args(["--web.listen-address", listen, "--log.format", "logfmt"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
