@@ -8,8 +8,11 @@
 //! here fails the test, so the README and this file stay in step; the `kubectl` and
 //! `crictl` ones need a Kubernetes cluster and are only listed (and printed).
 //!
+//! The commands that `nsexporter inspect` prints are run the same way, against a
+//! private Docker container and the Podman one.
+//!
 //! Needs root, a Docker engine, Podman and the host tools the runbooks name (ss, ip,
-//! ipcs, capsh, lsns, nsenter, curl): `tests/run.sh` installs and starts them.
+//! ipcs, capsh, lsns, nsenter, findmnt, curl): `tests/run.sh` installs and starts them.
 
 mod common;
 
@@ -140,7 +143,10 @@ impl PodmanUserns {
             std::fs::create_dir(rootfs.path().join(d)).expect("mkdir");
         }
         std::fs::copy("/bin/busybox", rootfs.path().join("bin/busybox")).expect("copy busybox");
-        std::os::unix::fs::symlink("busybox", rootfs.path().join("bin/sleep")).expect("symlink");
+        for applet in ["sleep", "sh", "cat", "id", "hostname", "ps"] {
+            std::os::unix::fs::symlink("busybox", rootfs.path().join("bin").join(applet))
+                .expect("symlink");
+        }
         chown_tree(rootfs.path(), 100_000);
         let out = Command::new(&podman)
             .args([
@@ -679,4 +685,129 @@ fn every_runbook_command_shows_what_the_readme_says() {
         eprintln!("checking: {cmd}");
         check(cmd, &node);
     }
+}
+
+/// The lines `inspect` prints to enter a process: the full `nsenter` line, and the
+/// one-namespace commands with what each shows.
+fn inspect_hints(text: &str) -> (String, Vec<(String, String)>) {
+    let mut lines = text.lines();
+    lines
+        .by_ref()
+        .find(|l| l.starts_with("Enter only the namespaces"))
+        .unwrap_or_else(|| panic!("no nsenter hint in:\n{text}"));
+    let full = lines.next().expect("the nsenter line").trim().to_owned();
+    assert!(full.starts_with("nsenter -t "), "{full}");
+    let looks = lines
+        .skip_while(|l| !l.starts_with("One namespace at a time"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| {
+            let (cmd, what) = l
+                .trim()
+                .split_once("  ")
+                .expect("command, then what it shows");
+            (cmd.to_owned(), what.trim().to_owned())
+        })
+        .collect();
+    (full, looks)
+}
+
+#[test]
+fn every_command_inspect_prints_shows_what_it_says() {
+    let image = common::docker::busybox_image();
+    let c = Container::run(&[
+        "--network",
+        "none",
+        "--hostname",
+        "hint-private",
+        "--entrypoint",
+        "/bin/sh",
+        image,
+        "-c",
+        "nc -ll -p 7777 -e /bin/cat & exec sleep 3600",
+    ]);
+    let pid = c.pid().to_string();
+    // What the host has and the container must not show.
+    let host_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let host_port = format!(":{}", host_listener.local_addr().unwrap().port());
+    let shm = HostShm::create();
+
+    let text = ok(&format!("nsexporter inspect {pid} --no-color"));
+    let (full, looks) = inspect_hints(&text);
+    assert_eq!(full, format!("nsenter -t {pid} -n -p -i -u -m"), "{text}");
+    // The full line, followed by a command from the container's files.
+    assert_eq!(ok(&format!("{full} hostname")).trim(), "hint-private");
+    let ps = ok(&format!("{full} ps -ef"));
+    assert!(
+        ps.contains("nc -ll -p 7777") && !ps.contains("kthreadd"),
+        "{ps}"
+    );
+
+    let mut seen = BTreeSet::new();
+    for (cmd, what) in &looks {
+        let out = ok(cmd);
+        let kind = what.split(' ').nth(1).unwrap_or_default();
+        match kind {
+            "sockets" => {
+                assert!(out.contains(":7777"), "{cmd}: {out}");
+                assert!(
+                    !out.contains(&host_port),
+                    "{cmd} shows the host's socket: {out}"
+                );
+            }
+            "processes" => {
+                let rows = rows(&out);
+                assert_eq!(rows[1][0], "1", "{cmd}: {out}");
+                assert!(
+                    out.contains("nc -ll -p 7777") && !out.contains("kthreadd"),
+                    "{out}"
+                );
+                assert!(rows.len() <= 4, "{cmd}: more than sleep, nc and ps: {out}");
+            }
+            "IPC" => {
+                let listed = |o: &str| rows(o).iter().any(|r| r.get(1) == Some(&shm.0));
+                assert!(listed(&ok("ipcs")), "the host's ipcs misses its segment");
+                assert!(
+                    !listed(&out),
+                    "{cmd} shows the host's segment {}: {out}",
+                    shm.0
+                );
+            }
+            "hostname" => assert_eq!(out.trim(), "hint-private", "{cmd}"),
+            "mounts" => {
+                // Docker's bind mounts over the container's /etc, not the host's mounts.
+                assert!(out.contains("/etc/hostname"), "{cmd}: {out}");
+                assert_ne!(out, ok("findmnt"), "{cmd} shows the host's mounts");
+            }
+            other => {
+                panic!("inspect prints `{cmd}` ({what}), which this test does not check ({other})")
+            }
+        }
+        seen.insert(kind.to_owned());
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from(["sockets", "processes", "IPC", "hostname", "mounts"].map(String::from)),
+        "{text}"
+    );
+
+    // A container in its own user namespace: the line has -U, and the note on it holds:
+    // without -U host root enters the others and stays host root; with it, root is the
+    // container's, host UID 100000.
+    let userns = PodmanUserns::start();
+    let upid = userns.pid();
+    let text = ok(&format!("nsexporter inspect {upid} --no-color"));
+    let (full, _) = inspect_hints(&text);
+    assert!(full.ends_with(" -U"), "{full}");
+    assert!(
+        text.contains(
+            "-U makes you root of its user namespace only; host root can enter the others without it."
+        ),
+        "{text}"
+    );
+    let without_u = full.trim_end_matches(" -U");
+    let map = |cmd: &str| rows(&ok(&format!("{cmd} cat /proc/self/uid_map")));
+    assert_eq!(map(without_u), [["0", "0", "4294967295"]]);
+    assert_eq!(map(&full), [["0", "100000", "65536"]]);
+    assert_eq!(ok(&format!("{full} id -u")).trim(), "0");
 }
