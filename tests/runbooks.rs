@@ -9,7 +9,8 @@
 //! `crictl` ones need a Kubernetes cluster and are only listed (and printed).
 //!
 //! The commands that `nsexporter inspect` prints are run the same way, against a
-//! private Docker container and the Podman one.
+//! private Docker container and the Podman one, and what `nsexporter diff` says two
+//! Docker containers share is tried between them.
 //!
 //! Needs root, a Docker engine, Podman and the host tools the runbooks name (ss, ip,
 //! ipcs, capsh, lsns, nsenter, findmnt, curl): `tests/run.sh` installs and starts them.
@@ -810,4 +811,118 @@ fn every_command_inspect_prints_shows_what_it_says() {
     assert_eq!(map(without_u), [["0", "0", "4294967295"]]);
     assert_eq!(map(&full), [["0", "100000", "65536"]]);
     assert_eq!(ok(&format!("{full} id -u")).trim(), "0");
+}
+
+/// `docker exec <c> sh -c <script>`: whether it succeeded, and its stdout.
+fn exec(c: &Container, script: &str) -> (bool, String) {
+    let out = Command::new("docker")
+        .args(["exec", &c.id, "sh", "-c", script])
+        .output()
+        .expect("run docker exec");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn what_diff_says_two_containers_share_holds_between_them() {
+    let image = common::docker::busybox_image();
+    // A listens on localhost:7777; B joins its network, PID and IPC namespaces (as
+    // containers of one pod do); C is a container of its own.
+    let a = Container::run(&[
+        "--network",
+        "none",
+        "--ipc",
+        "shareable",
+        "--hostname",
+        "diff-a",
+        "--entrypoint",
+        "/bin/sh",
+        image,
+        "-c",
+        "nc -ll -p 7777 -e /bin/cat & exec sleep 3600",
+    ]);
+    let joined = format!("container:{}", a.id);
+    let b = Container::busybox(&["--network", &joined, "--pid", &joined, "--ipc", &joined]);
+    let c = Container::busybox(&["--network", "none"]);
+    let (pa, pb, pc) = (
+        a.pid().to_string(),
+        b.pid().to_string(),
+        c.pid().to_string(),
+    );
+    let shm = ok(&format!("nsenter -t {pa} -i ipcmk -M 4096"));
+    let shmid = shm.split_whitespace().last().expect("shm id").to_owned();
+    assert!(exec(&a, "echo x > /only-in-a").0);
+
+    for (other, other_pid) in [(&b, &pb), (&c, &pc)] {
+        let text = ok(&format!("nsexporter diff {pa} {other_pid} --no-color"));
+        let sentences: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("- ")).collect();
+        assert_eq!(sentences.len(), 8, "{text}");
+        for s in sentences {
+            let (ty, same) = match s.split_once(' ') {
+                Some(("same", rest)) => (rest.split(' ').next().unwrap_or_default(), true),
+                Some(("different", rest)) => (rest.split(' ').next().unwrap_or_default(), false),
+                _ => panic!("diff says {s:?}, which this test does not check"),
+            };
+            match (ty, same) {
+                ("network", true) => {
+                    assert!(s.contains("they reach each other on localhost"), "{s}");
+                    let (ok, out) = exec(other, "echo hi | nc -w 2 127.0.0.1 7777");
+                    assert!(ok && out.trim() == "hi", "{s}: not reached: {out}");
+                }
+                ("network", false) => {
+                    assert!(s.contains("localhost in one is not the other"), "{s}");
+                    assert!(!exec(other, "echo hi | nc -w 2 127.0.0.1 7777").0, "{s}");
+                }
+                ("mount", false) => {
+                    assert!(s.contains("does not see the other's files"), "{s}");
+                    assert!(!exec(other, "cat /only-in-a").0, "{s}: sees A's file");
+                }
+                ("PID", true) => {
+                    assert!(
+                        s.contains("see and can signal each other's processes"),
+                        "{s}"
+                    );
+                    let (_, ps) = exec(other, "ps");
+                    let nc = rows(&ps)
+                        .into_iter()
+                        .find(|r| r.iter().any(|w| w == "nc"))
+                        .unwrap_or_else(|| panic!("{s}: A's nc not seen:\n{ps}"));
+                    assert!(
+                        exec(other, &format!("kill -0 {}", nc[0])).0,
+                        "{s}: no signal"
+                    );
+                }
+                ("PID", false) => {
+                    assert!(s.contains("do not see each other's processes"), "{s}");
+                    assert!(!exec(other, "ps").1.contains("nc -ll"), "{s}");
+                }
+                ("IPC", same) => {
+                    let listed = rows(&ok(&format!("nsenter -t {other_pid} -i ipcs -m")))
+                        .iter()
+                        .any(|r| r.get(1) == Some(&shmid));
+                    assert_eq!(listed, same, "{s}: A's segment {shmid}");
+                }
+                ("UTS", false) => {
+                    // Docker gives a container that joins A's network A's hostname, in
+                    // a UTS namespace of its own: renaming one leaves the other.
+                    assert!(s.contains("their hostnames can differ"), "{s}");
+                    ok(&format!("nsenter -t {other_pid} -u hostname renamed"));
+                    assert_eq!(exec(other, "hostname").1.trim(), "renamed", "{s}");
+                    assert_eq!(exec(&a, "hostname").1.trim(), "diff-a", "{s}");
+                }
+                ("user" | "cgroup" | "time", true) => {
+                    // "...; it is the host's": both are in kthreadd's namespace.
+                    assert!(s.ends_with("it is the host's"), "{s}");
+                    let host = std::fs::read_link(format!("/proc/2/ns/{ty}")).unwrap();
+                    for pid in [&pa, other_pid] {
+                        let link = std::fs::read_link(format!("/proc/{pid}/ns/{ty}")).unwrap();
+                        assert_eq!(link, host, "{s}: {pid}");
+                    }
+                }
+                _ => panic!("diff says {s:?}, which this test does not check"),
+            }
+        }
+    }
 }

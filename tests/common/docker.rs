@@ -11,8 +11,8 @@ use super::{require_dockerd, require_tool, SETUP};
 /// A FROM-scratch image holding the host's static busybox, with the applets the tests
 /// run inside containers; its entrypoint is `sleep 3600`.
 pub const BUSYBOX_IMAGE: &str = "nsexporter-busybox:test";
-const APPLETS: [&str; 10] = [
-    "sh", "sleep", "ps", "nc", "cat", "hostname", "ls", "readlink", "grep", "id",
+const APPLETS: [&str; 11] = [
+    "sh", "sleep", "ps", "nc", "cat", "hostname", "ls", "readlink", "grep", "id", "kill",
 ];
 
 /// The label every container started here carries: this worktree and test crate, so
