@@ -65,6 +65,25 @@ pub struct Flags {
         value_name = "DURATION"
     )]
     pub scan_interval: Option<String>,
+    /// Receive process events from the kernel (proc connector) and read every exec'd
+    /// process at once, between scans. Needs the host's PID and network namespaces.
+    /// `--scan.events` alone means true. [default: false]
+    #[arg(
+        long = "scan.events",
+        env = "NSEXPORTER_SCAN_EVENTS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub scan_events: Option<String>,
+    /// How long a container's exec counter and info stay exposed after its last
+    /// process is gone. [default: 10m]
+    #[arg(
+        long = "scan.events-retention",
+        env = "NSEXPORTER_SCAN_EVENTS_RETENTION",
+        value_name = "DURATION"
+    )]
+    pub scan_events_retention: Option<String>,
     /// Threads that read /proc in parallel during a scan. [default: 1]
     #[arg(
         long = "scan.threads",
@@ -115,6 +134,18 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Which namespace types two processes share.
     Diff(DiffArgs),
+    /// Live: one line per exec of a container process in a host namespace (needs the
+    /// kernel's process events: root in the host's user, PID and network namespaces).
+    Watch(WatchArgs),
+}
+
+/// Flags of `nsexporter watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// One JSON object per line: at (Unix seconds), container, pid, comm, host_ns,
+    /// by_event.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `nsexporter report`.

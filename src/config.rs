@@ -32,6 +32,10 @@ pub struct Settings {
     pub max_requests: usize,
     pub paths: HostPaths,
     pub scan_interval: Duration,
+    /// `--scan.events`: receive process events between scans.
+    pub scan_events: bool,
+    /// `--scan.events-retention`.
+    pub events_retention: Duration,
     pub scan_threads: usize,
     pub default_runtime: Runtime,
     pub log_level: tracing::level_filters::LevelFilter,
@@ -165,6 +169,9 @@ struct RawPath {
 struct RawScan {
     interval: String,
     threads: String,
+    events: String,
+    #[serde(rename = "events-retention")]
+    events_retention: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +197,8 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("path.procfs", "/proc", "procfs"),
     ("scan.interval", "15s", "scan_interval"),
     ("scan.threads", "1", "scan_threads"),
+    ("scan.events", "false", "scan_events"),
+    ("scan.events-retention", "10m", "scan_events_retention"),
     ("container.default-runtime", "containerd", "default_runtime"),
     ("log.level", "info", "log_level"),
     ("log.format", "logfmt", "log_format"),
@@ -337,6 +346,19 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
             format!("{:?} must be between 100ms and 1h", raw.scan.interval),
         ));
     }
+    let scan_events = match raw.scan.events.trim() {
+        "true" => true,
+        "false" => false,
+        other => return Err(o.invalid("scan.events", format!("{other:?} must be true or false"))),
+    };
+    let events_retention = parse_duration(&raw.scan.events_retention)
+        .map_err(|m| o.invalid("scan.events-retention", m))?;
+    if events_retention < Duration::from_secs(1) || events_retention > Duration::from_secs(86400) {
+        return Err(o.invalid(
+            "scan.events-retention",
+            format!("{:?} must be between 1s and 24h", raw.scan.events_retention),
+        ));
+    }
     let scan_threads: usize = raw
         .scan
         .threads
@@ -390,6 +412,8 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
         max_requests,
         paths: HostPaths::new(raw.path.procfs),
         scan_interval,
+        scan_events,
+        events_retention,
         scan_threads,
         default_runtime,
         log_level,

@@ -10,7 +10,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::model::{HostSource, NsType, Runtime, ScanErrors, Snapshot};
+use std::collections::BTreeMap;
+
+use crate::events::ledger::{ExecRecord, Retained};
+use crate::model::{ContainerRef, HostSource, NsType, Runtime, ScanErrors, Snapshot};
 
 /// Counters that accumulate over the exporter's life, across scans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,6 +27,10 @@ pub struct Counters {
     /// Containers that started sharing the host namespace of each type after the
     /// first (baseline) scan.
     pub host_ns_starts: [u64; 8],
+    /// Process events: whether they are on, exec events received, events lost.
+    pub events_enabled: bool,
+    pub exec_events: u64,
+    pub events_lost: u64,
 }
 
 impl Counters {
@@ -35,10 +42,27 @@ impl Counters {
 
 /// What a scrape encodes: the latest completed snapshot (absent before the first) and
 /// the counters as of the latest scan attempt.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Published {
     pub snapshot: Option<Arc<Snapshot>>,
     pub counters: Counters,
+    /// Containers with exec counts, present or within the retention after their last
+    /// process.
+    pub retained: Arc<BTreeMap<ContainerRef, Retained>>,
+    /// The exec records this publish folded in (an exec event batch, or the processes
+    /// a scan found first), for consumers that act on each.
+    pub execs: Arc<[ExecRecord]>,
+}
+
+impl Default for Published {
+    fn default() -> Self {
+        Published {
+            snapshot: None,
+            counters: Counters::default(),
+            retained: Arc::default(),
+            execs: Arc::new([]),
+        }
+    }
 }
 
 /// Every metric name and help text, in exposition order. The README's metric table is
@@ -55,8 +79,12 @@ pub const METRICS: &[(&str, MetricType, &str)] = &[
     ("nsexporter_container_host_root_processes", MetricType::Gauge, "Processes of this container whose host-view effective UID is 0."),
     ("nsexporter_host_root_containers", MetricType::Gauge, "Containers with at least one process whose host-view effective UID is 0."),
     ("nsexporter_container_info", MetricType::Gauge, "Always 1 for each container named by a per-container series; comm is that of its oldest process."),
+    ("nsexporter_container_host_namespace_execs", MetricType::Counter, "Execs by this container's processes that were in the host namespace of this type: exec events (--scan.events), and once each process a scan found first. Kept for --scan.events-retention after the container's last process."),
     ("nsexporter_host_namespace_container_starts", MetricType::Counter, "Containers that started sharing the host namespace of this type after the exporter's first scan."),
     ("nsexporter_scans", MetricType::Counter, "Scans of the host procfs attempted."),
+    ("nsexporter_scan_events_enabled", MetricType::Gauge, "1 when process events (--scan.events) are received, 0 when they are off or unavailable."),
+    ("nsexporter_exec_events", MetricType::Counter, "Exec events received from the kernel's proc connector."),
+    ("nsexporter_events_lost", MetricType::Counter, "Process events lost (receive buffer overruns, sequence gaps); each loss starts a full scan."),
     ("nsexporter_scan_errors", MetricType::Counter, "Errors met while scanning, by reason; none of them fails a scan except reason procfs."),
     ("nsexporter_last_scan_duration_seconds", MetricType::Gauge, "Duration of the latest completed scan."),
     ("nsexporter_last_scan_timestamp_seconds", MetricType::Gauge, "Unix time at which the latest completed scan started."),
@@ -124,7 +152,7 @@ impl Collector for SnapshotCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let p = &self.0;
         if let Some(s) = &p.snapshot {
-            encode_snapshot(&mut e, s, &p.counters)?;
+            encode_snapshot(&mut e, s, &p.counters, &p.retained)?;
         }
         counter(
             &mut e,
@@ -135,6 +163,24 @@ impl Collector for SnapshotCollector {
             &mut e,
             "nsexporter_scan_errors",
             p.counters.error_pairs().map(|(r, v)| ([("reason", r)], v)),
+        )?;
+        gauge(
+            &mut e,
+            "nsexporter_scan_events_enabled",
+            [(
+                NoLabels::default(),
+                f64::from(u8::from(p.counters.events_enabled)),
+            )],
+        )?;
+        counter(
+            &mut e,
+            "nsexporter_exec_events",
+            [(NoLabels::default(), p.counters.exec_events)],
+        )?;
+        counter(
+            &mut e,
+            "nsexporter_events_lost",
+            [(NoLabels::default(), p.counters.events_lost)],
         )?;
         if let Some(s) = &p.snapshot {
             gauge(
@@ -174,6 +220,7 @@ fn encode_snapshot(
     e: &mut DescriptorEncoder,
     s: &Snapshot,
     c: &Counters,
+    retained: &BTreeMap<ContainerRef, Retained>,
 ) -> Result<(), std::fmt::Error> {
     let types = || s.supported.iter().copied();
     let by_type = |f: &dyn Fn(NsType) -> f64| -> Vec<([(&'static str, &'static str); 1], f64)> {
@@ -250,17 +297,43 @@ fn encode_snapshot(
         "nsexporter_host_root_containers",
         [(NoLabels::default(), host_root_containers as f64)],
     )?;
+    // Info for every container another per-container series names: those sharing or
+    // with host root now, and those the exec counter keeps (present or not).
+    let ref_labels = |c: &ContainerRef| {
+        [
+            ("uid", c.pod_uid.clone()),
+            ("container_id", c.container_id()),
+            ("runtime", c.runtime.name().to_string()),
+        ]
+    };
+    let mut info: BTreeMap<&ContainerRef, &str> =
+        retained.iter().map(|(c, r)| (c, r.comm.as_str())).collect();
+    for c in s
+        .containers
+        .values()
+        .filter(|c| c.host_root_processes > 0 || types().any(|t| c.shares(t)))
+    {
+        info.insert(&c.container, &c.comm);
+    }
     gauge(
         e,
         "nsexporter_container_info",
-        s.containers
-            .values()
-            .filter(|c| c.host_root_processes > 0 || types().any(|t| c.shares(t)))
-            .map(|c| {
-                let [u, id, rt] = id_labels(c);
-                ([u, id, rt, ("comm", c.comm.clone())], 1.0)
-            }),
+        info.into_iter().map(|(c, comm)| {
+            let [u, id, rt] = ref_labels(c);
+            ([u, id, rt, ("comm", comm.to_string())], 1.0)
+        }),
     )?;
+    let mut execs = Vec::new();
+    for (c, r) in retained {
+        for t in types() {
+            let n = r.execs[t.index()];
+            if n > 0 {
+                let [u, id, rt] = ref_labels(c);
+                execs.push(([("type", t.name().to_string()), u, id, rt], n));
+            }
+        }
+    }
+    counter(e, "nsexporter_container_host_namespace_execs", execs)?;
     counter(
         e,
         "nsexporter_host_namespace_container_starts",

@@ -393,9 +393,15 @@ fn all_toggles_on_render_is_strictly_valid() {
         spec["dnsPolicy"], "ClusterFirstWithHostNet",
         "a hostNetwork pod still needs cluster DNS settings"
     );
-    // Even with host namespaces asked for, the container keeps its hardening.
+    // Even with host namespaces and events asked for, the container keeps its
+    // hardening: the one capability events may add, and nothing else.
     let sc = &spec["containers"][0]["securityContext"];
-    assert_eq!(sc["capabilities"]["add"], serde_json::json!(["SYS_PTRACE"]));
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["SYS_PTRACE", "NET_ADMIN"])
+    );
+    let args = spec["containers"][0]["args"].to_string();
+    assert!(args.contains("--scan.events-retention=15m"), "{args}");
     assert_eq!(sc["readOnlyRootFilesystem"], true);
 }
 
@@ -529,6 +535,62 @@ fn host_namespaces_and_priority_class_follow_values() {
     assert_eq!(pod["hostIPC"], false);
     assert!(pod.get("dnsPolicy").is_none());
     assert_eq!(pod["priorityClassName"], "high");
+}
+
+#[test]
+fn events_add_the_host_pid_and_network_namespaces_and_net_admin() {
+    let docs = render(&["--set", "events.enabled=true"]);
+    let pod = &only(&docs, "DaemonSet")["spec"]["template"]["spec"];
+    // The kernel serves its proc connector only there.
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["hostIPC"], false);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--scan.events"), "{args:?}");
+    assert!(args.contains(&"--scan.events-retention=10m"), "{args:?}");
+    let sc = &c["securityContext"];
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["SYS_PTRACE", "NET_ADMIN"])
+    );
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+
+    // Without NET_ADMIN, for kernels that do not ask for it.
+    let docs = render(&[
+        "--set",
+        "events.enabled=true",
+        "--set",
+        "events.netAdmin=false",
+    ]);
+    let c = &only(&docs, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        c["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["SYS_PTRACE"])
+    );
+
+    // Off by default: no flag, no host namespace, no added capability.
+    let docs = render(&[]);
+    let pod = &only(&docs, "DaemonSet")["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"], false);
+    assert_eq!(pod["hostNetwork"], false);
+    let c = &pod["containers"][0];
+    let args = c["args"].to_string();
+    assert!(!args.contains("--scan.events"), "{args}");
+    assert_eq!(
+        c["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["SYS_PTRACE"])
+    );
+    let err = template_error(&["--set", "events.retention=forever"]);
+    assert!(err.contains("retention"), "{err}");
 }
 
 #[test]

@@ -7,18 +7,21 @@
 //! pinned namespaces in `mounts.rs`; the one-process view of the terminal commands in
 //! `one.rs`; the host reference in `hostref.rs`.
 
-mod hostref;
+mod exec;
+pub(crate) mod hostref;
 mod mounts;
 pub mod one;
 mod process;
 mod summary;
 
-use std::collections::{HashMap, HashSet};
+pub use exec::{Change, ExecReader, Fresh};
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::model::{NsType, Runtime, ScanErrors, Snapshot, UidMap};
+use crate::model::{NsType, ProcRecord, Runtime, ScanErrors, Snapshot, UidMap};
 use crate::procfs::fd::{self as procfd, Dir};
 use crate::procfs::parse;
 use crate::procfs::paths::HostPaths;
@@ -101,6 +104,21 @@ pub struct Scanner {
     stats: ScanStats,
     /// When the latest scan ended.
     last_end: Option<Instant>,
+    /// What the latest scan resolved and read besides the processes, which a fold of
+    /// exec'd processes (`exec.rs`) summarises again with them.
+    last: Option<LastScan>,
+    /// Container processes in a host namespace that the latest scan found first (not
+    /// in the scan before, nor folded in after an exec).
+    first_found: Vec<ProcRecord>,
+}
+
+/// The parts of the latest scan that a fold reuses.
+#[derive(Debug, Clone)]
+struct LastScan {
+    host: crate::model::HostRef,
+    pinned: BTreeMap<(NsType, u64), Vec<String>>,
+    taken_at: SystemTime,
+    duration: Duration,
 }
 
 impl Scanner {
@@ -113,6 +131,8 @@ impl Scanner {
             cgroups: Mutex::new(HashMap::new()),
             stats: ScanStats::default(),
             last_end: None,
+            last: None,
+            first_found: Vec::new(),
         }
     }
 
@@ -148,6 +168,12 @@ impl Scanner {
     pub fn proven_alone(&self, pid: u32) -> Option<bool> {
         let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
         Some(self.procs[i].alone)
+    }
+
+    /// Container processes in a host namespace that the latest scan found first: each
+    /// is taken once (the exec counter counts it).
+    pub fn take_first_found(&mut self) -> Vec<ProcRecord> {
+        std::mem::take(&mut self.first_found)
     }
 
     /// Forget every cached process, so the next scan reads all of them cold (for
@@ -232,6 +258,21 @@ impl Scanner {
                 stats.per_process_syscalls += calls;
             }
         }
+        // Container processes in a host namespace that no earlier scan or fold had: the
+        // exec counter counts each once.
+        self.first_found.clear();
+        for p in procs
+            .iter()
+            .filter(|p| !p.kernel_thread && p.container().is_some())
+        {
+            let known = prev
+                .binary_search_by_key(&p.pid, |q| q.pid)
+                .is_ok_and(|i| prev[i].start_time == p.start_time);
+            let ns = p.ns.to_set();
+            if !known && NsType::ALL.iter().any(|t| ns.shares(&host.ns, *t)) {
+                self.first_found.push(p.record());
+            }
+        }
         // The previous scan's processes are no longer needed: keep the allocation for
         // the next scan, and drop attributions that no process holds any more.
         self.spare = std::mem::replace(&mut self.procs, procs);
@@ -265,6 +306,12 @@ impl Scanner {
         self.uid_maps.retain(|k, _| seen_userns.contains(k));
 
         let pinned = read_pinned(&proc_dir, procs, &mut errors);
+        self.last = Some(LastScan {
+            host: host.clone(),
+            pinned: pinned.clone(),
+            taken_at,
+            duration: started.elapsed(),
+        });
         let snapshot = summarise(
             &self.opts.paths,
             procs,
@@ -284,6 +331,9 @@ impl Scanner {
             };
         self.stats = stats;
         self.last_end = Some(Instant::now());
+        if let Some(l) = &mut self.last {
+            l.duration = snapshot.duration;
+        }
         Ok(snapshot)
     }
 }
@@ -310,7 +360,7 @@ pub fn lower_priority() {
 }
 
 /// The numeric entries of the procfs root.
-fn list_pids(paths: &HostPaths) -> io::Result<Vec<u32>> {
+pub(crate) fn list_pids(paths: &HostPaths) -> io::Result<Vec<u32>> {
     let mut pids: Vec<u32> = std::fs::read_dir(&paths.procfs)?
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
