@@ -39,13 +39,16 @@ packages=(
     libcap2-bin                           # capsh, which the runbooks use
     gcc libc6-dev                         # cargo's linker and C compiler; static glibc for the image
     curl ca-certificates file binutils    # the image test: curl, `file`, readelf, strip
-    docker.io busybox-static              # dockerd and runc; the static busybox of test images
-    podman runc catatonit uidmap containernetworking-plugins
+    busybox-static                        # the static busybox of test images
+    podman catatonit uidmap containernetworking-plugins
     python3 python3-venv                  # the venv for kubernetes-validate
 )
-# Debian's npm depends on Debian's nodejs and conflicts with a nodejs from elsewhere
-# (NodeSource's, which brings its own npm): ask for it only when there is no npm.
-command -v npm >/dev/null 2>&1 || packages+=(npm)
+# Packages that conflict with the same tool from elsewhere: Debian's npm with a
+# nodejs from NodeSource (which brings its own npm), docker.io and runc with Docker's
+# docker-ce and containerd.io. Ask for each only when its command is missing.
+for pair in npm:npm docker.io:dockerd runc:runc; do
+    command -v "${pair#*:}" >/dev/null 2>&1 || packages+=("${pair%%:*}")
+done
 
 missing=()
 for p in "${packages[@]}"; do
