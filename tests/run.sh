@@ -36,7 +36,7 @@ command -v apt-get >/dev/null 2>&1 || die "no apt-get: this script installs the 
 packages=(
     prometheus prometheus-alertmanager    # promtool; the alerting end-to-end test's servers
     iproute2 util-linux procps            # ip, ss; unshare, nsenter, setpriv, lsns, ipcs; kill, sysctl
-    libcap2-bin                           # capsh, which the runbooks use
+    libcap2-bin jq                        # capsh and jq, which the runbooks use
     gcc libc6-dev                         # cargo's linker and C compiler; static glibc for the image
     curl ca-certificates file binutils    # the image test: curl, `file`, readelf, strip
     busybox-static                        # the static busybox of test images

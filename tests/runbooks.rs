@@ -6,7 +6,8 @@
 //! in its own user namespace; a named network namespace and a bind-mounted one. Each
 //! result is checked against what the runbook says it shows. A command without a check
 //! here fails the test, so the README and this file stay in step; the `kubectl` and
-//! `crictl` ones need a Kubernetes cluster and are only listed (and printed).
+//! `crictl` ones need a Kubernetes cluster and are only listed (and printed), and the
+//! few that another test runs as written are listed with that test.
 //!
 //! The commands that `nsexporter inspect` prints are run the same way, against a
 //! private Docker container and the Podman one, and what `nsexporter diff` says two
@@ -35,7 +36,15 @@ const CLUSTER_ONLY: &[&str] = &[
     "kubectl logs -n <exporter namespace> <pod>",
 ];
 
-/// The commands of the fenced `sh` blocks of the README's runbooks, in order, each once.
+/// Runbook commands that another test runs as written, against what they need here:
+/// (command, the test).
+const CHECKED_ELSEWHERE: &[(&str, &str)] = &[(
+    "jq -c '.linux.namespaces, .linux.uidMappings' /run/containerd/io.containerd.runtime.v2.task/k8s.io/<id>/config.json",
+    "tests/runtime_files.rs namespace_drift_runbook_commands_work, on a containerd bundle under --path.rootfs",
+)];
+
+/// The commands of the fenced `sh` blocks of the README's runbooks (comments left out),
+/// in order, each once.
 fn readme_commands() -> Vec<String> {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .expect("read README.md");
@@ -51,6 +60,7 @@ fn readme_commands() -> Vec<String> {
             (false, "```sh") => in_block = true,
             (true, "```") => in_block = false,
             (true, "") => {}
+            (true, comment) if comment.starts_with('#') => {}
             (true, cmd) if !out.iter().any(|c| c == cmd) => out.push(cmd.to_owned()),
             _ => {}
         }
@@ -368,6 +378,23 @@ fn check(cmd: &str, node: &Node) {
             ))));
             assert!(!same_links(&ok(&fill(cmd, &[("pid", &priv_pid)]))));
         }
+        "readlink /proc/<pid>/ns/<type> /proc/2/ns/<type>" => {
+            for ty in ["net", "pid", "ipc"] {
+                let filled = |pid: &str| fill(cmd, &[("pid", pid), ("type", ty)]);
+                let shared = if ty == "net" {
+                    &node.host_net
+                } else {
+                    &node.host_pid_ipc
+                };
+                assert!(same_links(&ok(&filled(&pid_of(shared)))), "{ty}");
+                assert!(!same_links(&ok(&filled(&priv_pid))), "{ty}");
+            }
+        }
+        "nsexporter report --all | grep '<short id>'" => {
+            let out = ok(&fill(cmd, &[("short id", &node.private.id[..12])]));
+            assert_eq!(out.lines().count(), 1, "{out}");
+            assert!(out.contains(&priv_pid), "{out}");
+        }
         "readlink /proc/<pid>/ns/pid /proc/2/ns/pid"
         | "readlink /proc/<pid>/ns/ipc /proc/2/ns/ipc" => {
             assert!(same_links(&ok(&fill(
@@ -671,16 +698,23 @@ fn every_runbook_command_shows_what_the_readme_says() {
         "only {} commands found",
         commands.len()
     );
-    for c in CLUSTER_ONLY {
+    for c in CLUSTER_ONLY
+        .iter()
+        .chain(CHECKED_ELSEWHERE.iter().map(|(c, _)| c))
+    {
         assert!(
             commands.iter().any(|r| r == c),
-            "CLUSTER_ONLY lists `{c}`, which the README's runbooks no longer run"
+            "this test lists `{c}`, which the README's runbooks no longer run"
         );
     }
     let node = Node::start();
     for cmd in &commands {
         if CLUSTER_ONLY.contains(&cmd.as_str()) {
             eprintln!("not run here (needs a Kubernetes cluster): {cmd}");
+            continue;
+        }
+        if let Some((_, by)) = CHECKED_ELSEWHERE.iter().find(|(c, _)| c == cmd) {
+            eprintln!("run by {by}: {cmd}");
             continue;
         }
         eprintln!("checking: {cmd}");

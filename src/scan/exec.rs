@@ -206,6 +206,7 @@ impl Scanner {
             started,
         );
         snap.duration = last.duration;
+        self.attach_runtime(&mut snap);
         Some((snap, records))
     }
 }
