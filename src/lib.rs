@@ -30,6 +30,7 @@
 //!   - `http::webconfig`: `--web.config.file`: its format, loading and reloading.
 //!   - `http::tls`: the rustls config: certificates, client certs, versions, suites.
 //!   - `http::auth`: basic auth: the header, bcrypt and the cache of verified users.
+//!   - `http::listen`: the listening socket; `:port` is dual-stack IPv6 and IPv4.
 //! - [`telemetry`]: logging through tracing, as logfmt or JSON.
 //! - [`cli`]: every flag and subcommand (clap), in one place.
 //! - [`config`]: flags over environment, config file and defaults, checked into settings.
@@ -82,6 +83,13 @@ pub fn run_once(settings: &Settings) -> Result<String, scan::ScanError> {
     let mut sampler = Sampler::new(scanner);
     let exp = sampler.publish_snapshot(snapshot);
     Ok(String::from_utf8_lossy(&exp.body(metrics::Format::PrometheusText)).into_owned())
+}
+
+/// The listening socket for `--web.listen-address`: `:port` is dual-stack, IPv6 and
+/// IPv4, or IPv4 alone where there is no IPv6 (see `http::listen`). Call it inside the
+/// tokio runtime.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    http::listen::listen(addr)
 }
 
 /// Serve metrics on `listener` and scan on a background thread until `shutdown`.

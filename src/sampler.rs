@@ -2,7 +2,7 @@
 //! span scans (errors, host-namespace starts), and publishes each result, already
 //! encoded, for the HTTP server to hand out.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -436,9 +436,26 @@ impl Sampler {
             }
         }
         if self.baseline_taken {
+            // One line per container: at info for the types that expose the node, at
+            // debug for those that ordinary containers share.
+            let mut started: BTreeMap<&ContainerRef, Vec<NsType>> = BTreeMap::new();
             for (c, t) in now.difference(&self.sharing) {
                 self.counters.host_ns_starts[t.index()] += 1;
-                tracing::info!(container_id = %c.container_id(), uid = %c.pod_uid, r#type = %t, "container started sharing a host namespace");
+                started.entry(c).or_default().push(*t);
+            }
+            for (c, mut types) in started {
+                types.sort();
+                let (exposing, ordinary): (Vec<NsType>, Vec<NsType>) = types
+                    .into_iter()
+                    .partition(|t| NsType::EXPOSING.contains(t));
+                let names =
+                    |ts: &[NsType]| ts.iter().map(|t| t.name()).collect::<Vec<_>>().join(",");
+                if !exposing.is_empty() {
+                    tracing::info!(container_id = %c.container_id(), uid = %c.pod_uid, types = %names(&exposing), "container started sharing host namespaces");
+                }
+                if !ordinary.is_empty() {
+                    tracing::debug!(container_id = %c.container_id(), uid = %c.pod_uid, types = %names(&ordinary), "container started sharing host namespaces that ordinary containers share");
+                }
             }
         }
         self.baseline_taken = true;

@@ -34,17 +34,8 @@ pub(crate) use style::{Cell, Painter, Table, Tone};
 /// removed, renamed or changing meaning); new fields may appear without a bump.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The types whose sharing exposes the node: what `report` lists by default. `cgroup`,
-/// `time` and `user` are left out because ordinary containers share them (Docker and
-/// Kubernetes never make a time namespace, a user namespace only with `hostUsers:
-/// false`, a cgroup namespace not on cgroup v1 hosts); host root is judged separately.
-pub const EXPOSING: [NsType; 5] = [
-    NsType::Net,
-    NsType::Pid,
-    NsType::Ipc,
-    NsType::Uts,
-    NsType::Mnt,
-];
+/// The types whose sharing exposes the node: [`NsType::EXPOSING`].
+pub const EXPOSING: [NsType; 5] = NsType::EXPOSING;
 
 /// Why a terminal command failed: always told in one line.
 #[derive(Debug, thiserror::Error)]
