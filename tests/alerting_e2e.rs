@@ -9,13 +9,16 @@
 //! /sys/fs/cgroup/unified (or /sys/fs/cgroup on a v2-only host), `unshare`, and the
 //! packages `prometheus` and `prometheus-alertmanager`. Missing pieces fail the test.
 
+mod common;
+
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{root, HttpClient};
 use serde_json::Value;
 
 const RULES: &str = "charts/nsexporter/files/nsexporter.rules.yml";
@@ -28,10 +31,6 @@ const HOST_SHARING_ALERTS: &[&str] = &[
     "NsexporterHostIPCContainer",
     "NsexporterNewHostNamespaceWorkload",
 ];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -251,27 +250,11 @@ fn start_container(cgroups: &mut Cgroups, dir: &Path, private_net: bool) -> Cont
     }
 }
 
-// ---------------------------------------------------------------------------
-// A minimal HTTP/1.0 client for loopback.
-
 fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
-    let (head, body) = buf.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or("no HTTP status")?;
-    Ok((code, body.to_string()))
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    HttpClient::plain(addr)
+        .request("GET", path, &[("Accept", "application/json")])
+        .map(|r| (r.status, r.body))
 }
 
 fn get_json(port: u16, path: &str) -> Value {

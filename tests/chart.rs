@@ -8,6 +8,10 @@
 //! for the rendered rules; `tests/chart/install-tools.sh` installs them. A missing tool
 //! fails the test with that hint instead of skipping it.
 
+mod common;
+
+use common::root;
+
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -20,10 +24,6 @@ const NAMESPACE: &str = "monitoring";
 /// project supports and the newest that kubernetes-validate bundles.
 const KUBE_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
 const INSTALL_HINT: &str = "run tests/chart/install-tools.sh (CI does, from .ci/run)";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn chart_dir() -> PathBuf {
     root().join("charts/nsexporter")

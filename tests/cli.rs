@@ -1,11 +1,10 @@
 //! The terminal commands (`report`, `inspect`, `diff`) run as the real binary: against
 //! real namespaces in kubelet-shaped cgroups (the shared lab, needs root), and against
 //! the fixture /proc tree, whose human output is pinned by snapshot files under
-//! `tests/snapshots/` (`UPDATE_SNAPSHOTS=1` rewrites them).
+//! `tests/snapshots/` (`UPDATE_GOLDEN=1` rewrites them).
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -665,26 +664,7 @@ fn snapshot(name: &str, args: &[&str]) {
     let mut full: Vec<&str> = args.to_vec();
     full.extend(["--path.procfs", &fixture]);
     let got = ok(&full);
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run UPDATE_SNAPSHOTS=1 cargo test --test cli to create it",
-            path.display()
-        )
-    });
-    if got != want {
-        panic!(
-            "nsexporter {full:?} differs from {}; if the change is intended, rerun with UPDATE_SNAPSHOTS=1\n--- want\n{want}\n--- got\n{got}",
-            path.display()
-        );
-    }
+    assert_golden(&format!("tests/snapshots/{name}"), &got);
 }
 
 #[test]
@@ -766,8 +746,7 @@ fn keys(v: &Value, out: &mut std::collections::BTreeSet<String>) {
 
 #[test]
 fn every_json_field_is_documented_in_the_readme() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let start = readme
         .find("## At a terminal: report, inspect, diff")
         .expect("README section");

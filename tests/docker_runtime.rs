@@ -13,9 +13,13 @@
 //! traffic on 127.0.0.1 and the exporter off the host network. Every container started
 //! here is removed by a Drop guard; the two small `:test` images are kept for reruns.
 
+mod common;
+
+use common::root;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -24,10 +28,6 @@ const IMAGE: &str = "nsexporter:test";
 const SLEEPER: &str = "nsexporter-sleeper:test";
 const TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
 const HINT: &str = "run tests/docker/start-dockerd.sh (CI does, from .ci/run)";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

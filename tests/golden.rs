@@ -6,10 +6,7 @@ mod common;
 
 use common::*;
 
-const GOLDEN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/golden/metrics.prom"
-);
+const GOLDEN: &str = "tests/fixtures/golden/metrics.prom";
 
 /// Replace the values that change from run to run.
 fn normalize(text: &str) -> String {
@@ -43,34 +40,15 @@ fn metrics_endpoint_matches_golden_file() {
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let got = normalize(&r.body);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(GOLDEN, &got).unwrap();
-    }
-    let want = std::fs::read_to_string(GOLDEN)
-        .expect("golden file; run with UPDATE_GOLDEN=1 to create it");
-    if got != want {
-        let diff: Vec<String> = want
-            .lines()
-            .zip(got.lines())
-            .enumerate()
-            .filter(|(_, (w, g))| w != g)
-            .take(10)
-            .map(|(i, (w, g))| format!("line {}:\n  want {w}\n  got  {g}", i + 1))
-            .collect();
-        panic!(
-            "/metrics differs from {GOLDEN} ({} vs {} lines); rerun with UPDATE_GOLDEN=1 if the change is intended:\n{}",
-            want.lines().count(),
-            got.lines().count(),
-            diff.join("\n")
-        );
-    }
+    assert_golden(GOLDEN, &got);
+    let want = got;
     // --once prints the same exposition.
     assert_eq!(normalize(&once(&args[..2])), want);
 }
 
 #[test]
 fn golden_file_passes_promtool() {
-    let text = std::fs::read_to_string(GOLDEN).unwrap();
+    let text = std::fs::read_to_string(root().join(GOLDEN)).unwrap();
     // Placeholders are not numbers; put numbers back for promtool.
     let text = text
         .replace("DURATION", "0.001")

@@ -5,9 +5,13 @@
 //!
 //! promtool comes from Debian's `prometheus` package; without it these tests fail.
 
+mod common;
+
+use common::root;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -43,10 +47,6 @@ const TOKENS: &[(&str, &str)] = &[
     ("NSEXPORTER_HOST_ROOT_ALLOW_NAMESPACES_RE", "rook-ceph"),
     ("NSEXPORTER_JOB_RE", "custom-scrape"),
 ];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn read(rel: &str) -> String {
     let path = root().join(rel);

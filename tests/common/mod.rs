@@ -1,4 +1,4 @@
-//! Shared test support: a real nsexporter process, a tiny HTTP client, an exposition
+//! Shared test support: a real nsexporter process, the one HTTP client (ureq), an exposition
 //! parser, and the integration "lab": real namespaces in real cgroups shaped the way
 //! kubelet, Docker and systemd shape them. Everything a lab creates is removed on drop,
 //! also when a test fails.
@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -264,7 +264,10 @@ impl Drop for Exporter {
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body as text (lossy UTF-8).
     pub body: String,
+    /// The body's bytes as they came (e.g. gzip), undecoded.
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
@@ -276,44 +279,197 @@ impl Response {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`.
+/// What a TLS client trusts and offers: the tests make their own CAs.
+#[derive(Debug, Clone)]
+pub struct TlsClient {
+    /// PEM of the CA(s) that must have signed the server's certificate.
+    pub ca_pem: String,
+    /// A client certificate and its key, both PEM.
+    pub client_cert: Option<(String, String)>,
+    /// The TLS versions offered; empty offers both 1.2 and 1.3.
+    pub versions: Vec<TlsVersion>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// The tests' one HTTP client, ureq: plain HTTP or HTTPS to one server, a new
+/// connection per request (as a scraper's first request is), HTTP errors returned as
+/// responses, nothing added by the client (no `Accept`, no `Accept-Encoding`, no
+/// decompression). Raw sockets stay only where the bytes on the wire are the point
+/// (slowloris, oversized headers, garbage, pipelining).
+pub struct HttpClient {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl HttpClient {
+    /// Plain HTTP to `addr`.
+    pub fn plain(addr: SocketAddr) -> HttpClient {
+        HttpClient {
+            agent: Self::config(ureq::tls::TlsConfig::default()),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// HTTPS to `localhost:<port of addr>` (the name the tests' certificates carry).
+    pub fn tls(addr: SocketAddr, tls: &TlsClient) -> HttpClient {
+        let pem_certs = |pem: &str| -> Vec<ureq::tls::Certificate<'static>> {
+            ureq::tls::parse_pem(pem.as_bytes())
+                .filter_map(|i| match i.expect("PEM") {
+                    ureq::tls::PemItem::Certificate(c) => Some(c),
+                    _ => None,
+                })
+                .collect()
+        };
+        let client_cert = tls.client_cert.as_ref().map(|(cert, key)| {
+            ureq::tls::ClientCert::new_with_certs(
+                &pem_certs(cert),
+                ureq::tls::PrivateKey::from_pem(key.as_bytes()).expect("PEM key"),
+            )
+        });
+        // ureq offers the versions that the provider has cipher suites for.
+        let mut provider = rustls::crypto::ring::default_provider();
+        if !tls.versions.is_empty() {
+            provider.cipher_suites.retain(|s| {
+                let v = s.version().version;
+                tls.versions.iter().any(|w| match w {
+                    TlsVersion::Tls12 => v == rustls::ProtocolVersion::TLSv1_2,
+                    TlsVersion::Tls13 => v == rustls::ProtocolVersion::TLSv1_3,
+                })
+            });
+        }
+        let cfg = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&pem_certs(
+                &tls.ca_pem,
+            )))
+            .client_cert(client_cert)
+            .unversioned_rustls_crypto_provider(std::sync::Arc::new(provider))
+            .build();
+        HttpClient {
+            agent: Self::config(cfg),
+            base: format!("https://localhost:{}", addr.port()),
+        }
+    }
+
+    fn config(tls: ureq::tls::TlsConfig) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
+            .user_agent(ureq::config::AutoHeaderValue::None)
+            .accept(ureq::config::AutoHeaderValue::None)
+            .accept_encoding(ureq::config::AutoHeaderValue::None)
+            .allow_non_standard_methods(true)
+            .timeout_global(Some(Duration::from_secs(15)))
+            .tls_config(tls)
+            .build()
+            .new_agent()
+    }
+
+    /// One request; `Err` when no HTTP response came (refused, TLS failure, timeout).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, String> {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(()).map_err(|e| e.to_string())?;
+        let mut resp = self.agent.run(req).map_err(|e| e.to_string())?;
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_vec()
+            .map_err(|e| e.to_string())?;
+        Ok(Response {
+            status: resp.status().as_u16(),
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Result<Response, String> {
+        self.request("GET", path, &[])
+    }
+}
+
+/// One plain HTTP request; panics when no response comes.
 pub fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> Response {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Response {
-        status,
-        headers,
-        body: body.to_string(),
-    }
+    HttpClient::plain(addr)
+        .request(method, path, headers)
+        .unwrap_or_else(|e| panic!("{method} http://{addr}{path}: {e}"))
 }
 
 pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
     http_request(addr, "GET", path, headers)
+}
+
+/// The repository's root, for files the tests read (charts, dashboards, fixtures).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ---------------------------------------------------------------------------------
+// Golden files
+
+/// Compare `got` with the checked-in golden file `rel` (relative to the repository),
+/// showing the first differing lines. `UPDATE_GOLDEN=1` (exactly) rewrites the file
+/// first, after an intended change; any other value is ignored.
+pub fn assert_golden(rel: &str, got: &str) {
+    let path = root().join(rel);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().expect("a file in a directory")).unwrap();
+        std::fs::write(&path, got).unwrap();
+        eprintln!("UPDATE_GOLDEN=1: rewrote {rel}");
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{rel}: {e}; run with UPDATE_GOLDEN=1 to create it"));
+    if got != want {
+        let mut diff: Vec<String> = want
+            .lines()
+            .zip(got.lines())
+            .enumerate()
+            .filter(|(_, (w, g))| w != g)
+            .take(10)
+            .map(|(i, (w, g))| format!("line {}:\n  want {w}\n  got  {g}", i + 1))
+            .collect();
+        if diff.is_empty() {
+            diff.push("(one is a prefix of the other)".into());
+        }
+        panic!(
+            "differs from {rel} ({} vs {} lines); rerun with UPDATE_GOLDEN=1 if the change is intended:\n{}\n--- got\n{got}",
+            want.lines().count(),
+            got.lines().count(),
+            diff.join("\n")
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -625,7 +781,7 @@ pub fn fixture_args() -> Vec<String> {
 
 /// The directory holding the fixture /proc tree.
 pub fn fixture_proc() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc")
+    root().join("tests/fixtures/proc")
 }
 
 /// Run promtool check metrics on `text`; returns (success, output).
