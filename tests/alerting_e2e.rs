@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{root, HttpClient};
+use common::{require_root, root, HttpClient};
 use serde_json::Value;
 
 const RULES: &str = "charts/nsexporter/files/nsexporter.rules.yml";
@@ -332,6 +332,7 @@ fn alert_label<'a>(a: &'a Value, k: &str) -> &'a str {
 
 #[test]
 fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
+    require_root("the containers are real namespaces in cgroups this test makes");
     for bin in [PROMETHEUS, ALERTMANAGER] {
         assert!(
             Path::new(bin).exists(),

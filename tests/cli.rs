@@ -108,16 +108,6 @@ fn inspect_state(text: &str, ty: &str) -> String {
         .to_string()
 }
 
-fn require_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        eprintln!("skipped: the lab needs root");
-        return false;
-    }
-    true
-}
-
 // ---------------------------------------------------------------------------------
 // The lab
 
@@ -237,9 +227,7 @@ fn node() -> Node {
 
 #[test]
 fn report_lists_host_sharing_and_host_root_containers_then_counts_and_pins() {
-    if !require_root() {
-        return;
-    }
+    require_root("the lab");
     let n = node();
     let text = ok(&["report", "--no-color"]);
     assert!(!text.contains('\x1b'), "escape codes with --no-color");
@@ -310,9 +298,7 @@ fn report_lists_host_sharing_and_host_root_containers_then_counts_and_pins() {
 
 #[test]
 fn report_json_has_the_documented_fields() {
-    if !require_root() {
-        return;
-    }
+    require_root("the lab");
     let n = node();
     let v = json(&["report", "--json"]);
     assert_eq!(v["command"], "report");
@@ -401,9 +387,7 @@ fn report_json_has_the_documented_fields() {
 
 #[test]
 fn inspect_marks_each_type_and_enters_only_what_differs() {
-    if !require_root() {
-        return;
-    }
+    require_root("the lab");
     let n = node();
     let pid = n.private_root.pid.to_string();
     let text = ok(&["inspect", &pid, "--no-color"]);
@@ -505,9 +489,7 @@ fn inspect_marks_each_type_and_enters_only_what_differs() {
 
 #[test]
 fn diff_same_container_is_same_everywhere_and_hostnet_differs_in_net() {
-    if !require_root() {
-        return;
-    }
+    require_root("the lab");
     let n = node();
     let a = n.private_root.pid.to_string();
     let b = n.second.pid.to_string();

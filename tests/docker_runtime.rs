@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::root;
+use common::{require_root, root};
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -106,6 +106,7 @@ impl Drop for Container {
 /// can be pulled here). `sleep` is a symlink so the sleeper's comm is "sleep".
 fn images() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    require_root("it drives the Docker daemon and reads /proc/<pid>/ns of containers");
     let built = BUILT.get_or_init(|| {
         docker(&["info", "--format", "{{.ServerVersion}}"]);
         // Containers that an interrupted earlier run of this file left behind.

@@ -148,6 +148,7 @@ fn procfs_disappears_and_comes_back() {
 
 #[test]
 fn procfs_unreadable_for_a_non_root_exporter() {
+    require_root("it runs the exporter as another user");
     // Root reads through chmod 000 (CAP_DAC_OVERRIDE), so run the exporter as nobody.
     let t = Tree::new();
     let e = Exporter::start_wrapped(
@@ -166,6 +167,7 @@ fn procfs_unreadable_for_a_non_root_exporter() {
 
 #[test]
 fn a_missing_mount_is_not_a_procfs() {
+    require_root("it mounts a tmpfs");
     // A tmpfs over --path.procfs: the directory is there but empty, as when the host's
     // /proc is not mounted where the flag points.
     let t = Tree::new();

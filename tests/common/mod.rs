@@ -431,6 +431,18 @@ pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Respo
     http_request(addr, "GET", path, headers)
 }
 
+/// The policy for tests that need root: they fail at once, saying why, instead of
+/// passing without asserting anything or failing later on an obscure `EPERM`. `why`
+/// names what needs it.
+pub fn require_root(why: &str) {
+    if !nix::unistd::geteuid().is_root() {
+        panic!(
+            "this test needs root: {why}. Run the tests as root (CI does); \
+             nothing was checked"
+        );
+    }
+}
+
 /// The repository's root, for files the tests read (charts, dashboards, fixtures).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -516,6 +528,7 @@ impl Default for Lab {
 
 impl Lab {
     pub fn new() -> Lab {
+        require_root("the lab makes namespaces, cgroups and network namespaces");
         Lab {
             top: format!("/nsxlab-{}", rand_hex(8)),
             children: Vec::new(),
