@@ -183,12 +183,13 @@ fn join(target: u32) -> Extra {
     for line in cgroups.lines() {
         let mut f = line.splitn(3, ':');
         let (id, ctrl, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let layout = cgroup_layout();
         let root = match (id, ctrl) {
-            ("0", "") => CGROUP_V2.to_string(),
-            (_, c) if CGROUP_V1.iter().any(|r| r.ends_with(&format!("/{c}"))) => {
-                format!("/sys/fs/cgroup/{c}")
-            }
-            _ => continue,
+            ("0", "") => layout.v2.clone(),
+            (_, c) => match layout.v1_root(c) {
+                Some(r) => r.to_string(),
+                None => continue,
+            },
         };
         std::fs::write(format!("{root}{path}/cgroup.procs"), pid.to_string())
             .unwrap_or_else(|e| panic!("join {root}{path}: {e}"));

@@ -126,8 +126,17 @@ fn break_and_repair<G>(mut e: Exporter, log: &str, reason: &str, brk: impl FnOnc
     let why = e.get("/readyz").body;
     eprintln!("fault /readyz: {why}");
     assert!(counter(&e, reason) > before, "{reason} errors not counted");
-    // It stays up while broken, answering scrapes with the last good data.
-    std::thread::sleep(Duration::from_millis(600));
+    // It stays up while broken, answering scrapes with the last good data: alive after
+    // another failed scan.
+    let counted = counter(&e, reason);
+    let deadline = std::time::Instant::now() + SOON;
+    while counter(&e, reason) <= counted {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no further failed scan while broken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(e.alive(), "nsexporter exited");
     let r = e.get("/metrics");
     assert_eq!(r.status, 200);
