@@ -623,9 +623,9 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let args = format!("report --all --path.procfs {fixture}");
     let tty = on_tty(&args, false);
     // Host sharing of net (an exposing type) is red; time/user/cgroup sharing yellow.
-    assert!(tty.contains("\x1b[1;31mnet\x1b[0m"), "{tty:?}");
+    assert!(tty.contains("\x1b[1m\x1b[31mnet\x1b[0m"), "{tty:?}");
     assert!(tty.contains("\x1b[33muser\x1b[0m"), "{tty:?}");
-    assert!(tty.contains("\x1b[1;31mhost root\x1b[0m"), "{tty:?}");
+    assert!(tty.contains("\x1b[1m\x1b[31mhost root\x1b[0m"), "{tty:?}");
     assert!(
         !on_tty(&args, true).contains('\x1b'),
         "NO_COLOR=1 still colours"
