@@ -7,6 +7,11 @@
 //! Needs `helm` (3.x) and `python3` with `kubernetes_validate` and `yaml`, plus `promtool`
 //! for the rendered rules; `tests/chart/install-tools.sh` installs them. A missing tool
 //! fails the test with that hint instead of skipping it.
+//!
+//! Why one file of about 800 lines: every test renders the same chart with the same
+//! helm, validator and YAML helpers (the first 360 lines), and the checks of one
+//! rendered object often need the others (the PrometheusRule against the rules file,
+//! the dashboards' ConfigMaps against dashboards/).
 
 mod common;
 

@@ -2,6 +2,11 @@
 //! real namespaces in kubelet-shaped cgroups (the shared lab, needs root), and against
 //! the fixture /proc tree, whose human output is pinned by snapshot files under
 //! `tests/snapshots/` (`UPDATE_GOLDEN=1` rewrites them).
+//!
+//! Why one file of about 760 lines: every test here drives the same binary's three
+//! commands, and the lab tests share one kubelet-shaped node (`node()`, `join`) and the
+//! terminal helpers (`on_tty`, `inspect_state`); split by command, each file would
+//! need them all again.
 
 mod common;
 

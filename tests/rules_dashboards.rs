@@ -4,6 +4,11 @@
 //! against README.md, and every metric they name against a real run of the exporter.
 //!
 //! promtool comes from Debian's `prometheus` package; without it these tests fail.
+//!
+//! Why one file of about 900 lines: the rules and the dashboards are checked against
+//! each other and the same real run (every metric a rule or a panel names must be
+//! emitted or recorded by a rule), so the rules parser, the query extraction and the
+//! promtool helpers serve both halves.
 
 mod common;
 

@@ -150,6 +150,13 @@ impl Scanner {
         Some(self.procs[i].alone)
     }
 
+    /// Make the latest scan look `by` older, as if the next one came that much later:
+    /// the tests' clock for the idle gap, so that they need not wait for it. For tests.
+    #[doc(hidden)]
+    pub fn age_last_scan(&mut self, by: Duration) {
+        self.last_end = self.last_end.and_then(|t| t.checked_sub(by));
+    }
+
     /// Forget every cached process, so the next scan reads all of them cold (for
     /// benchmarks).
     pub fn forget(&mut self) {
