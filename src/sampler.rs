@@ -3,6 +3,7 @@
 //! encoded, for the HTTP server to hand out.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -11,6 +12,8 @@ use bytes::Bytes;
 
 use crate::metrics::{self, Counters, Format, Published};
 use crate::model::{ContainerRef, NsType, Snapshot};
+use crate::procfs::own;
+use crate::procfs::paths::OWN_PROCFS;
 use crate::scan::Scanner;
 
 /// One published state: the snapshot and counters, and both encodings of them, made
@@ -282,10 +285,20 @@ impl Sampler {
     }
 
     fn exposition(&self) -> Exposition {
+        // The exporter's own figures, read once per publish like everything else a
+        // scrape hands out (a scrape does no work: it copies the encoded buffer).
+        let process = match own::read(Path::new(OWN_PROCFS)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the exporter's own process figures");
+                None
+            }
+        };
         let mut e = Exposition::new(
             Arc::new(Published {
                 snapshot: self.last.clone(),
                 counters: self.counters.clone(),
+                process,
             }),
             self.last_success,
         );
