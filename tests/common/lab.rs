@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use super::{rand_hex, rand_uuid, require_root};
 
-
 /// The hierarchies on a hybrid host such as this project's machine. The lab itself
 /// finds them with [`cgroup_layout`], which also knows pure v2 hosts; new code should
 /// too.
@@ -386,4 +385,3 @@ impl Drop for Lab {
         }
     }
 }
-
