@@ -130,6 +130,9 @@ pub struct Sampler {
     /// (a failure that persists is logged again once a minute; recovery once).
     failed_in_row: u64,
     last_failure_log: Option<Instant>,
+    /// When "most processes are unreadable" was last logged: it is true of every scan
+    /// while it lasts, so it is logged at most once per [`FAILURE_LOG_EVERY`].
+    last_unreadable_log: Option<Instant>,
     /// Exec counts per container, kept for the retention after its last process.
     ledger: Ledger,
     /// The exec records folded in since the last publish.
@@ -157,6 +160,7 @@ impl Sampler {
             failing: None,
             failed_in_row: 0,
             last_failure_log: None,
+            last_unreadable_log: None,
             ledger: Ledger::new(DEFAULT_RETENTION),
             execs: Vec::new(),
             lost_unlogged: 0,
@@ -342,15 +346,26 @@ impl Sampler {
         // Blind: nothing readable but, at most, the exporter itself (a process may always
         // read its own /proc/<pid>/ns). What it would report then is not the node.
         let blind = e.permission > 0 && snap.processes <= 1;
-        if e.permission > 0 && (blind || e.permission >= snap.processes) {
-            tracing::error!(
-                unreadable = e.permission,
-                readable = snap.processes,
-                procfs = %self.scanner.options().paths.procfs.display(),
-                "most processes' namespaces could not be read: nsexporter needs CAP_SYS_PTRACE \
-                 (ptrace read access) to read /proc/<pid>/ns of other processes; counted in \
-                 nsexporter_scan_errors_total{{reason=\"permission\"}}"
-            );
+        let mostly_unreadable = e.permission > 0 && (blind || e.permission >= snap.processes);
+        if !mostly_unreadable {
+            self.last_unreadable_log = None;
+        }
+        if mostly_unreadable {
+            let due = self
+                .last_unreadable_log
+                .is_none_or(|t| t.elapsed() >= FAILURE_LOG_EVERY);
+            if due {
+                self.last_unreadable_log = Some(Instant::now());
+                tracing::error!(
+                    unreadable = e.permission,
+                    readable = snap.processes,
+                    procfs = %self.scanner.options().paths.procfs.display(),
+                    "most processes' namespaces could not be read: nsexporter needs CAP_SYS_PTRACE \
+                     (ptrace read access) to read /proc/<pid>/ns of other processes; counted in \
+                     nsexporter_scan_errors_total{{reason=\"permission\"}}; logged at most once a \
+                     minute while it lasts"
+                );
+            }
             if blind {
                 self.failing = Some(format!(
                     "{} processes are unreadable and {} readable: CAP_SYS_PTRACE is missing",
