@@ -82,42 +82,102 @@ fn execs(samples: &[common::Sample], container_id: &str) -> Option<f64> {
     )
 }
 
-/// Run the 200 ms container against an exporter started with `args`; return the
-/// exporter, the container ID and how long until the counter showed it (`None` when it
-/// did not within 10 s).
-fn short_lived_container(args: &[&str]) -> (Exporter, Lab, String, Option<Duration>) {
-    let nsx = Exporter::start(args);
-    nsx.wait_ready();
-    let mut lab = Lab::new();
+/// What one run of the 200 ms container showed.
+struct ShortLived {
+    id: String,
+    /// The first scrape that showed its exec counter, and how long after its start.
+    seen: Option<(Duration, Vec<common::Sample>)>,
+    /// `nsexporter_scans_total` and `nsexporter_events_lost_total` before it started.
+    scans_before: f64,
+    lost_before: f64,
+}
+
+/// Run a process that joins a fresh container cgroup (`/docker/<id>`) before its exec,
+/// stays in the host network namespace and lives 200 ms; scrape `nsx` until its exec
+/// counter shows or `wait` has passed.
+fn short_lived_container(nsx: &Exporter, lab: &mut Lab, wait: Duration) -> ShortLived {
+    let s = parse_exposition(&nsx.get("/metrics").body);
+    let scans_before = value(&s, "nsexporter_scans_total", &[]).expect("scans_total");
+    let lost_before = value(&s, "nsexporter_events_lost_total", &[]).unwrap_or(0.0);
     let (m, cgroup) = lab.docker_cgroup();
     let id = m.container_id("docker");
     let t0 = Instant::now();
-    let mut p = InContainer::start(&lab, &cgroup, &mut sleep_cmd("0.2"));
-    // Poll: the exec is counted within a second with events (the benchmark measures
-    // the latency; here a generous deadline keeps the test robust on a busy machine).
-    let deadline = t0 + Duration::from_secs(10);
+    let mut p = InContainer::start(lab, &cgroup, &mut sleep_cmd("0.2"));
     let mut seen = None;
-    while Instant::now() < deadline {
+    while t0.elapsed() < wait {
         let s = parse_exposition(&nsx.get("/metrics").body);
         if execs(&s, &id).is_some() {
-            seen = Some(t0.elapsed());
+            seen = Some((t0.elapsed(), s));
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     p.wait();
-    (nsx, lab, id, seen)
+    ShortLived {
+        id,
+        seen,
+        scans_before,
+        lost_before,
+    }
 }
 
+/// The mechanism, not the speed: with `--scan.interval 60s` only the first scan runs
+/// during the test, and a process that lives 200 ms between scans is counted, so it
+/// was the exec event that counted it (the scrape that shows the counter also shows
+/// that no scan ran since the process started). How fast (the 1 s target) is the
+/// benchmark's figure (bench/events.sh); here a slow machine only takes longer. The
+/// kernel may drop events when the machine is flooded with execs (other work on it);
+/// that loss is counted and starts a scan that cannot see a process already gone, so
+/// only then is the run repeated with a new container, at most twice.
 #[test]
 fn a_200ms_host_network_process_in_a_container_is_counted_and_kept() {
-    let (nsx, _lab, id, seen) = short_lived_container(&["--scan.interval", "60s", "--scan.events"]);
-    let after = seen.unwrap_or_else(|| panic!("{id}'s exec was not counted within 10 s"));
-    println!("exec -> counted in /metrics after {after:?}");
-    let s = parse_exposition(&nsx.get("/metrics").body);
+    common::require_root("the container is a real cgroup and the proc connector needs root");
+    let nsx = Exporter::start(&["--scan.interval", "60s", "--scan.events"]);
+    nsx.wait_ready();
+    let mut lab = Lab::new();
+    let mut attempt = 0;
+    let (run, after, s) = loop {
+        attempt += 1;
+        // Three attempts of 15 s end well before the second periodic scan (60 s).
+        let run = short_lived_container(&nsx, &mut lab, Duration::from_secs(15));
+        if let Some((after, s)) = run.seen.clone() {
+            break (run, after, s);
+        }
+        let s = parse_exposition(&nsx.get("/metrics").body);
+        let lost = value(&s, "nsexporter_events_lost_total", &[]).unwrap_or(0.0);
+        assert!(
+            lost > run.lost_before && attempt < 3,
+            "{}'s exec was not counted within 15 s (attempt {attempt}; events lost meanwhile: {})",
+            run.id,
+            lost - run.lost_before
+        );
+        println!(
+            "attempt {attempt}: {} events were lost (the kernel dropped them), so {}'s exec may \
+             be among them; again with a new container",
+            lost - run.lost_before,
+            run.id
+        );
+    };
+    let id = run.id.clone();
+    println!("exec -> counted in /metrics after {after:?} (attempt {attempt})");
     assert_eq!(value(&s, "nsexporter_scan_events_enabled", &[]), Some(1.0));
     assert!(value(&s, "nsexporter_exec_events_total", &[]).unwrap_or(0.0) >= 1.0);
     assert_eq!(execs(&s, &id), Some(1.0));
+    let lost = value(&s, "nsexporter_events_lost_total", &[]).unwrap_or(0.0);
+    let scans = value(&s, "nsexporter_scans_total", &[]).expect("scans_total");
+    if lost == run.lost_before {
+        assert_eq!(
+            scans, run.scans_before,
+            "a scan ran between the exec and the scrape that showed it: the test would not \
+             show that events counted it"
+        );
+    } else {
+        // A loss starts a scan at once; it could have read the process while it lived.
+        println!(
+            "events were lost during the run ({} -> {lost}): not checking that no scan ran",
+            run.lost_before
+        );
+    }
     // Only the namespaces it was in: host net (and the others the lab shares), never
     // anything about a container's private namespace.
     let info = find(&s, "nsexporter_container_info", &[("container_id", &id)]);
@@ -130,7 +190,7 @@ fn a_200ms_host_network_process_in_a_container_is_counted_and_kept() {
     // 30 s later: still exposed (the retention is 10m), while the gauges, which
     // describe the present, no longer show it (its exit was folded in).
     let later = Instant::now() + Duration::from_secs(30);
-    nsx.scrape_until(Duration::from_secs(10), "the exit to be folded in", |s| {
+    nsx.scrape_until(Duration::from_secs(30), "the exit to be folded in", |s| {
         find(
             s,
             "nsexporter_container_host_namespace",
@@ -154,24 +214,30 @@ fn a_200ms_host_network_process_in_a_container_is_counted_and_kept() {
         &[("container_id", &id)]
     )
     .is_empty());
-    // No scan ran in between: events alone did it (unless events were lost, which
-    // starts a scan at once; other work on this machine may flood the connector).
-    if value(&s, "nsexporter_events_lost_total", &[]) == Some(0.0) {
-        assert_eq!(value(&s, "nsexporter_scans_total", &[]), Some(1.0));
-    }
 }
 
+/// The same process without `--scan.events`: not counted, so the test above measures
+/// events. It waits a fixed 5 s: the test above sees the counter in well under a
+/// second (its printed figure) on an idle machine.
 #[test]
 fn without_events_the_same_process_is_not_counted() {
-    let (nsx, _lab, id, seen) = short_lived_container(&["--scan.interval", "60s"]);
-    assert_eq!(
-        seen, None,
+    common::require_root("the container is a real cgroup");
+    let nsx = Exporter::start(&["--scan.interval", "60s"]);
+    nsx.wait_ready();
+    let mut lab = Lab::new();
+    let run = short_lived_container(&nsx, &mut lab, Duration::from_secs(5));
+    assert!(
+        run.seen.is_none(),
         "counted without events: the other test would prove nothing"
     );
     let s = parse_exposition(&nsx.get("/metrics").body);
     assert_eq!(value(&s, "nsexporter_scan_events_enabled", &[]), Some(0.0));
     assert_eq!(value(&s, "nsexporter_exec_events_total", &[]), Some(0.0));
-    assert_eq!(execs(&s, &id), None);
+    assert_eq!(
+        value(&s, "nsexporter_scans_total", &[]),
+        Some(run.scans_before)
+    );
+    assert_eq!(execs(&s, &run.id), None);
 }
 
 #[test]
