@@ -463,6 +463,111 @@ fn a_burst_of_20000_execs_keeps_it_serving_bounded_and_exact() {
     drop(lab);
 }
 
+/// Sends SIGCONT to a process it stopped, also when the test fails meanwhile.
+struct Stopped(i32);
+
+impl Stopped {
+    fn stop(pid: u32) -> Stopped {
+        let pid = pid as i32;
+        // SAFETY: kill(2) on the exporter this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0, "SIGSTOP");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// Lost events, made for sure: the exporter is stopped (SIGSTOP) while 20,000 execs
+/// fill its socket's receive buffer (8 MiB: a few thousand events), so the kernel
+/// drops the rest and says so (`ENOBUFS`) when it reads again. The loss is counted,
+/// logged once, and a full scan starts at once (`--scan.interval 10m`: no periodic
+/// scan explains it). A second loss in the same minute is counted and repaired by a
+/// scan too, but not logged again.
+#[test]
+fn lost_events_are_counted_logged_once_a_minute_and_start_a_scan() {
+    common::require_root("the proc connector needs root");
+    let tools = tempfile::tempdir().expect("tempdir");
+    let (storm_bin, nop) = build_execstorm(tools.path());
+    let nsx = Exporter::start(&["--scan.interval", "10m", "--scan.events"]);
+    nsx.wait_ready();
+    let started = Instant::now();
+    let mut lines = Vec::new();
+    let mut last = parse_exposition(&nsx.get("/metrics").body);
+    assert_eq!(
+        value(&last, "nsexporter_scan_events_enabled", &[]),
+        Some(1.0)
+    );
+    for round in 1..=2 {
+        let lost0 = value(&last, "nsexporter_events_lost_total", &[]).expect("lost_total");
+        let scans0 = value(&last, "nsexporter_scans_total", &[]).expect("scans_total");
+        {
+            let _stopped = Stopped::stop(nsx.pid());
+            let out = Command::new(&storm_bin)
+                .args(["20000", "30", "4", "0"])
+                .arg(&nop)
+                .output()
+                .expect("run execstorm");
+            assert!(out.status.success(), "execstorm: {out:?}");
+        }
+        let s = nsx.scrape_until(
+            Duration::from_secs(60),
+            "the loss counted and a scan",
+            |s| {
+                value(s, "nsexporter_events_lost_total", &[]).unwrap_or(0.0) > lost0
+                    && value(s, "nsexporter_scans_total", &[]).unwrap_or(0.0) > scans0
+            },
+        );
+        // Let the exporter read what the buffer still held (the gaps it shows count
+        // too), so that the next round starts from a settled count.
+        let mut s = s;
+        let settle = Instant::now() + Duration::from_secs(30);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let next = parse_exposition(&nsx.get("/metrics").body);
+            let lost = |s: &[common::Sample]| value(s, "nsexporter_events_lost_total", &[]);
+            let settled = lost(&next) == lost(&s);
+            s = next;
+            if settled || Instant::now() > settle {
+                break;
+            }
+        }
+        lines.extend(
+            nsx.drain_log()
+                .into_iter()
+                .filter(|l| l.contains("process events were lost")),
+        );
+        println!(
+            "round {round}: lost {} events, scans {} -> {}, loss log lines so far {}",
+            value(&s, "nsexporter_events_lost_total", &[]).unwrap_or(0.0) - lost0,
+            scans0,
+            value(&s, "nsexporter_scans_total", &[]).unwrap_or(0.0),
+            lines.len()
+        );
+        last = s;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(600),
+        "the periodic scan could explain the scans"
+    );
+    // Both rounds ran within a minute of the first line (else a second line is due).
+    if started.elapsed() < Duration::from_secs(60) {
+        assert_eq!(lines.len(), 1, "logged more than once a minute: {lines:?}");
+    } else {
+        println!("slower than a minute: only checking that the loss was logged");
+        assert!(!lines.is_empty());
+    }
+    assert!(
+        lines[0].contains("nsexporter_events_lost_total"),
+        "{}",
+        lines[0]
+    );
+}
+
 /// GET `path` from inside the network namespace of process `pid` (a thread's network
 /// namespace is its own: this one joins it, makes the request and ends).
 fn get_in_netns_of(pid: u32, addr: std::net::SocketAddr, path: &str) -> common::Response {
