@@ -240,6 +240,55 @@ fn without_events_the_same_process_is_not_counted() {
     assert_eq!(execs(&s, &run.id), None);
 }
 
+/// The retention's other end: with `--scan.events-retention 3s` the exec counter and
+/// info of the 200 ms container go once 3 s have passed since it was last seen (at the
+/// first publish after that: a scan, every second here). Load only delays that, so a
+/// scrape done within 2 s of the one that first showed it must still show it.
+#[test]
+fn a_gone_container_is_dropped_after_the_retention() {
+    common::require_root("the container is a real cgroup and the proc connector needs root");
+    let nsx = Exporter::start(&[
+        "--scan.interval",
+        "1s",
+        "--scan.events",
+        "--scan.events-retention",
+        "3s",
+    ]);
+    nsx.wait_ready();
+    let mut lab = Lab::new();
+    let run = short_lived_container(&nsx, &mut lab, Duration::from_secs(30));
+    let (after, _) = run
+        .seen
+        .unwrap_or_else(|| panic!("{}'s exec was not counted within 30 s", run.id));
+    let seen_at = Instant::now();
+    let id = run.id;
+    let info =
+        |s: &[common::Sample]| find(s, "nsexporter_container_info", &[("container_id", &id)]).len();
+    std::thread::sleep(Duration::from_secs(1));
+    let s = parse_exposition(&nsx.get("/metrics").body);
+    if seen_at.elapsed() < Duration::from_secs(2) {
+        assert_eq!(execs(&s, &id), Some(1.0), "dropped before the retention");
+        assert_eq!(info(&s), 1, "info dropped before the retention");
+    } else {
+        println!("the scrape took too long to say anything about the early side");
+    }
+    let s = nsx.scrape_until(
+        Duration::from_secs(60),
+        "the counter and info dropped after the retention",
+        |s| execs(s, &id).is_none() && info(s) == 0,
+    );
+    let gone_after = seen_at.elapsed();
+    println!("counted after {after:?}; dropped {gone_after:?} after that");
+    assert!(
+        gone_after >= Duration::from_secs(2),
+        "dropped after {gone_after:?}"
+    );
+    assert!(
+        find(&s, EXECS, &[("container_id", &id)]).is_empty(),
+        "a series of another type stayed"
+    );
+}
+
 #[test]
 fn a_container_found_by_a_scan_is_counted_once() {
     // A long-lived container process in the host network namespace, present before the
