@@ -1,8 +1,10 @@
-//! Basic auth: the `Authorization` header, and bcrypt verification with a cache of the
-//! credentials already verified.
+//! Basic auth: the `Authorization` header, the bcrypt hashes a config may hold, and
+//! bcrypt verification with a cache of the credentials already verified.
 
 use std::collections::{BTreeMap, HashSet};
+use std::str::FromStr as _;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hyper::header::HeaderValue;
@@ -11,6 +13,77 @@ use super::webconfig::{err, WebConfigError};
 
 /// Most verified credentials remembered; the cache is emptied when full.
 const AUTH_CACHE_MAX: usize = 256;
+
+/// The highest bcrypt cost accepted. Each step doubles the work: cost 10 is ~60-80 ms
+/// per check on a current x86 core, 16 ~4-5 s, 17 ~10 s (a default scrape timeout), and
+/// 31 days. Above 16 a new login could not finish within a scrape.
+pub(super) const MAX_BCRYPT_COST: u32 = 16;
+
+/// Costs above this are accepted with a warning: a new login then costs over a second.
+pub(super) const WARN_BCRYPT_COST: u32 = 12;
+
+/// Check one user's bcrypt hash: refused (naming the user) when it is not a hash, when
+/// the library cannot check its cost (outside 4-31), or when the cost is above
+/// [`MAX_BCRYPT_COST`]. Ok(Some(warning)) above [`WARN_BCRYPT_COST`].
+pub(super) fn check_hash(user: &str, hash: &str) -> Result<Option<String>, WebConfigError> {
+    let field = format!("basic_auth_users.{user}");
+    let parts = bcrypt::HashParts::from_str(hash).map_err(|_| {
+        err(format!(
+            "{field}: not a bcrypt hash (make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)"
+        ))
+    })?;
+    // The library reads the two cost characters with str::parse, which takes "+9".
+    if !hash.as_bytes()[4..6].iter().all(u8::is_ascii_digit) {
+        return Err(err(format!(
+            "{field}: not a bcrypt hash (the cost is not two digits)"
+        )));
+    }
+    let cost = parts.get_cost();
+    if !(4..=31).contains(&cost) {
+        return Err(err(format!(
+            "{field}: bcrypt cost {cost} is outside 4 to 31, which the bcrypt library refuses: \
+             every login would fail; use a cost from 4 to {MAX_BCRYPT_COST} (10 is usual)"
+        )));
+    }
+    if cost > MAX_BCRYPT_COST {
+        return Err(err(format!(
+            "{field}: bcrypt cost {cost} takes about {} per login check on this machine, \
+             longer than any scrape can wait; use a cost from 4 to {MAX_BCRYPT_COST} (10 is usual)",
+            human(bcrypt_time(cost))
+        )));
+    }
+    if cost > WARN_BCRYPT_COST {
+        return Ok(Some(format!(
+            "{field}: bcrypt cost {cost} takes about {} per new login on this machine \
+             (verified passwords are cached); 10 to {WARN_BCRYPT_COST} is usual",
+            human(bcrypt_time(cost))
+        )));
+    }
+    Ok(None)
+}
+
+/// How long one bcrypt check of `cost` takes here: one check at cost 4, scaled (each
+/// step doubles the work).
+fn bcrypt_time(cost: u32) -> Duration {
+    let t0 = Instant::now();
+    let _ = bcrypt::hash("calibration", 4);
+    t0.elapsed()
+        .saturating_mul(1u32 << cost.saturating_sub(4).min(31))
+}
+
+/// A duration as a person reads it: "1.2 s", "40 min", "5 h", "3 days".
+fn human(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 90.0 {
+        format!("{s:.1} s")
+    } else if s < 2.0 * 3600.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 48.0 * 3600.0 {
+        format!("{:.0} h", s / 3600.0)
+    } else {
+        format!("{:.0} days", s / 86400.0)
+    }
+}
 
 /// Checks basic-auth credentials against the users' bcrypt hashes.
 pub(super) struct BasicAuth {

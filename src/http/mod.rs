@@ -266,6 +266,9 @@ pub async fn run(
     if let Some(src) = &app.web {
         let s = src.clone();
         if let Ok(cfg) = tokio::task::spawn_blocking(move || s.current()).await {
+            for w in cfg.warnings() {
+                tracing::warn!(file = %src.path().display(), "{w}");
+            }
             tracing::info!(
                 file = %src.path().display(),
                 tls = cfg.tls().is_some(),
