@@ -1,13 +1,15 @@
 //! Basic auth: the `Authorization` header, the bcrypt hashes a config may hold, and
 //! bcrypt verification with a cache of the credentials already verified.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::str::FromStr as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hyper::header::HeaderValue;
+use tokio::sync::oneshot;
 
 use super::webconfig::{err, WebConfigError};
 
@@ -91,19 +93,23 @@ pub(super) struct BasicAuth {
     /// scrape every few seconds does not pay bcrypt's cost each time.
     verified: Mutex<HashSet<[u8; 32]>>,
     salt: [u8; 16],
-    /// bcrypt runs one at a time: a flood of wrong passwords costs one core at most.
-    bcrypt_slot: tokio::sync::Semaphore,
+    /// Where uncached checks run: never more than a few at once, sources in turn.
+    pool: FairPool,
 }
 
 impl BasicAuth {
+    /// bcrypt checks run at once on half the CPUs (at least one), so the other half
+    /// answers scrapes whatever a flood of wrong passwords costs.
     pub(super) fn new() -> Result<Self, WebConfigError> {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let workers = (cpus / 2).max(1);
         let mut salt = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
             .map_err(|_| err("cannot get random bytes for the credential cache"))?;
         Ok(BasicAuth {
             verified: Mutex::new(HashSet::new()),
             salt,
-            bcrypt_slot: tokio::sync::Semaphore::new(1),
+            pool: FairPool::new(workers),
         })
     }
 
@@ -127,12 +133,14 @@ impl BasicAuth {
     }
 
     /// Whether the request's `Authorization` header satisfies basic auth for `users`
-    /// (username to bcrypt hash; always true when there are none). bcrypt runs on a
-    /// blocking thread, one at a time.
+    /// (username to bcrypt hash; always true when there are none). A password verified
+    /// before is answered from the cache at once; any other check waits for the bcrypt
+    /// pool, its turn shared fairly with other source addresses (`source`).
     pub(super) async fn authorize(
         &self,
         users: &BTreeMap<String, String>,
         header: Option<&HeaderValue>,
+        source: IpAddr,
     ) -> bool {
         if users.is_empty() {
             return true;
@@ -145,9 +153,10 @@ impl BasicAuth {
         if hash.is_some() && self.is_cached(&key) {
             return true;
         }
-        let Ok(_slot) = self.bcrypt_slot.acquire().await else {
+        let Some(_turn) = self.pool.turn(source).await else {
             return false;
         };
+        // Verified by another request while this one waited.
         if hash.is_some() && self.is_cached(&key) {
             return true;
         }
@@ -155,14 +164,22 @@ impl BasicAuth {
         // thrown away), so response time does not tell which users exist.
         let target = hash.clone().or_else(|| users.values().next().cloned());
         let known = hash.is_some();
-        let ok = tokio::task::spawn_blocking(move || {
-            let matched = target
-                .map(|h| bcrypt::verify(&pass, &h).unwrap_or(false))
-                .unwrap_or(false);
-            matched && known
-        })
-        .await
-        .unwrap_or(false);
+        let checked =
+            tokio::task::spawn_blocking(move || target.map(|h| bcrypt::verify(&pass, &h))).await;
+        let ok = match checked {
+            Ok(Some(Ok(matched))) => matched && known,
+            Ok(None) => false,
+            // Hashes are checked at load, so this is a bug or a broken library: say so
+            // rather than answer 401 without a word.
+            Ok(Some(Err(e))) => {
+                tracing::error!(user = %user, error = %e, "bcrypt cannot check this user's hash");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the bcrypt check failed");
+                false
+            }
+        };
         if ok {
             let mut set = match self.verified.lock() {
                 Ok(g) => g,
@@ -174,6 +191,117 @@ impl BasicAuth {
             set.insert(key);
         }
         ok
+    }
+}
+
+/// A bounded pool of turns for bcrypt checks, shared fairly between source addresses:
+/// at most `workers` checks run at once, and waiting checks are served one source in
+/// turn (round robin), so a source's first login waits for the checks in progress and
+/// at most one more per other waiting source, however many a flood from one address
+/// has queued.
+#[derive(Clone)]
+struct FairPool(Arc<PoolInner>);
+
+struct PoolInner {
+    workers: usize,
+    state: Mutex<PoolState>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    running: usize,
+    /// Per source, its waiting checks in order; never an empty queue.
+    waiting: HashMap<IpAddr, VecDeque<oneshot::Sender<Turn>>>,
+    /// The sources with waiting checks, in the order they are served.
+    order: VecDeque<IpAddr>,
+}
+
+/// The right to run one check; dropping it hands the turn on.
+struct Turn {
+    pool: Arc<PoolInner>,
+    armed: bool,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if self.armed {
+            self.pool.hand_on();
+        }
+    }
+}
+
+impl FairPool {
+    fn new(workers: usize) -> Self {
+        FairPool(Arc::new(PoolInner {
+            workers: workers.max(1),
+            state: Mutex::new(PoolState::default()),
+        }))
+    }
+
+    /// Wait for a turn for a check from `source`. Dropping the future while waiting
+    /// gives the place up (the turn, if already handed over, is passed on).
+    async fn turn(&self, source: IpAddr) -> Option<Turn> {
+        let rx = {
+            let mut st = self.0.lock();
+            if st.running < self.0.workers && st.order.is_empty() {
+                st.running += 1;
+                return Some(Turn {
+                    pool: self.0.clone(),
+                    armed: true,
+                });
+            }
+            let (tx, rx) = oneshot::channel();
+            let st = &mut *st;
+            let q = st.waiting.entry(source).or_default();
+            if q.is_empty() {
+                st.order.push_back(source);
+            }
+            q.push_back(tx);
+            rx
+        };
+        rx.await.ok()
+    }
+
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.0.lock().waiting.values().map(VecDeque::len).sum()
+    }
+}
+
+impl PoolInner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// A check ended: give its turn to the next source in order, skipping waiters that
+    /// gave up; or free the worker.
+    fn hand_on(self: &Arc<Self>) {
+        let mut st = self.lock();
+        while let Some(source) = st.order.pop_front() {
+            let Some(q) = st.waiting.get_mut(&source) else {
+                continue;
+            };
+            let next = q.pop_front();
+            if q.is_empty() {
+                st.waiting.remove(&source);
+            } else {
+                st.order.push_back(source);
+            }
+            let Some(tx) = next else { continue };
+            let turn = Turn {
+                pool: self.clone(),
+                armed: true,
+            };
+            match tx.send(turn) {
+                Ok(()) => return,
+                // The waiter is gone: disarm the turn (the lock is held) and go on.
+                Err(mut t) => t.armed = false,
+            }
+        }
+        st.running = st.running.saturating_sub(1);
     }
 }
 
@@ -195,6 +323,54 @@ fn parse_basic(header: Option<&HeaderValue>) -> Option<(String, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bcrypt_turns_go_round_the_sources_and_skip_waiters_that_gave_up() {
+        let pool = FairPool::new(1);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = pool.turn(a).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        let enqueue = |src: IpAddr, name: String, tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
+            let (pool, order) = (pool.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let _t = pool.turn(src).await.unwrap();
+                order.lock().unwrap().push(name);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }));
+        };
+        // Ten checks from a flooding address queue first, one of them gives up...
+        for i in 0..10 {
+            enqueue(a, format!("a{i}"), &mut tasks);
+            while pool.waiting() < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let quitter = {
+            let p = pool.clone();
+            tokio::spawn(async move { p.turn(a).await.map(|_| ()) })
+        };
+        while pool.waiting() < 11 {
+            tokio::task::yield_now().await;
+        }
+        quitter.abort();
+        // ...then one from another address.
+        enqueue(b, "b".into(), &mut tasks);
+        while pool.waiting() < 12 {
+            tokio::task::yield_now().await;
+        }
+        drop(first);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order.len(), 11, "{order:?}");
+        let pos = order.iter().position(|n| n == "b").unwrap();
+        assert_eq!(pos, 1, "b waits for one of a's checks, not ten: {order:?}");
+        // Every turn came back: the pool is free again.
+        assert!(pool.turn(b).await.is_some());
+        assert_eq!(pool.waiting(), 0);
+    }
 
     #[test]
     fn basic_header_parsing() {

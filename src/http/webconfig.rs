@@ -23,6 +23,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read as _;
+use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -480,9 +481,15 @@ impl WebConfigSource {
     }
 
     /// Whether the request's `Authorization` header satisfies `cfg`'s basic auth (always
-    /// true when it has no users). bcrypt runs on a blocking thread, one at a time.
-    pub async fn authorize(&self, cfg: &WebConfig, header: Option<&HeaderValue>) -> bool {
-        self.auth.authorize(&cfg.users, header).await
+    /// true when it has no users). Uncached bcrypt checks share a bounded pool fairly
+    /// between source addresses (`source`: the client's).
+    pub async fn authorize(
+        &self,
+        cfg: &WebConfig,
+        header: Option<&HeaderValue>,
+        source: IpAddr,
+    ) -> bool {
+        self.auth.authorize(&cfg.users, header, source).await
     }
 }
 
@@ -495,6 +502,8 @@ mod tests {
     use super::*;
     use base64::Engine as _;
     use std::process::Command;
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     /// Read and build a web config once, as [`WebConfigSource::load`] does.
     fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
@@ -836,12 +845,21 @@ mod tests {
             let v = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
             HeaderValue::from_str(&format!("Basic {v}")).unwrap()
         };
-        assert!(!src.authorize(&cfg, None).await);
-        assert!(!src.authorize(&cfg, Some(&b("alice", "wrong"))).await);
-        assert!(!src.authorize(&cfg, Some(&b("bob", "secret"))).await);
-        assert!(src.authorize(&cfg, Some(&b("alice", "secret"))).await);
-        assert!(src.authorize(&cfg, Some(&b("alice", "secret"))).await);
-        assert!(!src.authorize(&cfg, Some(&b("alice", "secret2"))).await);
+        assert!(!src.authorize(&cfg, None, LOCAL).await);
+        assert!(!src.authorize(&cfg, Some(&b("alice", "wrong")), LOCAL).await);
+        assert!(!src.authorize(&cfg, Some(&b("bob", "secret")), LOCAL).await);
+        assert!(
+            src.authorize(&cfg, Some(&b("alice", "secret")), LOCAL)
+                .await
+        );
+        assert!(
+            src.authorize(&cfg, Some(&b("alice", "secret")), LOCAL)
+                .await
+        );
+        assert!(
+            !src.authorize(&cfg, Some(&b("alice", "secret2")), LOCAL)
+                .await
+        );
         // htpasswd writes `$2y$`: the same algorithm, accepted and verified.
         let h2y = format!("$2y${}", &bcrypt::hash("pw", 4).unwrap()[4..]);
         let f2 = write(
@@ -851,7 +869,7 @@ mod tests {
         );
         let src2 = WebConfigSource::load(f2).unwrap();
         let cfg2 = src2.current();
-        assert!(src2.authorize(&cfg2, Some(&b("bob", "pw"))).await);
-        assert!(!src2.authorize(&cfg2, Some(&b("bob", "px"))).await);
+        assert!(src2.authorize(&cfg2, Some(&b("bob", "pw")), LOCAL).await);
+        assert!(!src2.authorize(&cfg2, Some(&b("bob", "px")), LOCAL).await);
     }
 }
