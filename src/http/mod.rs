@@ -52,8 +52,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 pub const FD_HEADROOM: u64 = 256;
 
 /// The most connections `--web.max-connections auto` allows, whatever the file limit:
-/// memory. An idle connection costs about 9 KiB, a TLS one about 45 KiB (measured in
-/// the README's Security section), so this many stays within the chart's 64 MiB.
+/// memory. A held connection costs 15 KiB (idle) to 27 KiB (TLS, kept alive), measured
+/// by `bench/connections.py`: this many take at most ~28 MiB, which with a 20k-process
+/// node's 13 MiB stays within the chart's 64 MiB limit.
 pub const AUTO_MAX_CONNECTIONS: usize = 1024;
 
 /// What one client may hold, and for how long.
