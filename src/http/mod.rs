@@ -19,6 +19,7 @@ mod admit;
 mod auth;
 mod body;
 mod conn;
+pub(crate) mod listen;
 mod tls;
 pub(crate) mod webconfig;
 

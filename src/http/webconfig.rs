@@ -196,10 +196,13 @@ pub(super) struct Inputs {
     fingerprint: [u8; 32],
 }
 
-/// Read a regular file of at most [`MAX_FILE_BYTES`]. `what` prefixes the error (the
-/// field that names the file, or nothing for the config file itself).
-fn read_bounded(path: &Path, what: &str) -> Result<Vec<u8>, WebConfigError> {
-    let fail = |e: &dyn fmt::Display| err(format!("{what}{}: {e}", path.display()));
+/// Read a regular file of at most [`MAX_FILE_BYTES`]. `field` names the file in the
+/// error with its path; None for the config file itself, which every caller names.
+fn read_bounded(path: &Path, field: Option<&str>) -> Result<Vec<u8>, WebConfigError> {
+    let fail = |e: &dyn fmt::Display| match field {
+        Some(f) => err(format!("{f}: {}: {e}", path.display())),
+        None => err(e.to_string()),
+    };
     // O_NONBLOCK: opening a FIFO without a writer must not block; it is refused below.
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -228,7 +231,7 @@ fn read_bounded(path: &Path, what: &str) -> Result<Vec<u8>, WebConfigError> {
 /// Read the config file and the files it names. Relative paths in the file are relative
 /// to the file's directory, as in exporter-toolkit.
 fn read_inputs(path: &Path) -> Result<Inputs, WebConfigError> {
-    let text = read_bounded(path, "")?;
+    let text = read_bounded(path, None)?;
     let (raw, empty) = match parse_yaml(&text)? {
         Some(raw) => (raw, false),
         None => (RawFile::default(), true),
@@ -243,7 +246,7 @@ fn read_inputs(path: &Path) -> Result<Inputs, WebConfigError> {
                 ctx.update(&[0]);
                 return Ok(None);
             };
-            let bytes = read_bounded(&dir.join(name), &format!("{field}: "))?;
+            let bytes = read_bounded(&dir.join(name), Some(field))?;
             ctx.update(&[1]);
             ctx.update(&(bytes.len() as u64).to_le_bytes());
             ctx.update(&bytes);
