@@ -634,8 +634,8 @@ mod tests {
         let pid = (1..1000)
             .filter_map(|pid| reader.read(pid))
             .find(|f| {
-                let r = f.record();
-                r.container.is_some() && r.comm != "runc"
+                f.record()
+                    .is_some_and(|r| r.container.is_some() && r.comm != "runc")
             })
             .map(|f| f.pid())
             .expect("a container process in the fixture tree");

@@ -85,7 +85,7 @@ pub fn run(opts: &ScanOptions, args: &WatchArgs) -> ExitCode {
             };
             let Some(rec) = reader
                 .read(tgid)
-                .and_then(|f| record(&host, f.record(), &mut runtime))
+                .and_then(|f| record(&host, f.record()?, &mut runtime))
             else {
                 continue;
             };

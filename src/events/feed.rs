@@ -278,7 +278,7 @@ pub fn run<T>(mut conn: Connector, inbox: Arc<Inbox<T>>, mut read: impl FnMut(u3
 
 /// How long the sampler lets a burst gather after the first event of a batch: reads
 /// are already done by then, so this only bounds how often a new state is published.
-pub const COALESCE: Duration = Duration::from_millis(100);
+pub const COALESCE: Duration = Duration::from_millis(250);
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use super::hostref::{self, FIXED_INITIAL};
-use super::process::{read_proc, CgroupCache, Ctx, Proc, Worker};
+use super::process::{read_container_proc, CgroupCache, Ctx, Found, Proc, Worker};
 use super::summary::summarise;
 use super::{read_uid_map, Scanner};
 use crate::events::ledger::runtime_setup;
@@ -42,18 +42,21 @@ pub struct ExecReader {
 /// One process as read right after its exec, ready to be folded.
 #[derive(Debug)]
 pub struct Fresh {
-    proc: Proc,
+    pid: u32,
+    /// `None` for a process in no container: only its cgroup was read (the periodic
+    /// scan, not events, keeps host processes).
+    proc: Option<Proc>,
     uid_map: Option<UidMap>,
 }
 
 impl Fresh {
     pub fn pid(&self) -> u32 {
-        self.proc.pid
+        self.pid
     }
 
-    /// The record a scan would make of it.
-    pub fn record(&self) -> ProcRecord {
-        self.proc.record()
+    /// The record a scan would make of it; `None` for a process in no container.
+    pub fn record(&self) -> Option<ProcRecord> {
+        self.proc.as_ref().map(Proc::record)
     }
 }
 
@@ -98,9 +101,17 @@ impl ExecReader {
             cgroups: &self.cgroups,
             procfs: self.procfs,
             quick: false,
+            baseline: false,
         };
-        let proc = match read_proc(&ctx, pid, None, &mut self.w) {
-            Ok(p) if !p.kernel_thread => p,
+        let proc = match read_container_proc(&ctx, pid, &mut self.w) {
+            Ok(Found::Read(p)) if !p.kernel_thread => p,
+            Ok(Found::Host) => {
+                return Some(Fresh {
+                    pid,
+                    proc: None,
+                    uid_map: None,
+                })
+            }
             _ => return None,
         };
         // A process that exits while its links are read loses the rest of them (ENOENT,
@@ -127,8 +138,23 @@ impl ExecReader {
         } else {
             None
         };
-        Some(Fresh { proc, uid_map })
+        Some(Fresh {
+            pid,
+            proc: Some(proc),
+            uid_map,
+        })
     }
+}
+
+/// What a batch of changes makes of one PID.
+enum Slot {
+    /// This process, as read after its exec.
+    New(Proc),
+    /// No process of interest: exited, or not yet one to count.
+    Gone,
+    /// A host process exec'd: whatever the latest scan found there stays, if it was not
+    /// a container's.
+    Host,
 }
 
 /// One change to fold, at the kernel's time of the event.
@@ -153,29 +179,45 @@ impl Scanner {
         changes.sort_by_key(|(ts, _)| *ts);
         // The last change of each PID wins: an exit after an exec removes it, a new
         // exec after an exit (a reused PID) puts the new process in.
-        let mut by_pid: BTreeMap<u32, Option<Proc>> = BTreeMap::new();
+        let mut by_pid: BTreeMap<u32, Slot> = BTreeMap::new();
         let mut records = Vec::new();
         for (_, c) in changes {
             match c {
-                Change::Exec(f) => {
-                    if f.proc.container().is_some() {
-                        let r = f.proc.record();
+                Change::Exec(Fresh {
+                    pid,
+                    proc: None,
+                    ..
+                }) => {
+                    // A host process: what a scan found at this PID stays, unless that
+                    // is gone (an exit before, the PID reused) or was a container's.
+                    let slot = by_pid.entry(pid).or_insert(Slot::Host);
+                    if let Slot::New(_) = slot {
+                        *slot = Slot::Gone;
+                    }
+                }
+                Change::Exec(Fresh {
+                    pid,
+                    proc: Some(proc),
+                    uid_map,
+                }) => {
+                    if proc.container().is_some() {
+                        let r = proc.record();
                         if runtime_setup(&r.comm, r.ns.shares(&last.host.ns, NsType::Mnt)) {
                             // The runtime, not yet the container (see `runtime_setup`):
                             // left out until the exec that makes it the container's,
                             // or the next scan, shows what it became.
-                            by_pid.insert(f.proc.pid, None);
+                            by_pid.insert(pid, Slot::Gone);
                             continue;
                         }
                         records.push(r);
                     }
-                    if let (Some(userns), Some(map)) = (f.proc.ns.get(NsType::User), f.uid_map) {
+                    if let (Some(userns), Some(map)) = (proc.ns.get(NsType::User), uid_map) {
                         self.uid_maps.entry(userns).or_insert(map);
                     }
-                    by_pid.insert(f.proc.pid, Some(f.proc));
+                    by_pid.insert(pid, Slot::New(proc));
                 }
                 Change::Exit(pid) => {
-                    by_pid.insert(pid, None);
+                    by_pid.insert(pid, Slot::Gone);
                 }
             }
         }
@@ -188,26 +230,28 @@ impl Scanner {
                 if *pid >= p.pid {
                     break;
                 }
-                if let Some((_, Some(n))) = changes.next() {
+                if let Some((_, Slot::New(n))) = changes.next() {
                     merged.push(n);
                 }
             }
             match changes.peek() {
-                Some((pid, _)) if *pid == p.pid => {
+                Some((pid, _)) if *pid == p.pid => match changes.next() {
+                    Some((_, Slot::New(n))) => merged.push(n),
                     // An exit of a kernel thread is not news to anyone: keep it.
-                    match changes.next() {
-                        Some((_, Some(n))) => merged.push(n),
-                        _ if p.kernel_thread => merged.push(p),
-                        _ => {}
-                    }
-                }
+                    _ if p.kernel_thread => merged.push(p),
+                    Some((_, Slot::Host)) if p.container().is_none() => merged.push(p),
+                    _ => {}
+                },
                 _ => merged.push(p),
             }
         }
-        merged.extend(changes.filter_map(|(_, n)| n));
+        merged.extend(changes.filter_map(|(_, n)| match n {
+            Slot::New(n) => Some(n),
+            _ => None,
+        }));
         self.procs = merged;
         let mut snap = summarise(
-            &self.opts.paths,
+            last.node,
             &self.procs,
             last.pinned,
             last.host,

@@ -125,6 +125,7 @@ struct LastScan {
     pinned: BTreeMap<(NsType, u64), Vec<String>>,
     taken_at: SystemTime,
     duration: Duration,
+    node: summary::NodeFacts,
 }
 
 impl Scanner {
@@ -242,6 +243,7 @@ impl Scanner {
                 && self.last_end.is_some_and(|end| {
                     started.saturating_duration_since(end) >= self.opts.idle_gap
                 }),
+            baseline: true,
         };
         let prev = &self.procs;
         let mut procs = std::mem::take(&mut self.spare);
@@ -334,14 +336,16 @@ impl Scanner {
         self.uid_maps.retain(|k, _| seen_userns.contains(k));
 
         let pinned = read_pinned(&proc_dir, procs, &mut errors);
+        let node = summary::NodeFacts::read(&self.opts.paths);
         self.last = Some(LastScan {
             host: host.clone(),
             pinned: pinned.clone(),
             taken_at,
             duration: started.elapsed(),
+            node,
         });
         let mut snapshot = summarise(
-            &self.opts.paths,
+            node,
             procs,
             pinned,
             host,

@@ -88,6 +88,7 @@ pub fn read_one(opts: &ScanOptions, pid: u32) -> Result<ProcessView, ProcessErro
         cgroups: &cgroups,
         procfs: proc_dir.is_procfs(),
         quick: false,
+        baseline: true,
     };
     let mut w = Worker::default();
     let record = match read_proc(&ctx, pid, None, &mut w) {

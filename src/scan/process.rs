@@ -225,6 +225,11 @@ pub(super) struct Ctx<'a> {
     pub(super) procfs: bool,
     /// This scan started long enough after the last one for the quick check.
     pub(super) quick: bool,
+    /// Read the `schedstat` baseline that lets the next scan reuse this read. A read
+    /// right after an exec does without (three syscalls of about twenty, for each of
+    /// hundreds of execs a second): the next scan reads such a process whole, as it
+    /// would any process that ran since, and most are gone by then anyway.
+    pub(super) baseline: bool,
 }
 
 /// Per-worker state: reusable buffers (so a scan does not allocate per file), errors
@@ -294,9 +299,52 @@ pub(super) fn read_proc(
     w: &mut Worker,
 ) -> Result<Proc, (bool, ProcError)> {
     let dir = ctx.proc_dir.open_pid(pid).map_err(|e| (false, e.into()))?;
+    read_proc_in(ctx, &dir, pid, before, w, None)
+}
+
+/// What [`read_container_proc`] found.
+pub(super) enum Found {
+    /// A process whose cgroup attributes it to no container (read no further).
+    Host,
+    /// A process attributed to a container, or whose cgroup could not be attributed,
+    /// read whole.
+    Read(Proc),
+}
+
+/// Read `pid` whole only when it is a container's: its cgroup first (one file), the
+/// rest (identity, UID, namespace links: about a dozen syscalls) only when the cgroup
+/// names a container, or cannot be used (a process must not hide by naming its cgroup
+/// oddly). For reads right after an exec, where host processes are most execs of a
+/// node and matter only to the periodic scan.
+pub(super) fn read_container_proc(
+    ctx: &Ctx<'_>,
+    pid: u32,
+    w: &mut Worker,
+) -> Result<Found, (bool, ProcError)> {
+    let dir = ctx.proc_dir.open_pid(pid).map_err(|e| (false, e.into()))?;
+    let cgroup = read_cgroup(ctx, &dir, pid, None, w).map_err(|e| (false, e))?;
+    if cgroup
+        .as_ref()
+        .is_some_and(|c| c.container.is_none() && !c.unparseable)
+    {
+        return Ok(Found::Host);
+    }
+    read_proc_in(ctx, &dir, pid, None, w, Some(cgroup)).map(Found::Read)
+}
+
+/// [`read_proc`] through the open PID directory `dir`, with the cgroup attribution
+/// already read when `cgroup` is given.
+fn read_proc_in(
+    ctx: &Ctx<'_>,
+    dir: &Dir,
+    pid: u32,
+    before: Option<&Proc>,
+    w: &mut Worker,
+    cgroup: Option<Option<Arc<CgroupEntry>>>,
+) -> Result<Proc, (bool, ProcError)> {
     if ctx.quick {
         if let Some(b) = before.filter(|b| b.alone) {
-            match quick_check(ctx, &dir, pid, b, w) {
+            match quick_check(ctx, dir, pid, b, w) {
                 Ok(Some(p)) => return Ok(p),
                 Ok(None) => {}
                 Err(e) => return Err((b.kernel_thread, e)),
@@ -313,15 +361,15 @@ pub(super) fn read_proc(
     let comm = Comm::new(stat.comm);
     // The baseline must be read before anything it vouches for (UID, links): see the
     // module docs. A kernel without schedstat, or one that reports zeros, gives none.
-    let activity = match dir.read_single_at(c"schedstat", &mut w.file) {
-        Ok(()) => parse_schedstat(&w.file)
+    let activity = match ctx.baseline.then(|| dir.read_single_at(c"schedstat", &mut w.file)) {
+        Some(Ok(())) => parse_schedstat(&w.file)
             .filter(|&(runtime, pcount)| runtime > 0 && pcount > 0)
             .map(|(runtime, pcount)| Activity {
                 runtime,
                 pcount: pcount as u32,
                 minflt: minflt as u32,
             }),
-        Err(_) => None,
+        Some(Err(_)) | None => None,
     };
     let unchanged = before.filter(|b| {
         matches!(state, b'S' | b'D' | b'I' | b'T' | b't')
@@ -345,7 +393,7 @@ pub(super) fn read_proc(
                     .map_err(|e| err(e.into()))?;
                 (parse_status_euid(&w.file).map_err(|e| err(e.into()))?, None)
             };
-            let ns = hostref::read_ns_links_in(&dir).map_err(|e| err(e.into()))?;
+            let ns = hostref::read_ns_links_in(dir).map_err(|e| err(e.into()))?;
             (host_euid, Inodes::from_set(&ns), dir_id)
         }
     };
@@ -355,10 +403,10 @@ pub(super) fn read_proc(
     } else {
         w.read += 1;
     }
-    let cgroup = if kernel_thread {
-        None
-    } else {
-        read_cgroup(ctx, &dir, pid, before, w).map_err(err)?
+    let cgroup = match cgroup {
+        _ if kernel_thread => None,
+        Some(c) => c,
+        None => read_cgroup(ctx, dir, pid, before, w).map_err(err)?,
     };
     Ok(Proc {
         pid,

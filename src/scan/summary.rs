@@ -13,6 +13,27 @@ use crate::procfs::paths::HostPaths;
 
 use super::process::{sanitize_comm, Proc};
 
+/// What a summary says of the node besides its processes: read once per scan, not per
+/// fold of process events (ten folds a second would re-read nine files each time).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NodeFacts {
+    pub limits: [Option<u64>; 8],
+    pub reader_in_child_userns: bool,
+}
+
+impl NodeFacts {
+    pub fn read(paths: &HostPaths) -> Self {
+        let reader_in_child_userns = std::fs::read_to_string(paths.proc("self/uid_map"))
+            .ok()
+            .and_then(|s| parse::parse_uid_map(&s).ok())
+            .is_some_and(|m| !m.is_identity_full());
+        NodeFacts {
+            limits: read_limits(paths),
+            reader_in_child_userns,
+        }
+    }
+}
+
 /// Read `/proc/sys/user/max_<type>_namespaces` for every type.
 pub(super) fn read_limits(paths: &HostPaths) -> [Option<u64>; 8] {
     let mut out = [None; 8];
@@ -26,7 +47,7 @@ pub(super) fn read_limits(paths: &HostPaths) -> [Option<u64>; 8] {
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn summarise(
-    paths: &HostPaths,
+    node: NodeFacts,
     procs: &[Proc],
     pinned_mounts: BTreeMap<(NsType, u64), Vec<String>>,
     host: crate::model::HostRef,
@@ -116,10 +137,6 @@ pub(super) fn summarise(
             });
         }
     }
-    let reader_in_child_userns = std::fs::read_to_string(paths.proc("self/uid_map"))
-        .ok()
-        .and_then(|s| parse::parse_uid_map(&s).ok())
-        .is_some_and(|m| !m.is_identity_full());
     Snapshot {
         taken_at,
         duration: started.elapsed(),
@@ -129,13 +146,13 @@ pub(super) fn summarise(
             .collect(),
         processes,
         counts,
-        limits: read_limits(paths),
+        limits: node.limits,
         host_ns_processes,
         containers,
         pinned,
         errors,
         host,
-        reader_in_child_userns,
+        reader_in_child_userns: node.reader_in_child_userns,
         runtime_read_errors: Vec::new(),
     }
 }
