@@ -184,9 +184,7 @@ impl Scanner {
         for (_, c) in changes {
             match c {
                 Change::Exec(Fresh {
-                    pid,
-                    proc: None,
-                    ..
+                    pid, proc: None, ..
                 }) => {
                     // A host process: what a scan found at this PID stays, unless that
                     // is gone (an exit before, the PID reused) or was a container's.
@@ -263,5 +261,87 @@ impl Scanner {
         snap.duration = last.duration;
         self.attach_runtime(&mut snap);
         Some((snap, records))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs::paths::HostPaths;
+    use crate::scan::ScanOptions;
+
+    /// The fixture tree, with the `time` link this kernel has and the fixture lacks (a
+    /// read that misses a link the kernel has is of a process already gone).
+    fn fixture() -> (tempfile::TempDir, ScanOptions) {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc");
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&fixture)
+            .arg(dir.path())
+            .status()
+            .expect("cp");
+        assert!(st.success(), "cp -a {}", fixture.display());
+        let procfs = dir.path().join("proc");
+        for e in std::fs::read_dir(&procfs).unwrap().flatten() {
+            let ns = e.path().join("ns");
+            if ns.is_dir() && !ns.join("time").exists() {
+                std::os::unix::fs::symlink("time:[4026531834]", ns.join("time")).unwrap();
+            }
+        }
+        let opts = ScanOptions {
+            paths: HostPaths::new(&procfs),
+            ..ScanOptions::default()
+        };
+        (dir, opts)
+    }
+
+    /// A host process's exec is read by its cgroup alone and leaves the scan's record
+    /// of it in place; an exit before it (a reused PID) still removes the old one; a
+    /// container process's exec is read whole and counted.
+    #[test]
+    fn host_execs_keep_the_scans_record_and_exits_still_remove() {
+        let (_dir, opts) = fixture();
+        let mut reader = ExecReader::new(&opts).unwrap();
+        let mut scanner = Scanner::new(opts);
+        let first = scanner.scan().unwrap();
+        let fresh: Vec<Fresh> = (1..1000).filter_map(|p| reader.read(p)).collect();
+        let host = fresh
+            .iter()
+            .find(|f| f.record().is_none())
+            .map(Fresh::pid)
+            .expect("a host process in the fixture tree");
+        let container = fresh
+            .iter()
+            .find(|f| f.record().is_some_and(|r| r.comm != "runc"))
+            .map(Fresh::pid)
+            .expect("a container process in the fixture tree");
+
+        let (snap, records) = scanner
+            .fold(vec![(1, Change::Exec(reader.read(host).unwrap()))])
+            .unwrap();
+        assert_eq!(
+            snap.processes, first.processes,
+            "a host exec dropped a process"
+        );
+        assert!(records.is_empty());
+
+        let (snap, _) = scanner
+            .fold(vec![
+                (1, Change::Exit(host)),
+                (2, Change::Exec(reader.read(host).unwrap())),
+            ])
+            .unwrap();
+        assert_eq!(
+            snap.processes,
+            first.processes - 1,
+            "an exit followed by a host exec at the same PID kept the old process"
+        );
+
+        let (_, records) = scanner
+            .fold(vec![(3, Change::Exec(reader.read(container).unwrap()))])
+            .unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].pid, container);
     }
 }

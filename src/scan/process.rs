@@ -361,7 +361,10 @@ fn read_proc_in(
     let comm = Comm::new(stat.comm);
     // The baseline must be read before anything it vouches for (UID, links): see the
     // module docs. A kernel without schedstat, or one that reports zeros, gives none.
-    let activity = match ctx.baseline.then(|| dir.read_single_at(c"schedstat", &mut w.file)) {
+    let activity = match ctx
+        .baseline
+        .then(|| dir.read_single_at(c"schedstat", &mut w.file))
+    {
         Some(Ok(())) => parse_schedstat(&w.file)
             .filter(|&(runtime, pcount)| runtime > 0 && pcount > 0)
             .map(|(runtime, pcount)| Activity {
