@@ -234,7 +234,8 @@ impl Sampler {
     /// namespace. Returns the new exposition when the containers' picture changed (an
     /// exec counted, a container process gone), `None` when there is nothing new to
     /// publish (the state is still folded; the next publish shows it).
-    pub fn fold_events(&mut self, batch: Pending<Fresh>) -> Option<Exposition> {
+    /// The batch's lists are left empty, their capacity for [`Inbox::recycle`].
+    pub fn fold_events(&mut self, batch: &mut Pending<Fresh>) -> Option<Exposition> {
         self.counters.exec_events = self.counters.exec_events.max(batch.stats.execs);
         self.counters.events_lost += batch.lost;
         if batch.lost > 0 {
@@ -257,18 +258,19 @@ impl Sampler {
         let mut changes: Vec<(u64, Change)> =
             Vec::with_capacity(batch.execs.len() + batch.exits.len());
         let received = batch.execs.first().map(|e| e.received);
-        for e in batch.execs {
-            match e.read {
-                Some(f) => changes.push((e.kernel_ns, Change::Exec(f))),
-                // Gone before the events thread could read it (a process that lives a
-                // millisecond): counted like a process that vanishes mid-scan.
-                None => self.counters.errors.vanished += 1,
-            }
-        }
+        // Gone before the events thread could read them (processes that live a
+        // millisecond): counted like processes that vanish mid-scan.
+        self.counters.errors.vanished += batch.vanished;
+        changes.extend(
+            batch
+                .execs
+                .drain(..)
+                .map(|e| (e.kernel_ns, Change::Exec(e.read))),
+        );
         changes.extend(
             batch
                 .exits
-                .into_iter()
+                .drain(..)
                 .map(|(ts, pid)| (ts, Change::Exit(pid))),
         );
         if changes.is_empty() {
@@ -528,11 +530,12 @@ pub fn run(mut sampler: Sampler, shared: Arc<Shared>, inbox: Arc<Inbox<Fresh>>) 
                 if !inbox.sleep_until((Instant::now() + feed::COALESCE).min(next_scan)) {
                     return;
                 }
-                let batch = inbox.take();
+                let mut batch = inbox.take();
                 let needs_scan = batch.needs_scan;
-                if let Some(e) = sampler.fold_events(batch) {
+                if let Some(e) = sampler.fold_events(&mut batch) {
                     shared.publish(e);
                 }
+                inbox.recycle(batch);
                 if needs_scan {
                     // Repair what the lost events would have told, at once (or as soon
                     // as the gap allows), then on the usual interval.
@@ -643,8 +646,9 @@ mod tests {
         const N: u64 = 250;
         let started = Instant::now();
         for i in 0..N {
-            let read = reader.read(pid);
-            assert!(read.is_some(), "fixture process {pid} read");
+            let read = reader
+                .read(pid)
+                .unwrap_or_else(|| panic!("fixture process {pid} read"));
             inbox.update(|p| {
                 p.execs.push(Exec {
                     pid,

@@ -27,14 +27,17 @@ pub struct Exec<T> {
     pub kernel_ns: u64,
     /// When this thread received it.
     pub received: Instant,
-    /// What the reader made of it; `None` when it could not be read (gone already).
-    pub read: Option<T>,
+    /// What the reader made of it.
+    pub read: T,
 }
 
 /// What waits for the sampler.
 #[derive(Debug)]
 pub struct Pending<T> {
     pub execs: Vec<Exec<T>>,
+    /// Execs whose process was gone before it could be read (kept as a count, not as
+    /// an entry: in a flood of short-lived processes most are).
+    pub vanished: u64,
     /// Processes (thread-group leaders) that exited, with the kernel's time of it.
     pub exits: Vec<(u64, u32)>,
     /// Events lost since the last batch: sequence gaps, overruns, and execs past
@@ -53,6 +56,7 @@ impl<T> Default for Pending<T> {
     fn default() -> Self {
         Pending {
             execs: Vec::new(),
+            vanished: 0,
             exits: Vec::new(),
             lost: 0,
             needs_scan: false,
@@ -65,7 +69,11 @@ impl<T> Default for Pending<T> {
 impl<T> Pending<T> {
     /// Whether there is anything for the sampler to act on.
     pub fn is_empty(&self) -> bool {
-        self.execs.is_empty() && self.exits.is_empty() && self.lost == 0 && !self.needs_scan
+        self.execs.is_empty()
+            && self.vanished == 0
+            && self.exits.is_empty()
+            && self.lost == 0
+            && !self.needs_scan
     }
 }
 
@@ -85,6 +93,10 @@ pub enum Wake {
 #[derive(Debug)]
 pub struct Inbox<T> {
     state: Mutex<(Pending<T>, bool)>,
+    /// The lists of the batch before the last, emptied and handed back with
+    /// [`Inbox::recycle`]: each batch fills the other pair's capacity instead of
+    /// growing new lists, so memory stays at its peak instead of fragmenting.
+    spare: Mutex<(Vec<Exec<T>>, Vec<(u64, u32)>)>,
     cv: Condvar,
 }
 
@@ -92,6 +104,7 @@ impl<T> Default for Inbox<T> {
     fn default() -> Self {
         Inbox {
             state: Mutex::new((Pending::default(), false)),
+            spare: Mutex::new((Vec::new(), Vec::new())),
             cv: Condvar::new(),
         }
     }
@@ -175,14 +188,29 @@ impl<T> Inbox<T> {
 
     /// Take everything pending (the connector's counts stay, as the latest known).
     pub fn take(&self) -> Pending<T> {
+        let (execs, exits) = std::mem::take(&mut *self.spare_lock());
         let mut g = self.lock();
         let stats = g.0.stats;
         let ended = g.0.ended;
         let mut out = std::mem::take(&mut g.0);
         g.0.stats = stats;
         g.0.ended = ended;
+        g.0.execs = execs;
+        g.0.exits = exits;
         out.stats = stats;
         out
+    }
+
+    /// Hand back a taken batch's lists, for their capacity (what is left in them is
+    /// dropped).
+    pub fn recycle(&self, mut batch: Pending<T>) {
+        batch.execs.clear();
+        batch.exits.clear();
+        *self.spare_lock() = (batch.execs, batch.exits);
+    }
+
+    fn spare_lock(&self) -> std::sync::MutexGuard<'_, (Vec<Exec<T>>, Vec<(u64, u32)>)> {
+        self.spare.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -203,12 +231,15 @@ pub fn absorb<T>(
                     pending.needs_scan = true;
                     continue;
                 }
-                pending.execs.push(Exec {
-                    pid: tgid,
-                    kernel_ns: m.timestamp_ns,
-                    received,
-                    read: read(tgid),
-                });
+                match read(tgid) {
+                    Some(r) => pending.execs.push(Exec {
+                        pid: tgid,
+                        kernel_ns: m.timestamp_ns,
+                        received,
+                        read: r,
+                    }),
+                    None => pending.vanished += 1,
+                }
             }
             // Only the leader's exit ends the process; a thread's exit ends a thread.
             ProcEvent::Exit { pid, tgid, .. } if pid == tgid => {
@@ -256,6 +287,7 @@ pub fn run<T>(mut conn: Connector, inbox: Arc<Inbox<T>>, mut read: impl FnMut(u3
         inbox.update(|p| {
             p.stats = stats;
             p.lost += local.lost;
+            p.vanished += local.vanished;
             p.needs_scan |= local.needs_scan;
             let room = MAX_PENDING.saturating_sub(p.execs.len());
             if local.execs.len() > room {
@@ -272,6 +304,7 @@ pub fn run<T>(mut conn: Connector, inbox: Arc<Inbox<T>>, mut read: impl FnMut(u3
         local.execs.clear();
         local.exits.clear();
         local.lost = 0;
+        local.vanished = 0;
         local.needs_scan = false;
     }
 }
@@ -321,9 +354,10 @@ mod tests {
         absorb(&mut p, &msgs, now, &mut |pid| {
             (pid == 10).then(|| format!("read {pid}"))
         });
-        assert_eq!(p.execs.len(), 2);
-        assert_eq!(p.execs[0].read.as_deref(), Some("read 10"));
-        assert_eq!(p.execs[1].read, None);
+        assert_eq!(p.execs.len(), 1);
+        assert_eq!(p.execs[0].read, "read 10");
+        // Gone before it could be read: counted, not kept.
+        assert_eq!(p.vanished, 1);
         assert_eq!(p.execs[0].kernel_ns, 7);
         assert_eq!(p.exits, [(7, 11)]);
         assert!(!p.needs_scan);
