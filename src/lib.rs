@@ -18,6 +18,7 @@
 //! - [`telemetry`]: logging through tracing, as logfmt or JSON.
 //! - [`report`]: `report`, `inspect` and `diff` for a person at a terminal.
 
+pub mod alerting;
 pub mod cgroup;
 pub mod config;
 pub mod hostref;

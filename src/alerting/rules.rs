@@ -1,0 +1,524 @@
+//! In-process alert evaluation: from each published snapshot, the alerts that hold now,
+//! with the rules file's names, labels and meaning where they overlap
+//! (`charts/nsexporter/files/nsexporter.rules.yml`). Unlike the rules, these have no
+//! `for`: they fire on the first snapshot that shows the condition, which is the point
+//! of the sidecar.
+//!
+//! | alert | condition (per snapshot) | labels |
+//! |---|---|---|
+//! | `NsexporterHostNetworkContainer`, `…HostPIDContainer`, `…HostIPCContainer` | a container not allowed has a process in the host net/pid/ipc namespace | `type`, `container_id`, `uid`, `runtime`, `comm` (+ names) |
+//! | `NsexporterContainerHostRoot` | a container not allowed (nor in a host-root namespace) has a process with host-view effective UID 0 | `container_id`, `uid`, `runtime`, `comm` (+ names) |
+//! | `NsexporterNamespacesNearLimit` | namespaces of a type above 85% of `user.max_<type>_namespaces` | `type` |
+//! | `NsexporterPinnedNamespacesGrowing` | at least 10 pinned namespaces of a type, and 5 more than the lowest count seen in the last 6 hours | `type` |
+//!
+//! Every alert also has `alertname`, `severity` (as in the rules), `node` and
+//! `source="nsexporter-sidecar"`, the label that tells these from the rules' copies.
+//!
+//! The rules' `NsexporterNewHostNamespaceWorkload` ("new in the cluster against the
+//! previous day") needs the cluster's history, which one node does not have; the
+//! per-type alerts above fire the moment any workload that is not allowed appears in a
+//! host namespace, which is what a sidecar can say first.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use super::allow::{workload_of_pod, AllowList, Subject};
+use super::{Alert, SOURCE_LABEL, SOURCE_VALUE};
+use crate::model::{ContainerSummary, NsType, Snapshot};
+
+/// Where the runbooks live (the rules' `runbook_url` base).
+const RUNBOOK: &str = "https://github.com/nsexporter/nsexporter/blob/main/README.md#alert-";
+
+/// Share of a namespace limit above which NsexporterNamespacesNearLimit fires.
+const NEAR_LIMIT: f64 = 0.85;
+/// NsexporterPinnedNamespacesGrowing: at least this many pinned namespaces…
+const PINNED_MIN: u64 = 10;
+/// …and this many more than the lowest count within `PINNED_WINDOW`.
+const PINNED_GROWTH: u64 = 5;
+const PINNED_WINDOW: Duration = Duration::from_secs(6 * 3600);
+/// The pinned-count history keeps one minimum per bucket of this length.
+const PINNED_BUCKET: Duration = Duration::from_secs(60);
+
+/// The host-namespace alerts, per type.
+const HOST_NS_ALERTS: [(NsType, &str, &str, &str); 3] = [
+    (
+        NsType::Net,
+        "NsexporterHostNetworkContainer",
+        "warning",
+        "network namespace: it sees every interface of the node and can bind its ports and its loopback",
+    ),
+    (
+        NsType::Pid,
+        "NsexporterHostPIDContainer",
+        "critical",
+        "PID namespace: it sees every process of the node and, with the right capabilities, can signal or trace them",
+    ),
+    (
+        NsType::Ipc,
+        "NsexporterHostIPCContainer",
+        "warning",
+        "IPC namespace: it can reach the node's System V shared memory, semaphores and POSIX message queues",
+    ),
+];
+
+/// Every alert name the sidecar can send, for the `nsexporter_alerts` series.
+pub const ALERT_NAMES: [&str; 6] = [
+    "NsexporterHostNetworkContainer",
+    "NsexporterHostPIDContainer",
+    "NsexporterHostIPCContainer",
+    "NsexporterContainerHostRoot",
+    "NsexporterNamespacesNearLimit",
+    "NsexporterPinnedNamespacesGrowing",
+];
+
+/// The result of evaluating one snapshot.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// Alerts that hold now, not allowed.
+    pub firing: Vec<Alert>,
+    /// Per alert name, how many would have fired but were allow-listed.
+    pub allowed: BTreeMap<&'static str, u64>,
+}
+
+/// Evaluates snapshots; keeps what spans them (the pinned-namespace history).
+#[derive(Debug)]
+pub struct Evaluator {
+    node: String,
+    allow: AllowList,
+    /// Per type, (bucket start, lowest pinned count in that bucket), oldest first.
+    pinned: [VecDeque<(SystemTime, u64)>; 8],
+}
+
+impl Evaluator {
+    pub fn new(node: String, allow: AllowList) -> Evaluator {
+        Evaluator {
+            node,
+            allow,
+            pinned: Default::default(),
+        }
+    }
+
+    fn base_labels(&self, alertname: &str, severity: &str) -> BTreeMap<String, String> {
+        let mut l = BTreeMap::new();
+        l.insert("alertname".into(), alertname.into());
+        l.insert("severity".into(), severity.into());
+        l.insert("node".into(), self.node.clone());
+        l.insert(SOURCE_LABEL.into(), SOURCE_VALUE.into());
+        l
+    }
+
+    pub fn evaluate(&mut self, snap: &Snapshot) -> Evaluation {
+        let mut ev = Evaluation::default();
+        for c in snap.containers.values() {
+            self.container_alerts(c, &mut ev);
+        }
+        // EXTENSION POINT (issue 12, namespace escapes): NsexporterNamespaceEscape
+        // (severity critical, fires at once) is evaluated here once the snapshot carries
+        // each container's escaped processes per type. Its opt-out is by pod namespace or
+        // container name only (no workload or comm allow-list by default), so it needs its
+        // own AllowList section. Nothing is evaluated for it yet: the snapshot has no
+        // escape data, and the sidecar does not pretend to.
+        self.capacity_alerts(snap, &mut ev);
+        self.pinned_alerts(snap, &mut ev);
+        ev
+    }
+
+    fn container_alerts(&self, c: &ContainerSummary, ev: &mut Evaluation) {
+        // Names: none in the snapshot yet. EXTENSION POINT (issue 14, runtime bundles):
+        // fill namespace, pod and container name from the container's bundle here; the
+        // workload then follows from the pod name.
+        let (namespace, pod, container_name): (Option<&str>, Option<&str>, Option<&str>) =
+            (None, None, None);
+        let workload = pod.map(workload_of_pod);
+        let subject = Subject {
+            container: &c.container,
+            comm: &c.comm,
+            namespace,
+            pod,
+            workload,
+            container_name,
+        };
+        let who = describe(&subject);
+        let container_labels = |l: &mut BTreeMap<String, String>| {
+            l.insert("container_id".into(), c.container.container_id());
+            l.insert("runtime".into(), c.container.runtime.name().into());
+            put(l, "uid", &c.container.pod_uid);
+            put(l, "comm", &c.comm);
+            put(l, "namespace", namespace.unwrap_or(""));
+            put(l, "pod", pod.unwrap_or(""));
+            put(l, "workload", workload.unwrap_or(""));
+            put(l, "container", container_name.unwrap_or(""));
+        };
+        for (t, name, severity, what) in HOST_NS_ALERTS {
+            let n = c.host_ns_processes[t.index()];
+            if n == 0 {
+                continue;
+            }
+            if self.allow.allows(&subject) {
+                *ev.allowed.entry(name).or_default() += 1;
+                continue;
+            }
+            let mut labels = self.base_labels(name, severity);
+            labels.insert("type".into(), t.name().into());
+            container_labels(&mut labels);
+            let word = match t {
+                NsType::Net => "network",
+                NsType::Pid => "PID",
+                _ => "IPC",
+            };
+            ev.firing.push(Alert {
+                labels,
+                annotations: annotations(
+                    name,
+                    &format!("A container shares the host {word} namespace."),
+                    format!(
+                        "{who} on node {} has {n} process(es) in the host {what}.",
+                        self.node
+                    ),
+                ),
+            });
+        }
+        if c.host_root_processes > 0 {
+            let name = "NsexporterContainerHostRoot";
+            if self.allow.allows_host_root(&subject) {
+                *ev.allowed.entry(name).or_default() += 1;
+            } else {
+                let mut labels = self.base_labels(name, "info");
+                container_labels(&mut labels);
+                ev.firing.push(Alert {
+                    labels,
+                    annotations: annotations(
+                        name,
+                        "A container runs processes as root of the host.",
+                        format!(
+                            "{who} on node {} has {} process(es) whose effective UID is 0 in \
+                             the host user namespace: root in the container is root on the node.",
+                            self.node, c.host_root_processes
+                        ),
+                    ),
+                });
+            }
+        }
+    }
+
+    fn capacity_alerts(&self, snap: &Snapshot, ev: &mut Evaluation) {
+        let name = "NsexporterNamespacesNearLimit";
+        for t in &snap.supported {
+            let Some(limit) = snap.limits[t.index()].filter(|l| *l > 0) else {
+                continue;
+            };
+            let used = snap.counts[t.index()].total as f64 / limit as f64;
+            if used <= NEAR_LIMIT {
+                continue;
+            }
+            let mut labels = self.base_labels(name, "warning");
+            labels.insert("type".into(), t.name().into());
+            ev.firing.push(Alert {
+                labels,
+                annotations: annotations(
+                    name,
+                    "The number of namespaces on a node is close to its limit.",
+                    format!(
+                        "Node {} uses {:.1}% of user.max_{t}_namespaces ({} of {limit}); at \
+                         the limit, creating a pod fails with ENOSPC.",
+                        self.node,
+                        used * 100.0,
+                        snap.counts[t.index()].total
+                    ),
+                ),
+            });
+        }
+    }
+
+    /// Pinned namespaces growing: the rules' `min_over_time(...[6h])`, kept here as one
+    /// minimum per minute, so memory is bounded whatever the snapshot rate. The history
+    /// starts with the exporter: after a restart the alert needs the growth again.
+    fn pinned_alerts(&mut self, snap: &Snapshot, ev: &mut Evaluation) {
+        let name = "NsexporterPinnedNamespacesGrowing";
+        let now = snap.taken_at;
+        for t in &snap.supported {
+            let pinned = snap.counts[t.index()].pinned;
+            let hist = &mut self.pinned[t.index()];
+            match hist.back_mut() {
+                Some((start, low))
+                    if now.duration_since(*start).unwrap_or_default() < PINNED_BUCKET =>
+                {
+                    *low = (*low).min(pinned);
+                }
+                _ => hist.push_back((now, pinned)),
+            }
+            while hist
+                .front()
+                .is_some_and(|(s, _)| now.duration_since(*s).unwrap_or_default() > PINNED_WINDOW)
+            {
+                hist.pop_front();
+            }
+            let low = hist.iter().map(|(_, v)| *v).min().unwrap_or(pinned);
+            if pinned < PINNED_MIN || pinned - low.min(pinned) < PINNED_GROWTH {
+                continue;
+            }
+            let mut labels = self.base_labels(name, "warning");
+            labels.insert("type".into(), t.name().into());
+            ev.firing.push(Alert {
+                labels,
+                annotations: annotations(
+                    name,
+                    "Namespaces without processes are piling up on a node (leak).",
+                    format!(
+                        "Node {} has {pinned} {t} namespaces that no process is in, pinned by \
+                         bind mounts, {} more than the lowest count of the last 6 hours.",
+                        self.node,
+                        pinned - low
+                    ),
+                ),
+            });
+        }
+    }
+}
+
+fn put(l: &mut BTreeMap<String, String>, k: &str, v: &str) {
+    if !v.is_empty() {
+        l.insert(k.into(), v.into());
+    }
+}
+
+/// "Pod ns/pod container c (workload w)" when the pod is known, else the container
+/// by ID and comm, as the rules' descriptions read.
+fn describe(s: &Subject<'_>) -> String {
+    match (s.namespace, s.pod) {
+        (Some(ns), Some(pod)) if !ns.is_empty() && !pod.is_empty() => {
+            let mut d = format!("Pod {ns}/{pod}");
+            if let Some(c) = s.container_name.filter(|c| !c.is_empty()) {
+                d.push_str(&format!(" container {c}"));
+            }
+            d.push_str(&format!(" ({})", s.container.container_id()));
+            d
+        }
+        _ => {
+            let mut d = format!(
+                "Container {} (comm \"{}\"",
+                s.container.container_id(),
+                s.comm
+            );
+            if !s.container.pod_uid.is_empty() {
+                d.push_str(&format!(", pod UID {}", s.container.pod_uid));
+            }
+            d.push(')');
+            d
+        }
+    }
+}
+
+fn annotations(alertname: &str, summary: &str, description: String) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    a.insert("summary".into(), summary.into());
+    a.insert("description".into(), description);
+    a.insert(
+        "runbook_url".into(),
+        format!("{RUNBOOK}{}", alertname.to_ascii_lowercase()),
+    );
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::allow::AllowConfig;
+    use crate::model::{
+        ContainerRef, HostRef, HostSource, NsCount, NsSet, RootMapping, Runtime, ScanErrors,
+    };
+
+    fn snapshot(containers: Vec<ContainerSummary>) -> Snapshot {
+        Snapshot {
+            taken_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            duration: Duration::ZERO,
+            host: HostRef {
+                source: HostSource::Kthread,
+                ns: NsSet::default(),
+            },
+            supported: NsType::ALL.to_vec(),
+            processes: 10,
+            counts: [NsCount::default(); 8],
+            limits: [None; 8],
+            host_ns_processes: [0; 8],
+            containers: containers
+                .into_iter()
+                .map(|c| (c.container.clone(), c))
+                .collect(),
+            pinned: Vec::new(),
+            errors: ScanErrors::default(),
+            reader_in_child_userns: false,
+        }
+    }
+
+    fn container(id: &str, comm: &str, host: &[NsType], root: u32) -> ContainerSummary {
+        let mut host_ns_processes = [0; 8];
+        for t in host {
+            host_ns_processes[t.index()] = 2;
+        }
+        ContainerSummary {
+            container: ContainerRef {
+                runtime: Runtime::Containerd,
+                id: id.into(),
+                pod_uid: format!("{id}-pod"),
+                owner_uid: None,
+            },
+            processes: 2,
+            main_pid: 100,
+            main_start_time: 1,
+            comm: comm.into(),
+            main_ns: NsSet::default(),
+            host_ns_processes,
+            host_root_processes: root,
+            root: RootMapping::NonRoot,
+            uid_map: None,
+        }
+    }
+
+    fn evaluator(allow: AllowConfig) -> Evaluator {
+        Evaluator::new("node-a".into(), AllowList::new(&allow, None).unwrap())
+    }
+
+    fn names(ev: &Evaluation) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = ev
+            .firing
+            .iter()
+            .map(|a| {
+                (
+                    a.labels["alertname"].clone(),
+                    a.labels.get("container_id").cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn host_namespace_and_host_root_containers_fire_with_the_rules_labels() {
+        let mut e = evaluator(AllowConfig::default());
+        let snap = snapshot(vec![
+            container("aa", "agent", &[NsType::Net, NsType::Pid], 0),
+            container("bb", "app", &[], 1),
+            container("cc", "quiet", &[NsType::Uts], 0),
+        ]);
+        let ev = e.evaluate(&snap);
+        assert_eq!(
+            names(&ev),
+            [
+                (
+                    "NsexporterContainerHostRoot".into(),
+                    "containerd://bb".into()
+                ),
+                (
+                    "NsexporterHostNetworkContainer".into(),
+                    "containerd://aa".into()
+                ),
+                (
+                    "NsexporterHostPIDContainer".into(),
+                    "containerd://aa".into()
+                ),
+            ]
+        );
+        let net = ev
+            .firing
+            .iter()
+            .find(|a| a.labels["alertname"] == "NsexporterHostNetworkContainer")
+            .unwrap();
+        let want: BTreeMap<String, String> = [
+            ("alertname", "NsexporterHostNetworkContainer"),
+            ("severity", "warning"),
+            ("node", "node-a"),
+            ("source", "nsexporter-sidecar"),
+            ("type", "net"),
+            ("container_id", "containerd://aa"),
+            ("runtime", "containerd"),
+            ("uid", "aa-pod"),
+            ("comm", "agent"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(net.labels, want);
+        let d = &net.annotations["description"];
+        assert!(
+            d.contains("containerd://aa") && d.contains("2 process(es)"),
+            "{d}"
+        );
+        assert_eq!(
+            net.annotations["runbook_url"],
+            "https://github.com/nsexporter/nsexporter/blob/main/README.md#alert-nsexporterhostnetworkcontainer"
+        );
+        let pid = ev
+            .firing
+            .iter()
+            .find(|a| a.labels["alertname"] == "NsexporterHostPIDContainer")
+            .unwrap();
+        assert_eq!(pid.labels["severity"], "critical");
+    }
+
+    #[test]
+    fn allowed_containers_are_counted_not_fired() {
+        let mut e = evaluator(AllowConfig {
+            comms: vec!["cilium-agent".into()],
+            ..AllowConfig::default()
+        });
+        let ev = e.evaluate(&snapshot(vec![
+            container("aa", "cilium-agent", &[NsType::Net], 1),
+            container("bb", "nginx", &[NsType::Net], 0),
+        ]));
+        assert_eq!(
+            names(&ev),
+            [(
+                "NsexporterHostNetworkContainer".into(),
+                "containerd://bb".into()
+            )]
+        );
+        assert_eq!(ev.allowed["NsexporterHostNetworkContainer"], 1);
+        assert_eq!(ev.allowed["NsexporterContainerHostRoot"], 1);
+    }
+
+    #[test]
+    fn namespaces_near_limit() {
+        let mut e = evaluator(AllowConfig::default());
+        let mut snap = snapshot(vec![]);
+        snap.limits[NsType::Net.index()] = Some(100);
+        snap.counts[NsType::Net.index()].total = 85;
+        snap.limits[NsType::Ipc.index()] = Some(0); // disabled: never
+        snap.counts[NsType::Ipc.index()].total = 5;
+        assert!(e.evaluate(&snap).firing.is_empty());
+        snap.counts[NsType::Net.index()].total = 86;
+        let ev = e.evaluate(&snap);
+        assert_eq!(ev.firing.len(), 1);
+        assert_eq!(ev.firing[0].labels["type"], "net");
+        assert!(ev.firing[0].annotations["description"].contains("86.0%"));
+    }
+
+    #[test]
+    fn pinned_growth_against_the_six_hour_low() {
+        let mut e = evaluator(AllowConfig::default());
+        let mut snap = snapshot(vec![]);
+        let t0 = snap.taken_at;
+        let mut at = |e: &mut Evaluator, mins: u64, pinned: u64| {
+            snap.taken_at = t0 + Duration::from_secs(mins * 60);
+            snap.counts[NsType::Net.index()].pinned = pinned;
+            e.evaluate(&snap)
+                .firing
+                .iter()
+                .filter(|a| a.labels["alertname"] == "NsexporterPinnedNamespacesGrowing")
+                .count()
+        };
+        assert_eq!(at(&mut e, 0, 6), 0);
+        assert_eq!(at(&mut e, 10, 10), 0); // +4
+        assert_eq!(at(&mut e, 20, 11), 1); // +5, >= 10
+                                           // Within six hours of the low of 6, still firing; past them, the low is 10.
+        assert_eq!(at(&mut e, 6 * 60 - 5, 11), 1);
+        assert_eq!(at(&mut e, 6 * 60 + 5, 11), 0);
+        // Many snapshots a minute: one bucket each minute, bounded.
+        for s in 0..600 {
+            snap.taken_at = t0 + Duration::from_secs(7 * 3600 + s);
+            e.evaluate(&snap);
+        }
+        assert!(e.pinned[NsType::Net.index()].len() <= 6 * 60 + 2);
+    }
+}
