@@ -1,0 +1,462 @@
+//! The sidecar's Alertmanager client against real Alertmanagers on loopback, driven
+//! in-process with snapshots the test writes: both members of an HA pair get every
+//! alert; an Alertmanager stopped for 30 s and restarted with its storage wiped gets
+//! every still-active alert back within one resend interval, and what changed while it
+//! was down; 500 and 400 answers are counted and retried; TLS with a client certificate
+//! and basic auth against Alertmanager's own `--web.config.file`; a bearer token.
+//!
+//! Needs `prometheus-alertmanager` and `curl`.
+
+mod am;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use am::*;
+use nsexporter::alerting::allow::{AllowConfig, AllowList};
+use nsexporter::alerting::client::AlertmanagerUrl;
+use nsexporter::alerting::httpconfig::HttpConfig;
+use nsexporter::alerting::{AlertingSettings, Sidecar};
+use nsexporter::model::*;
+use tokio::sync::watch;
+
+fn container(id: &str, host: &[NsType]) -> ContainerSummary {
+    let mut host_ns_processes = [0; 8];
+    for t in host {
+        host_ns_processes[t.index()] = 1;
+    }
+    ContainerSummary {
+        container: ContainerRef {
+            runtime: Runtime::Containerd,
+            id: id.into(),
+            pod_uid: String::new(),
+            owner_uid: None,
+        },
+        processes: 1,
+        main_pid: 1000,
+        main_start_time: 1,
+        comm: "sleep".into(),
+        main_ns: NsSet::default(),
+        host_ns_processes,
+        host_root_processes: 0,
+        root: RootMapping::NonRoot,
+        uid_map: None,
+    }
+}
+
+/// A snapshot in which the containers `ids` share the host network namespace.
+fn hostnet(ids: &[&str]) -> Arc<Snapshot> {
+    Arc::new(Snapshot {
+        taken_at: SystemTime::now(),
+        duration: Duration::ZERO,
+        host: HostRef {
+            source: HostSource::Kthread,
+            ns: NsSet::default(),
+        },
+        supported: NsType::ALL.to_vec(),
+        processes: 10,
+        counts: [NsCount::default(); 8],
+        limits: [None; 8],
+        host_ns_processes: [0; 8],
+        containers: ids
+            .iter()
+            .map(|id| {
+                let c = container(id, &[NsType::Net]);
+                (c.container.clone(), c)
+            })
+            .collect::<BTreeMap<_, _>>(),
+        pinned: Vec::new(),
+        errors: ScanErrors::default(),
+        reader_in_child_userns: false,
+    })
+}
+
+fn keys(ids: &[&str]) -> Vec<String> {
+    let mut k: Vec<String> = ids
+        .iter()
+        .map(|id| format!("NsexporterHostNetworkContainer/containerd://{id}"))
+        .collect();
+    k.sort();
+    k
+}
+
+struct Running {
+    _rt: tokio::runtime::Runtime,
+    sidecar: Sidecar,
+    publish: watch::Sender<Option<Arc<Snapshot>>>,
+}
+
+fn start(urls: &[String], http: HttpConfig, resend: Duration) -> Running {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (publish, rx) = watch::channel(None);
+    let settings = AlertingSettings {
+        urls: urls
+            .iter()
+            .map(|u| AlertmanagerUrl::parse(u).unwrap())
+            .collect(),
+        http: Arc::new(http),
+        resend_interval: resend,
+        queue_capacity: 1000,
+        batch_max: 64,
+        timeout: Duration::from_secs(5),
+        node: "test-node".into(),
+        allow: AllowList::new(&AllowConfig::default(), None).unwrap(),
+    };
+    let sidecar = {
+        let _g = rt.enter();
+        Sidecar::start(settings, rx)
+    };
+    Running {
+        _rt: rt,
+        sidecar,
+        publish,
+    }
+}
+
+fn result_count(r: &Running, url: &str, result: &str) -> u64 {
+    let s = r.sidecar.stats();
+    let t = s.targets.iter().find(|t| t.url == url).expect("target");
+    t.notifications
+        .iter()
+        .find(|(k, _)| *k == result)
+        .map(|(_, n)| *n)
+        .unwrap_or(0)
+}
+
+#[test]
+fn both_alertmanagers_of_a_pair_receive_every_alert_and_every_resolve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Alertmanager::start(tmp.path(), "am-a");
+    let b = Alertmanager::start(tmp.path(), "am-b");
+    let r = start(
+        &[a.url(), b.url()],
+        HttpConfig::none().unwrap(),
+        Duration::from_secs(60),
+    );
+    let ids = ["c1", "c2", "c3"];
+    r.publish.send_replace(Some(hostnet(&ids)));
+    for am in [&a, &b] {
+        wait_for("all three alerts", Duration::from_secs(10), || {
+            let k = am.sidecar_keys()?;
+            if k == keys(&ids) {
+                Ok(())
+            } else {
+                Err(format!("{k:?}"))
+            }
+        });
+    }
+    // Labels as the rules name them, plus node and source.
+    let alerts = a.alerts().unwrap();
+    let l = &alerts[0]["labels"];
+    assert_eq!(l["node"], "test-node");
+    assert_eq!(l["severity"], "warning");
+    assert_eq!(l["type"], "net");
+    // c2 stops sharing: resolved in both.
+    r.publish.send_replace(Some(hostnet(&["c1", "c3"])));
+    for am in [&a, &b] {
+        wait_for("c2 resolved", Duration::from_secs(10), || {
+            let k = am.sidecar_keys()?;
+            if k == keys(&["c1", "c3"]) {
+                Ok(())
+            } else {
+                Err(format!("{k:?}"))
+            }
+        });
+    }
+    for am in [&a, &b] {
+        assert_eq!(
+            result_count(&r, &am.url(), "success"),
+            4,
+            "3 firing + 1 resolve"
+        );
+    }
+}
+
+#[test]
+fn alertmanager_restarted_with_wiped_storage_gets_every_active_alert_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut am = Alertmanager::start(tmp.path(), "am");
+    let other = Alertmanager::start(tmp.path(), "am-other");
+    let resend = Duration::from_secs(5);
+    let r = start(
+        &[am.url(), other.url()],
+        HttpConfig::none().unwrap(),
+        resend,
+    );
+    r.publish.send_replace(Some(hostnet(&["a", "b"])));
+    wait_for("a and b", Duration::from_secs(10), || {
+        let k = am.sidecar_keys()?;
+        (k == keys(&["a", "b"]))
+            .then_some(())
+            .ok_or(format!("{k:?}"))
+    });
+
+    am.stop();
+    // While it is down: b clears, c appears, and resends pile up for 30 s.
+    r.publish.send_replace(Some(hostnet(&["a", "c"])));
+    wait_for(
+        "the other Alertmanager is not held back",
+        Duration::from_secs(10),
+        || {
+            let k = other.sidecar_keys()?;
+            (k == keys(&["a", "c"]))
+                .then_some(())
+                .ok_or(format!("{k:?}"))
+        },
+    );
+    std::thread::sleep(Duration::from_secs(30));
+    let down = r.sidecar.stats();
+    let t = down.targets.iter().find(|t| t.url == am.url()).unwrap();
+    assert!(t.queue_length <= 3, "bounded while down: {t:?}");
+    assert!(result_count(&r, &am.url(), "error") > 0, "failures counted");
+
+    am.restart(true);
+    assert!(am.sidecar_keys().unwrap().is_empty(), "storage was wiped");
+    // Back within one resend interval (plus the backoff's jitter and a poll).
+    let start = std::time::Instant::now();
+    wait_for(
+        "every active alert back",
+        resend + Duration::from_secs(3),
+        || {
+            let k = am.sidecar_keys()?;
+            (k == keys(&["a", "c"]))
+                .then_some(())
+                .ok_or(format!("{k:?}"))
+        },
+    );
+    eprintln!("active alerts back {:?} after the restart", start.elapsed());
+    let s = r.sidecar.stats();
+    assert!(
+        s.targets.iter().all(|t| t.dropped == 0),
+        "nothing dropped: {s:?}"
+    );
+}
+
+#[test]
+fn answers_500_and_400_are_counted_and_retried_with_backoff() {
+    for status in [500u16, 400] {
+        let fake = FakeAm::start(status);
+        let r = start(
+            &[fake.url()],
+            HttpConfig::none().unwrap(),
+            Duration::from_secs(60),
+        );
+        r.publish.send_replace(Some(hostnet(&["x"])));
+        let kind = if status == 500 {
+            "http_5xx"
+        } else {
+            "http_4xx"
+        };
+        wait_for("three failed tries", Duration::from_secs(10), || {
+            let n = fake.received().len();
+            (n >= 3).then_some(()).ok_or(format!("{n} requests"))
+        });
+        assert!(result_count(&r, &fake.url(), kind) >= 3);
+        // The same alert each time, at the v2 path.
+        let got = fake.received();
+        for req in &got {
+            assert_eq!(req.path, "/api/v2/alerts");
+            assert_eq!(req.header("content-type"), Some("application/json"));
+            assert_eq!(
+                req.body[0]["labels"]["container_id"], "containerd://x",
+                "{:?}",
+                req.body
+            );
+        }
+        // Exponential backoff: the gaps grow (0.5 s, 1 s, 2 s, with ±20% jitter); no
+        // request storm.
+        let n = got.len();
+        assert!(n <= 6, "{n} requests in a few seconds: no backoff?");
+        fake.set_status(200);
+        wait_for(
+            "delivered once it recovers",
+            Duration::from_secs(20),
+            || {
+                let ok = result_count(&r, &fake.url(), "success");
+                (ok == 1).then_some(()).ok_or(format!("{ok} delivered"))
+            },
+        );
+        assert_eq!(r.sidecar.stats().targets[0].queue_length, 0);
+    }
+}
+
+#[test]
+fn bearer_token_from_a_file_is_sent() {
+    let fake = FakeAm::start(200);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t0ken\n").unwrap();
+    std::fs::write(
+        dir.path().join("http.yml"),
+        "authorization:\n  credentials_file: token\n",
+    )
+    .unwrap();
+    let r = start(
+        &[fake.url()],
+        HttpConfig::load(&dir.path().join("http.yml")).unwrap(),
+        Duration::from_secs(60),
+    );
+    r.publish.send_replace(Some(hostnet(&["x"])));
+    let got = wait_for("a request", Duration::from_secs(10), || {
+        fake.received().first().cloned().ok_or("none".into())
+    });
+    assert_eq!(got.header("authorization"), Some("Bearer t0ken"));
+}
+
+// ---------------------------------------------------------------------------------
+// TLS, client certificate and basic auth against Alertmanager's own web config.
+
+struct Ca {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "alerting test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        Ca {
+            issuer: rcgen::Issuer::new(p, key),
+            pem: cert.pem(),
+        }
+    }
+
+    fn leaf(&self, names: &[&str], client: bool) -> (String, String) {
+        let mut p =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        p.subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        p.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn tls_with_client_certificate_and_basic_auth_against_a_real_alertmanager() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = Ca::new();
+    let (server_cert, server_key) = ca.leaf(&["am.test", "localhost"], false);
+    let (client_cert, client_key) = ca.leaf(&["nsexporter"], true);
+    write(d, "ca.pem", &ca.pem);
+    write(d, "server.pem", &server_cert);
+    write(d, "server-key.pem", &server_key);
+    write(d, "client.pem", &client_cert);
+    write(d, "client-key.pem", &client_key);
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    write(
+        d,
+        "web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: {0}/server.pem\n  key_file: {0}/server-key.pem\n  \
+             client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {0}/ca.pem\n\
+             basic_auth_users:\n  sidecar: {hash}\n",
+            d.display()
+        ),
+    );
+    let access = ApiAccess {
+        tls: Some((
+            d.join("ca.pem"),
+            d.join("client.pem"),
+            d.join("client-key.pem"),
+        )),
+        basic_auth: Some(("sidecar".into(), "s3cret".into())),
+    };
+    let am = Alertmanager::start_with(d, "am-tls", Some(d.join("web.yml")), access);
+
+    // The right credentials, and a server name other than the URL's host.
+    write(
+        d,
+        "http.yml",
+        "tls_config:\n  ca_file: ca.pem\n  cert_file: client.pem\n  key_file: client-key.pem\n  \
+         server_name: am.test\n  min_version: TLS12\n\
+         basic_auth:\n  username: sidecar\n  password_file: pw\n",
+    );
+    write(d, "pw", "s3cret\n");
+    let r = start(
+        &[am.url()],
+        HttpConfig::load(&d.join("http.yml")).unwrap(),
+        Duration::from_secs(60),
+    );
+    r.publish.send_replace(Some(hostnet(&["tls"])));
+    wait_for("the alert over TLS", Duration::from_secs(10), || {
+        let k = am.sidecar_keys()?;
+        (k == keys(&["tls"])).then_some(()).ok_or(format!("{k:?}"))
+    });
+    drop(r);
+
+    // A wrong password: 401, counted as http_4xx and retried.
+    write(d, "pw", "wrong\n");
+    let r = start(
+        &[am.url()],
+        HttpConfig::load(&d.join("http.yml")).unwrap(),
+        Duration::from_secs(60),
+    );
+    r.publish.send_replace(Some(hostnet(&["tls2"])));
+    wait_for("401 counted twice", Duration::from_secs(10), || {
+        let n = result_count(&r, &am.url(), "http_4xx");
+        (n >= 2).then_some(()).ok_or(format!("{n}"))
+    });
+    // The password is rotated on disk: the next retry gets through, no restart.
+    write(d, "pw", "s3cret\n");
+    wait_for("delivered after rotation", Duration::from_secs(15), || {
+        let k = am.sidecar_keys()?;
+        k.contains(&keys(&["tls2"])[0])
+            .then_some(())
+            .ok_or(format!("{k:?}"))
+    });
+    drop(r);
+
+    // No client certificate: the handshake fails, counted as error.
+    write(d, "http-nocert.yml", "tls_config:\n  ca_file: ca.pem\n");
+    let r = start(
+        &[am.url()],
+        HttpConfig::load(&d.join("http-nocert.yml")).unwrap(),
+        Duration::from_secs(60),
+    );
+    r.publish.send_replace(Some(hostnet(&["tls3"])));
+    wait_for("TLS failure counted", Duration::from_secs(10), || {
+        let n = result_count(&r, &am.url(), "error");
+        (n >= 1).then_some(()).ok_or(format!("{n}"))
+    });
+    // And an untrusted server: the system CAs do not know this test CA.
+    let r2 = start(
+        &[am.url()],
+        HttpConfig::none().unwrap(),
+        Duration::from_secs(60),
+    );
+    r2.publish.send_replace(Some(hostnet(&["tls4"])));
+    wait_for(
+        "untrusted certificate refused",
+        Duration::from_secs(10),
+        || {
+            let n = result_count(&r2, &am.url(), "error");
+            (n >= 1).then_some(()).ok_or(format!("{n}"))
+        },
+    );
+    let k = am.sidecar_keys().unwrap();
+    assert!(
+        !k.iter().any(|k| k.ends_with("tls3") || k.ends_with("tls4")),
+        "{k:?}"
+    );
+}
