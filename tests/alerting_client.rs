@@ -460,3 +460,100 @@ fn tls_with_client_certificate_and_basic_auth_against_a_real_alertmanager() {
         "{k:?}"
     );
 }
+
+/// The README's `inhibit_rules` block, as written there.
+fn readme_inhibit_rules() -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme
+        .split("<!-- inhibit:begin -->")
+        .nth(1)
+        .and_then(|r| r.split("<!-- inhibit:end -->").next())
+        .expect("README has an inhibit:begin/end block");
+    block
+        .lines()
+        .filter(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn readme_inhibit_rules_keep_one_page_per_alert_and_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start_configured(
+        tmp.path(),
+        "am",
+        &readme_inhibit_rules(),
+        None,
+        ApiAccess::default(),
+    );
+    // The rules' copies, as Prometheus sends them (no `source`): one for this node,
+    // one for another node the sidecar does not cover.
+    let rules_alert = |node: &str, pod: &str| {
+        serde_json::json!({
+            "labels": {"alertname": "NsexporterHostNetworkContainer", "severity": "warning",
+                       "node": node, "instance": format!("{node}:9816"), "type": "net",
+                       "namespace": "default", "pod": pod, "workload_kind": "Deployment",
+                       "workload": "web"},
+            "annotations": {"summary": "from the rules"}
+        })
+    };
+    am.post(&serde_json::json!([
+        rules_alert("test-node", "web-1"),
+        rules_alert("other-node", "web-2")
+    ]))
+    .unwrap();
+    let r = start(
+        &[am.url()],
+        HttpConfig::none().unwrap(),
+        Duration::from_secs(60),
+    );
+    r.publish.send_replace(Some(hostnet(&["c1"])));
+    let state = |a: &serde_json::Value| a["status"]["state"].as_str().unwrap_or("").to_string();
+    wait_for(
+        "the rules' copy on the sidecar's node suppressed",
+        Duration::from_secs(10),
+        || {
+            let alerts = am.alerts()?;
+            let seen: Vec<(String, String, String)> = alerts
+                .iter()
+                .map(|a| {
+                    (
+                        a["labels"]["source"]
+                            .as_str()
+                            .unwrap_or("rules")
+                            .to_string(),
+                        a["labels"]["node"].as_str().unwrap_or("").to_string(),
+                        state(a),
+                    )
+                })
+                .collect();
+            let want = |src: &str, node: &str, st: &str| {
+                seen.iter()
+                    .any(|(s, n, t)| s == src && n == node && t == st)
+            };
+            if want("nsexporter-sidecar", "test-node", "active")
+                && want("rules", "test-node", "suppressed")
+                && want("rules", "other-node", "active")
+            {
+                Ok(())
+            } else {
+                Err(format!("{seen:?}"))
+            }
+        },
+    );
+    // When the sidecar's alert resolves, the rules' copy pages again.
+    r.publish.send_replace(Some(hostnet(&[])));
+    wait_for(
+        "the rules' copy active again",
+        Duration::from_secs(10),
+        || {
+            let alerts = am.alerts()?;
+            let ours = alerts
+                .iter()
+                .find(|a| a["labels"]["node"] == "test-node" && a["labels"].get("source").is_none())
+                .ok_or("gone")?;
+            (state(ours) == "active").then_some(()).ok_or(state(ours))
+        },
+    );
+}

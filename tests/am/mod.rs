@@ -71,6 +71,17 @@ impl Alertmanager {
         web_config: Option<PathBuf>,
         access: ApiAccess,
     ) -> Alertmanager {
+        Self::start_configured(dir, name, "", web_config, access)
+    }
+
+    /// With `extra` appended to its config file (e.g. `inhibit_rules`).
+    pub fn start_configured(
+        dir: &Path,
+        name: &str,
+        extra: &str,
+        web_config: Option<PathBuf>,
+        access: ApiAccess,
+    ) -> Alertmanager {
         assert!(
             Path::new(ALERTMANAGER).exists(),
             "{ALERTMANAGER} is missing: apt-get install -y prometheus-alertmanager"
@@ -79,8 +90,8 @@ impl Alertmanager {
         fs::create_dir_all(&dir).unwrap();
         fs::write(
             dir.join("alertmanager.yml"),
-            "route:\n  receiver: blackhole\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: blackhole\n",
+            format!("route:\n  receiver: blackhole\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: blackhole\n{extra}"),
         )
         .unwrap();
         let mut am = Alertmanager {
@@ -193,6 +204,31 @@ impl Alertmanager {
         let (body, code) = text.rsplit_once('\n').ok_or("no output")?;
         let code = code.trim().parse().map_err(|_| format!("curl: {text}"))?;
         Ok((code, body.to_string()))
+    }
+
+    /// POST a JSON list of alerts to its v2 API, as Prometheus would.
+    pub fn post(&self, alerts: &Value) -> Result<(), String> {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "POST",
+            ])
+            .args(["-H", "Content-Type: application/json", "--data-binary"])
+            .arg(alerts.to_string())
+            .arg(format!("{}/api/v2/alerts", self.url()))
+            .output()
+            .map_err(|e| e.to_string())?;
+        match String::from_utf8_lossy(&out.stdout).trim() {
+            "200" => Ok(()),
+            other => Err(format!("POST answered {other}")),
+        }
     }
 
     /// The active alerts it holds (what `amtool alert` shows).
