@@ -20,12 +20,16 @@
 //! - [`queue`]: one Alertmanager's outbox, pure state.
 //! - [`client`]: the HTTP client and the per-Alertmanager send loop.
 //! - [`httpconfig`]: TLS and credentials from a Prometheus `http_config` file.
+//! - [`settings`]: the flags and the config file's `alerts.allow`, checked.
+//! - [`metrics`]: the sidecar's own series.
 
 pub mod allow;
 pub mod client;
 pub mod httpconfig;
+pub mod metrics;
 pub mod queue;
 pub mod rules;
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::path::Path;
