@@ -227,9 +227,15 @@ pub struct TargetStats {
 /// Dropping it stops them.
 #[derive(Debug)]
 pub struct Sidecar {
+    stats: StatsHandle,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Reads the sidecar's counts from any thread (the sampler takes them at each publish).
+#[derive(Debug, Clone)]
+pub struct StatsHandle {
     targets: Vec<Arc<Target>>,
     alerts: Arc<Mutex<BTreeMap<(&'static str, &'static str), u64>>>,
-    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Sidecar {
@@ -299,12 +305,21 @@ impl Sidecar {
             }
         }));
         Sidecar {
-            targets,
-            alerts,
+            stats: StatsHandle { targets, alerts },
             tasks,
         }
     }
 
+    pub fn stats(&self) -> AlertingStats {
+        self.stats.stats()
+    }
+
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.stats.clone()
+    }
+}
+
+impl StatsHandle {
     pub fn stats(&self) -> AlertingStats {
         let targets = self
             .targets
