@@ -1,6 +1,9 @@
 //! Settings: command-line flags, `NSEXPORTER_*` environment variables and an optional
 //! YAML `--config.file`, in that order of precedence, layered with the `config` crate
 //! and checked once at startup. A bad value names its setting.
+//!
+//! The flags are declared in [`crate::cli`]; `SETTINGS` names each setting's flag by
+//! its id there.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -8,128 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, ValueEnum};
 use serde::Deserialize;
 
+use crate::http::webconfig::WebConfigSource;
 use crate::model::Runtime;
-use crate::paths::HostPaths;
-use crate::webconfig::WebConfigSource;
-
-/// nsexporter: which containers share the host's namespaces or run as host root, and
-/// how many namespaces the node holds, from the kernel's own records.
-#[derive(Debug, Parser)]
-#[command(name = "nsexporter", version, about, long_about = None)]
-pub struct Flags {
-    /// YAML file with settings (flags and environment variables override it).
-    #[arg(
-        long = "config.file",
-        env = "NSEXPORTER_CONFIG_FILE",
-        value_name = "PATH",
-        global = true
-    )]
-    pub config_file: Option<PathBuf>,
-    /// Address to serve on: `host:port`, or `:port` for every interface. [default: :9816]
-    #[arg(
-        long = "web.listen-address",
-        env = "NSEXPORTER_WEB_LISTEN_ADDRESS",
-        value_name = "ADDR"
-    )]
-    pub listen_address: Option<String>,
-    /// Path under which to expose metrics. [default: /metrics]
-    #[arg(
-        long = "web.telemetry-path",
-        env = "NSEXPORTER_WEB_TELEMETRY_PATH",
-        value_name = "PATH"
-    )]
-    pub telemetry_path: Option<String>,
-    /// Web config file (exporter-toolkit format): TLS, client certificates, basic auth,
-    /// response headers. Re-read on every new connection, so certificates rotate live.
-    #[arg(
-        long = "web.config.file",
-        env = "NSEXPORTER_WEB_CONFIG_FILE",
-        value_name = "PATH"
-    )]
-    pub web_config_file: Option<String>,
-    /// Most scrapes of the metrics path in flight at once; more get 503. 0: no limit. [default: 40]
-    #[arg(
-        long = "web.max-requests",
-        env = "NSEXPORTER_WEB_MAX_REQUESTS",
-        value_name = "N"
-    )]
-    pub max_requests: Option<String>,
-    /// The host's procfs mount point (`/host/proc` in a pod). [default: /proc]
-    #[arg(
-        long = "path.procfs",
-        env = "NSEXPORTER_PATH_PROCFS",
-        value_name = "PATH",
-        global = true
-    )]
-    pub procfs: Option<String>,
-    /// Time between scans, e.g. 15s, 1m. [default: 15s]
-    #[arg(
-        long = "scan.interval",
-        env = "NSEXPORTER_SCAN_INTERVAL",
-        value_name = "DURATION"
-    )]
-    pub scan_interval: Option<String>,
-    /// Threads that read /proc in parallel during a scan. [default: 1]
-    #[arg(
-        long = "scan.threads",
-        env = "NSEXPORTER_SCAN_THREADS",
-        value_name = "N",
-        global = true
-    )]
-    pub scan_threads: Option<String>,
-    /// Runtime assumed for kubelet cgroupfs paths, which do not name it:
-    /// containerd, cri-o or docker. [default: containerd]
-    #[arg(
-        long = "container.default-runtime",
-        env = "NSEXPORTER_CONTAINER_DEFAULT_RUNTIME",
-        value_name = "RUNTIME",
-        global = true
-    )]
-    pub default_runtime: Option<String>,
-    /// Log level: error, warn, info, debug or trace. [default: info]
-    #[arg(
-        long = "log.level",
-        env = "NSEXPORTER_LOG_LEVEL",
-        value_name = "LEVEL",
-        global = true
-    )]
-    pub log_level: Option<String>,
-    /// Log format: logfmt or json. [default: logfmt]
-    #[arg(
-        long = "log.format",
-        env = "NSEXPORTER_LOG_FORMAT",
-        value_name = "FORMAT",
-        global = true
-    )]
-    pub log_format: Option<String>,
-    /// Run one scan, print the exposition (Prometheus text format) to stdout and exit.
-    #[arg(long)]
-    pub once: bool,
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// Terminal commands for a person on the node.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Table of the node's containers, their host sharing and root mapping, and the
-    /// node's namespace counts and pinned namespaces.
-    Report(crate::report::ReportArgs),
-    /// One process's namespaces side by side with the host's, and how to enter them.
-    Inspect(crate::report::InspectArgs),
-    /// Which namespace types two processes share.
-    Diff(crate::report::DiffArgs),
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Logfmt,
-    Json,
-}
+use crate::procfs::paths::HostPaths;
+use crate::telemetry::LogFormat;
 
 /// Checked settings.
 #[derive(Debug, Clone)]
@@ -230,16 +118,6 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("log.level", "info", "log_level"),
     ("log.format", "logfmt", "log_format"),
 ];
-
-/// Parse the command line (exits 2 on a usage error, as clap does).
-pub fn parse_flags() -> (Flags, ArgMatches) {
-    let matches = Flags::command().get_matches();
-    let flags = match Flags::from_arg_matches(&matches) {
-        Ok(f) => f,
-        Err(e) => e.exit(),
-    };
-    (flags, matches)
-}
 
 /// Where each setting's value came from: flags and environment variables (both via clap)
 /// override the file, which overrides the defaults.

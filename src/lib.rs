@@ -3,36 +3,49 @@
 //! and how many namespaces of each type the node holds against its limits.
 //!
 //! # Layout
-//! - [`paths`]: where the host's procfs is (`--path.procfs`); every path comes from it.
-//! - [`parse`]: pure parsers for ns links, uid_map, stat, status, cgroup and mountinfo.
-//! - [`procfd`]: dirfd-relative reads of `/proc/<pid>`, the scan's hot path.
-//! - [`hostref`]: which namespaces are the host's (PID 1, a kernel thread, fixed inodes).
-//! - [`cgroup`]: container attribution from cgroup path shapes.
+//! One line per module, from the bottom up: each imports only modules above it.
 //! - [`model`]: namespace types, per-process records and the node [`model::Snapshot`].
-//! - [`scan`]: one pass over /proc into a snapshot.
-//! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes.
+//! - [`procfs`]: reading the host's procfs.
+//!   - [`procfs::paths`]: where it is (`--path.procfs`); every path comes from it.
+//!   - `procfs::fd`: dirfd-relative reads of `/proc/<pid>`, syscall counts, error kinds.
+//!   - [`procfs::parse`]: pure parsers of ns links, uid_map, stat, status, cgroup, mountinfo.
+//! - [`cgroup`]: container attribution from cgroup path shapes.
+//! - [`scan`]: one pass over /proc into a snapshot: `Scanner`, its options and errors.
+//!   - `scan::process`: the per-process read, with the proof of why its reuse is sound.
+//!   - `scan::summary`: one scan's processes folded into the snapshot; the limits.
+//!   - `scan::mounts`: the nsfs mounts of each mount namespace (pinned namespaces).
+//!   - `scan::hostref`: which namespaces are the host's (PID 1, a kernel thread, fixed).
+//!   - [`scan::one`]: one process read on its own, for `inspect` and `diff`.
 //! - [`metrics`]: the metric contract, encoded from a published snapshot.
-//! - [`server`]: the HTTP endpoints and the limits that protect them.
-//! - [`webconfig`]: `--web.config.file`: TLS, client certificates, basic auth, reloading.
-//! - [`config`]: flags, environment and config file.
+//! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes.
+//! - `http`: the endpoints and the limits that protect them; reads the sampler only.
+//!   - `http::body`: response bodies in bounded frames, gzipped once per scan.
+//!   - `http::conn`: one connection: write-stall guard, TLS handshake, HTTP/1.1.
+//!   - `http::webconfig`: `--web.config.file`: its format, loading and reloading.
+//!   - `http::tls`: the rustls config: certificates, client certs, versions, suites.
+//!   - `http::auth`: basic auth: the header, bcrypt and the cache of verified users.
 //! - [`telemetry`]: logging through tracing, as logfmt or JSON.
+//! - [`cli`]: every flag and subcommand (clap), in one place.
+//! - [`config`]: flags over environment, config file and defaults, checked into settings.
 //! - [`report`]: `report`, `inspect` and `diff` for a person at a terminal.
+//!
+//! Choices a reader may wonder about: the bcrypt cache is its own type in `http::auth`,
+//! held by the web config source, so that auth owns its state; `lower_priority` (the
+//! scan thread's nice value) sits with the scanner it serves in `scan`; the host
+//! reference is part of `scan` because only the scanner resolves it.
 
 pub mod alerting;
 pub mod cgroup;
+pub mod cli;
 pub mod config;
-pub mod hostref;
+pub(crate) mod http;
 pub mod metrics;
 pub mod model;
-pub mod parse;
-pub mod paths;
-pub(crate) mod procfd;
+pub mod procfs;
 pub mod report;
 pub mod sampler;
 pub mod scan;
-pub mod server;
 pub mod telemetry;
-pub mod webconfig;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -74,13 +87,13 @@ pub async fn serve(
     std::thread::Builder::new()
         .name("sampler".into())
         .spawn(move || sampler::run(sampler, sampler_shared, stop_rx))?;
-    let app = Arc::new(server::App::new(
+    let app = Arc::new(http::App::new(
         shared,
         settings.telemetry_path.clone(),
         settings.web_config.clone(),
         settings.max_requests,
     ));
-    let res = server::run(listener, app, shutdown).await;
+    let res = http::run(listener, app, shutdown).await;
     // The sampler stops at its next wait; a scan in progress is abandoned with the process.
     let _ = stop_tx.send(());
     res

@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
-use nsexporter::{config, report, telemetry};
+use nsexporter::{cli, config, report, telemetry};
 
 fn main() -> ExitCode {
-    let (flags, matches) = config::parse_flags();
+    let (flags, matches) = cli::parse_flags();
     let settings = match config::load(&matches) {
         Ok(s) => s,
         Err(e) => {

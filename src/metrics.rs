@@ -10,16 +10,15 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::model::{HostSource, NsType, Runtime, Snapshot};
+use crate::model::{HostSource, NsType, Runtime, ScanErrors, Snapshot};
 
 /// Counters that accumulate over the exporter's life, across scans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     pub scans: u64,
-    pub vanished: u64,
-    pub permission: u64,
-    pub parse: u64,
-    pub io: u64,
+    /// Every scan's per-process errors, summed; with the limit files that could not be
+    /// read counted as `io`.
+    pub errors: ScanErrors,
     /// Whole scans that could not read the procfs at all.
     pub procfs: u64,
     /// Containers that started sharing the host namespace of each type after the
@@ -29,13 +28,8 @@ pub struct Counters {
 
 impl Counters {
     pub fn error_pairs(&self) -> [(&'static str, u64); 5] {
-        [
-            ("vanished", self.vanished),
-            ("permission", self.permission),
-            ("parse", self.parse),
-            ("io", self.io),
-            ("procfs", self.procfs),
-        ]
+        let [vanished, permission, parse, io] = self.errors.pairs();
+        [vanished, permission, parse, io, ("procfs", self.procfs)]
     }
 }
 

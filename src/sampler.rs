@@ -207,10 +207,7 @@ impl Sampler {
         }
         self.failing = None;
         let e = &snap.errors;
-        self.counters.vanished += e.vanished;
-        self.counters.permission += e.permission;
-        self.counters.parse += e.parse;
-        self.counters.io += e.io;
+        self.counters.errors.add(e);
         // Blind: nothing readable but, at most, the exporter itself (a process may always
         // read its own /proc/<pid>/ns). What it would report then is not the node.
         let blind = e.permission > 0 && snap.processes <= 1;
@@ -252,7 +249,7 @@ impl Sampler {
                     .to_string()
             })
             .collect();
-        self.counters.io += unreadable.len() as u64;
+        self.counters.errors.io += unreadable.len() as u64;
         if unreadable.is_empty() {
             self.warned_limits = false;
         } else if !self.warned_limits {
@@ -334,7 +331,7 @@ pub fn run(mut sampler: Sampler, shared: Arc<Shared>, stop: Receiver<()>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::paths::HostPaths;
+    use crate::procfs::paths::HostPaths;
     use crate::scan::ScanOptions;
 
     #[test]

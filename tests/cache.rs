@@ -1,7 +1,7 @@
 //! The scanner's cache never goes stale, on the real kernel (as root).
 //!
 //! The scanner reuses a process's namespace links between scans when the process
-//! provably has not run since (see `src/scan.rs`). These tests make processes change
+//! provably has not run since (see `src/scan/process.rs`). These tests make processes change
 //! what the cache holds *after* they were first seen, each by the means that real
 //! software uses, and check that the very next scan reports the new state:
 //! - `setns` into another network namespace (CNI plugins, `nsenter`);

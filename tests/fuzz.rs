@@ -14,9 +14,10 @@ use std::io::Write;
 
 use clap::CommandFactory;
 use nsexporter::cgroup::{attribute_path, Attribution};
-use nsexporter::config::{self, Flags};
+use nsexporter::cli::Flags;
+use nsexporter::config;
 use nsexporter::model::{NsType, Runtime, UidMapLine};
-use nsexporter::parse::{
+use nsexporter::procfs::parse::{
     self, parse_cgroup, parse_mountinfo_nsfs, parse_ns_link, parse_stat, parse_status_euid,
     parse_sysctl_u64, parse_uid_map, ParseError, CGROUP_MAX_LINES, UID_MAP_MAX_LINES,
 };

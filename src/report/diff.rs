@@ -4,11 +4,13 @@
 use serde::Serialize;
 
 use super::{
-    attribution_text, parse_pid, supported_types, to_json, Cell, DiffArgs, HostJson, Painter,
-    ProcessJson, ReportError, Table, Tone,
+    attribution_text, parse_pid, supported_types, to_json, Cell, HostJson, Painter, ProcessJson,
+    ReportError, Table, Tone,
 };
+use crate::cli::DiffArgs;
 use crate::model::NsType;
-use crate::scan::{read_one, ProcessView, ScanOptions};
+use crate::scan::one::{read_one, ProcessView};
+use crate::scan::ScanOptions;
 
 pub(crate) fn run(opts: &ScanOptions, args: &DiffArgs, p: Painter) -> Result<String, ReportError> {
     let a = parse_pid(&args.pid_a)?;

@@ -8,10 +8,12 @@ use serde::Serialize;
 
 use super::{
     attribution_text, parse_pid, root_text, root_tone, shared_tone, supported_types, to_json,
-    uid_map_text, Cell, HostJson, InspectArgs, Painter, ProcessJson, ReportError, Table, Tone,
+    uid_map_text, Cell, HostJson, Painter, ProcessJson, ReportError, Table, Tone,
 };
+use crate::cli::InspectArgs;
 use crate::model::NsType;
-use crate::scan::{read_one, ProcessView, ScanOptions};
+use crate::scan::one::{read_one, ProcessView};
+use crate::scan::ScanOptions;
 
 /// The order of flags in the `nsenter` line: the types that matter most for a debug
 /// session first. nsenter itself enters them in its own fixed order.

@@ -23,9 +23,10 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::config::{Command, Settings};
+use crate::cli::Command;
+use crate::config::Settings;
 use crate::model::{ContainerRef, HostRef, HostSource, NsSet, NsType, RootMapping, UidMap};
-use crate::scan::ProcessView;
+use crate::scan::one::ProcessView;
 
 pub(crate) use style::{Cell, Painter, Table, Tone};
 
@@ -45,60 +46,13 @@ pub const EXPOSING: [NsType; 5] = [
     NsType::Mnt,
 ];
 
-/// Flags of `nsexporter report`.
-#[derive(Debug, clap::Args)]
-pub struct ReportArgs {
-    /// Include every container, not only those sharing net, pid, ipc, uts or mnt with
-    /// the host or running a process as host root.
-    #[arg(long)]
-    pub all: bool,
-    /// Machine-readable output (schema in the README).
-    #[arg(long)]
-    pub json: bool,
-    /// Never colour the output (colour is used only when stdout is a terminal and
-    /// NO_COLOR is unset).
-    #[arg(long = "no-color")]
-    pub no_color: bool,
-}
-
-/// Arguments of `nsexporter inspect`.
-#[derive(Debug, clap::Args)]
-pub struct InspectArgs {
-    /// The process to inspect, as its PID in the host procfs.
-    #[arg(allow_negative_numbers = true)]
-    pub pid: String,
-    /// Machine-readable output (schema in the README).
-    #[arg(long)]
-    pub json: bool,
-    /// Never colour the output.
-    #[arg(long = "no-color")]
-    pub no_color: bool,
-}
-
-/// Arguments of `nsexporter diff`.
-#[derive(Debug, clap::Args)]
-pub struct DiffArgs {
-    /// The first process, as its PID in the host procfs.
-    #[arg(allow_negative_numbers = true)]
-    pub pid_a: String,
-    /// The second process.
-    #[arg(allow_negative_numbers = true)]
-    pub pid_b: String,
-    /// Machine-readable output (schema in the README).
-    #[arg(long)]
-    pub json: bool,
-    /// Never colour the output.
-    #[arg(long = "no-color")]
-    pub no_color: bool,
-}
-
 /// Why a terminal command failed: always told in one line.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("{0:?} is not a PID (a whole number from 1 up)")]
     BadPid(String),
     #[error(transparent)]
-    Process(#[from] crate::scan::ProcessError),
+    Process(#[from] crate::scan::one::ProcessError),
     #[error(transparent)]
     Scan(#[from] crate::scan::ScanError),
     #[error("cannot encode JSON: {0}")]

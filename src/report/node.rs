@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use super::{
     ns_json, root_tone, shared_tone, short_id, to_json, uid_map_json, Cell, ContainerRefJson,
-    HostJson, NsJson, Painter, ReportArgs, ReportError, RootJson, Table, Tone, UidMapLineJson,
-    EXPOSING,
+    HostJson, NsJson, Painter, ReportError, RootJson, Table, Tone, UidMapLineJson, EXPOSING,
 };
+use crate::cli::ReportArgs;
 use crate::model::{ContainerSummary, NsType, RootMapping, Snapshot};
 use crate::scan::{ScanOptions, Scanner};
 

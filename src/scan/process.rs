@@ -1,6 +1,5 @@
-//! The scanner: one pass over the host's /proc that reads every process's namespaces,
-//! host-view UID and cgroup, the uid_map of each user namespace and the nsfs mounts of
-//! each mount namespace, and folds them into a [`Snapshot`].
+//! The per-process read: one process's namespaces, host-view UID and cgroup, and the
+//! reuse of what a previous scan read when the process provably has not changed it.
 //!
 //! # What a scan re-reads, and why that is never stale
 //! A cold read of one process is `openat /proc/<pid>`, one `read` each of `stat`
@@ -41,7 +40,7 @@
 //!   next scan then skips `stat` too for such a process: `fstat` of the directory (the
 //!   same inode number and change time: the same process, not a new one with the PID;
 //!   and the UID, fresh) and `schedstat` (the same figures: still idle) suffice, if that
-//!   scan starts at least [`IDLE_GAP`] after the last one ended, so that a task on a
+//!   scan starts at least [`IDLE_GAP`](super::IDLE_GAP) after the last one ended, so that a task on a
 //!   CPU all along must show more CPU time (the check that reads `stat` also looks at the
 //!   state letter, and needs no gap). A warm read of a lone idle process is thus 9
 //!   syscalls (`fstat`, `schedstat`, `cgroup`); of any other unchanged process 11
@@ -54,82 +53,19 @@
 //! read once per user namespace, and only once it is written (an empty map can still be
 //! written). `tests/cache.rs` and `tests/threads.rs` prove it on the real kernel.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
 
 use crate::cgroup::{attribute, Attribution};
-use crate::hostref;
-use crate::model::{
-    ContainerRef, ContainerSummary, NsCount, NsSet, NsType, PinnedNs, ProcRecord, RootMapping,
-    Runtime, ScanErrors, Snapshot, UidMap,
-};
-use crate::parse::{self, parse_cgroup, parse_mountinfo_nsfs, parse_status_euid};
-use crate::paths::HostPaths;
-use crate::procfd::{self, is_permission, is_vanished, Dir, DirId};
+use crate::model::{ContainerRef, NsSet, NsType, ProcRecord, Runtime, ScanErrors};
+use crate::procfs::fd::{is_permission, is_vanished, Dir, DirId};
+use crate::procfs::parse::{self, parse_cgroup, parse_status_euid};
 
-/// A scan that could not run at all: the procfs itself is unreadable.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read the host procfs at {path}: {source}")]
-pub struct ScanError {
-    pub path: String,
-    #[source]
-    pub source: io::Error,
-}
-
-/// Scanner settings that do not change between scans.
-#[derive(Debug, Clone)]
-pub struct ScanOptions {
-    pub paths: HostPaths,
-    /// Runtime assumed for bare container IDs under a pod cgroup (the kubelet cgroupfs
-    /// driver's paths do not name the runtime).
-    pub default_runtime: Runtime,
-    /// Worker threads for the per-process reads.
-    pub threads: usize,
-    /// How long after the end of one scan the next must start for it to confirm a
-    /// lone, idle process from `schedstat` alone (see the module docs). Not a setting:
-    /// the benchmarks and tests set it to measure or pin each path.
-    #[doc(hidden)]
-    pub idle_gap: Duration,
-}
-
-/// A task on a CPU has its CPU time brought up to date at least once a second, by its
-/// own tick or, on a `nohz_full` CPU, by the remote tick; five seconds leave a margin.
-pub const IDLE_GAP: Duration = Duration::from_secs(5);
-
-impl Default for ScanOptions {
-    fn default() -> Self {
-        ScanOptions {
-            paths: HostPaths::default(),
-            default_runtime: Runtime::Containerd,
-            threads: 1,
-            idle_gap: IDLE_GAP,
-        }
-    }
-}
-
-/// What the latest scan cost, for benchmarks and the syscall regression test.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ScanStats {
-    /// Processes and kernel threads whose UID and namespace links were read.
-    pub read: u64,
-    /// Processes and kernel threads whose UID and namespace links were reused (see the module
-    /// docs for why that is safe).
-    pub reused: u64,
-    /// Of `reused`, those confirmed without reading `stat`: alone in their thread group
-    /// and idle (the UID then comes fresh with the identity check).
-    pub quick: u64,
-    /// Syscalls made by the per-process pass (`read` plus `reused` entries, and those
-    /// that failed or vanished).
-    pub per_process_syscalls: u64,
-    /// Syscalls made through the procfs reader by the whole scan, per-process pass
-    /// included (listing, host reference, uid_maps, mountinfo).
-    pub syscalls: u64,
-}
+use super::hostref;
 
 /// Why one process was not recorded.
-enum ProcError {
+pub(super) enum ProcError {
     Vanished,
     Permission,
     Parse(parse::ParseError),
@@ -168,18 +104,18 @@ impl From<parse::ParseError> for ProcError {
 /// The namespace inodes of a process, 0 where the kernel has no such type (nsfs never
 /// hands out inode 0): half the size of an [`NsSet`], for the per-process cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Inodes([u64; 8]);
+pub(super) struct Inodes([u64; 8]);
 
 impl Inodes {
     fn from_set(s: &NsSet) -> Self {
         Inodes(s.0.map(|i| i.unwrap_or(0)))
     }
 
-    fn to_set(self) -> NsSet {
+    pub(super) fn to_set(self) -> NsSet {
         NsSet(self.0.map(|i| (i != 0).then_some(i)))
     }
 
-    fn get(&self, t: NsType) -> Option<u64> {
+    pub(super) fn get(&self, t: NsType) -> Option<u64> {
         let i = self.0[t.index()];
         (i != 0).then_some(i)
     }
@@ -189,7 +125,7 @@ impl Inodes {
 /// (kernel threads' longer names are never reported), so no process costs an
 /// allocation for it. Sanitized only for the few processes that name a container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Comm {
+pub(super) struct Comm {
     len: u8,
     bytes: [u8; 23],
 }
@@ -203,7 +139,7 @@ impl Comm {
         c
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    pub(super) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
 }
@@ -223,24 +159,24 @@ struct Activity {
 /// One attribution per distinct `/proc/<pid>/cgroup` content, shared by every process
 /// with that content (all processes of a container, all of a service).
 #[derive(Debug)]
-struct CgroupEntry {
+pub(super) struct CgroupEntry {
     raw: Box<[u8]>,
     container: Option<ContainerRef>,
     /// The content did not parse: counted as a parse error on every scan that meets it.
     unparseable: bool,
 }
 
-type CgroupCache = HashMap<Box<[u8]>, Arc<CgroupEntry>>;
+pub(super) type CgroupCache = HashMap<Box<[u8]>, Arc<CgroupEntry>>;
 
 /// One process (or kernel thread) as a scan saw it; kept until the next scan, which
 /// reuses its namespaces when it provably has not changed them.
 #[derive(Debug, Clone)]
-struct Proc {
-    pid: u32,
+pub(super) struct Proc {
+    pub(super) pid: u32,
     /// Host-view effective UID (fresh on every scan).
-    host_euid: u32,
+    pub(super) host_euid: u32,
     /// stat field 22: with `pid`, the identity.
-    start_time: u64,
+    pub(super) start_time: u64,
     /// `None` when the counters could not be read: the links are then always re-read.
     activity: Option<Activity>,
     /// The `/proc/<pid>` directory instance the UID and links were read through (`None`
@@ -248,24 +184,24 @@ struct Proc {
     dir_id: Option<DirId>,
     /// Proven alone in its thread group and idle since `activity` was read: the next
     /// scan may confirm it from `schedstat` and the directory identity alone.
-    alone: bool,
-    kernel_thread: bool,
+    pub(super) alone: bool,
+    pub(super) kernel_thread: bool,
     /// This scan took `ns` from the previous one.
-    reused: bool,
+    pub(super) reused: bool,
     /// ... and confirmed it without reading `stat`.
-    quick: bool,
-    comm: Comm,
-    ns: Inodes,
+    pub(super) quick: bool,
+    pub(super) comm: Comm,
+    pub(super) ns: Inodes,
     /// `None` for kernel threads and when the cgroup file could not be read.
     cgroup: Option<Arc<CgroupEntry>>,
 }
 
 impl Proc {
-    fn container(&self) -> Option<&ContainerRef> {
+    pub(super) fn container(&self) -> Option<&ContainerRef> {
         self.cgroup.as_ref().and_then(|c| c.container.as_ref())
     }
 
-    fn record(&self) -> ProcRecord {
+    pub(super) fn record(&self) -> ProcRecord {
         ProcRecord {
             pid: self.pid,
             start_time: self.start_time,
@@ -278,299 +214,29 @@ impl Proc {
 }
 
 /// What one worker needs besides its PIDs.
-struct Ctx<'a> {
-    proc_dir: &'a Dir,
-    default_runtime: Runtime,
-    cgroups: &'a Mutex<CgroupCache>,
+pub(super) struct Ctx<'a> {
+    pub(super) proc_dir: &'a Dir,
+    pub(super) default_runtime: Runtime,
+    pub(super) cgroups: &'a Mutex<CgroupCache>,
     /// `proc_dir` is a procfs: UIDs and identities come from `fstat` of the PID
     /// directory (a fixture tree has `status` files instead).
-    procfs: bool,
+    pub(super) procfs: bool,
     /// This scan started long enough after the last one for the quick check.
-    quick: bool,
+    pub(super) quick: bool,
 }
 
 /// Per-worker state: reusable buffers (so a scan does not allocate per file), errors
 /// and counts.
 #[derive(Default)]
-struct Worker {
-    file: Vec<u8>,
-    errors: ScanErrors,
-    read: u64,
-    reused: u64,
-    quick: u64,
+pub(super) struct Worker {
+    pub(super) file: Vec<u8>,
+    pub(super) errors: ScanErrors,
+    pub(super) read: u64,
+    pub(super) reused: u64,
+    pub(super) quick: u64,
 }
 
-/// Holds what survives between scans: every process seen by the latest scan, the
-/// cgroup attributions by content, and the uid_map of each user namespace, which the
-/// kernel lets be written only once.
-#[derive(Debug)]
-pub struct Scanner {
-    opts: ScanOptions,
-    uid_maps: HashMap<u64, UidMap>,
-    /// The latest scan's processes, sorted by PID.
-    procs: Vec<Proc>,
-    /// The buffer the next scan fills (kept for its capacity).
-    spare: Vec<Proc>,
-    cgroups: Mutex<CgroupCache>,
-    stats: ScanStats,
-    /// When the latest scan ended.
-    last_end: Option<Instant>,
-}
-
-impl Scanner {
-    pub fn new(opts: ScanOptions) -> Self {
-        Scanner {
-            opts,
-            uid_maps: HashMap::new(),
-            procs: Vec::new(),
-            spare: Vec::new(),
-            cgroups: Mutex::new(HashMap::new()),
-            stats: ScanStats::default(),
-            last_end: None,
-        }
-    }
-
-    pub fn options(&self) -> &ScanOptions {
-        &self.opts
-    }
-
-    /// What the latest scan cost.
-    pub fn last_stats(&self) -> ScanStats {
-        self.stats
-    }
-
-    /// Whether the latest scan took `pid`'s namespaces and UID from the scan before it
-    /// instead of reading them; `None` if it did not record `pid`. For tests.
-    #[doc(hidden)]
-    pub fn reused_links(&self, pid: u32) -> Option<bool> {
-        let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
-        Some(self.procs[i].reused)
-    }
-
-    /// Whether the latest scan confirmed `pid` unchanged without reading its `stat`;
-    /// `None` if it did not record `pid`. For tests.
-    #[doc(hidden)]
-    pub fn reused_quickly(&self, pid: u32) -> Option<bool> {
-        let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
-        Some(self.procs[i].quick)
-    }
-
-    /// Whether the latest scan found `pid` alone in its thread group and idle, so that
-    /// the next one may confirm it without reading `stat`; `None` if it did not record
-    /// `pid`. For tests.
-    #[doc(hidden)]
-    pub fn proven_alone(&self, pid: u32) -> Option<bool> {
-        let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
-        Some(self.procs[i].alone)
-    }
-
-    /// Forget every cached process, so the next scan reads all of them cold (for
-    /// benchmarks).
-    pub fn forget(&mut self) {
-        self.procs.clear();
-        self.uid_maps.clear();
-        self.cgroups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-
-    /// Run one full scan.
-    pub fn scan(&mut self) -> Result<Snapshot, ScanError> {
-        let started = Instant::now();
-        let taken_at = SystemTime::now();
-        let syscalls_before = procfd::syscalls();
-        let procfs = &self.opts.paths.procfs;
-        let proc_dir = Dir::open(procfs).map_err(|source| ScanError {
-            path: procfs.display().to_string(),
-            source,
-        })?;
-        let pids = list_pids(&self.opts.paths).map_err(|source| ScanError {
-            path: procfs.display().to_string(),
-            source,
-        })?;
-        let host = hostref::resolve(&proc_dir, &pids);
-
-        let threads = self.opts.threads.clamp(1, 256).min(pids.len().max(1));
-        let procfs = proc_dir.is_procfs();
-        let ctx = Ctx {
-            proc_dir: &proc_dir,
-            default_runtime: self.opts.default_runtime,
-            cgroups: &self.cgroups,
-            procfs,
-            quick: procfs
-                && self.last_end.is_some_and(|end| {
-                    started.saturating_duration_since(end) >= self.opts.idle_gap
-                }),
-        };
-        let prev = &self.procs;
-        let mut procs = std::mem::take(&mut self.spare);
-        procs.clear();
-        procs.reserve(pids.len());
-        let mut errors = ScanErrors::default();
-        let mut stats = ScanStats::default();
-        if threads == 1 {
-            let before = procfd::syscalls();
-            let mut w = Worker::default();
-            read_many(&ctx, &pids, prev, &mut procs, &mut w);
-            stats.per_process_syscalls = procfd::syscalls() - before;
-            errors.add(&w.errors);
-            stats.read = w.read;
-            stats.reused = w.reused;
-            stats.quick = w.quick;
-        } else {
-            let chunk = pids.len().div_ceil(threads);
-            let results: Vec<(Vec<Proc>, Worker, u64)> = std::thread::scope(|s| {
-                let handles: Vec<_> = pids
-                    .chunks(chunk)
-                    .map(|part| {
-                        let ctx = &ctx;
-                        s.spawn(move || {
-                            let before = procfd::syscalls();
-                            let mut out = Vec::with_capacity(part.len());
-                            let mut w = Worker::default();
-                            read_many(ctx, part, prev, &mut out, &mut w);
-                            (out, w, procfd::syscalls() - before)
-                        })
-                    })
-                    .collect();
-                handles.into_iter().filter_map(|h| h.join().ok()).collect()
-            });
-            // Chunks are in PID order, so the concatenation stays sorted.
-            for (out, w, calls) in results {
-                procs.extend(out);
-                errors.add(&w.errors);
-                stats.read += w.read;
-                stats.reused += w.reused;
-                stats.quick += w.quick;
-                stats.per_process_syscalls += calls;
-            }
-        }
-        // The previous scan's processes are no longer needed: keep the allocation for
-        // the next scan, and drop attributions that no process holds any more.
-        self.spare = std::mem::replace(&mut self.procs, procs);
-        self.spare.clear();
-        self.cgroups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, e| Arc::strong_count(e) > 1);
-        let procs = &self.procs;
-
-        // uid_map once per user namespace; an unwritten (empty) map is not cached.
-        let mut seen_userns: HashSet<u64> = HashSet::new();
-        let mut buf = Vec::new();
-        for p in procs.iter().filter(|p| !p.kernel_thread) {
-            let Some(userns) = p.ns.get(NsType::User) else {
-                continue;
-            };
-            if !seen_userns.insert(userns) || self.uid_maps.contains_key(&userns) {
-                continue;
-            }
-            match read_uid_map(&proc_dir, p.pid, &mut buf) {
-                Ok(m) if !m.0.is_empty() => {
-                    self.uid_maps.insert(userns, m);
-                }
-                Ok(_) => {}
-                Err(e) => count(&mut errors, e, "uid_map", p.pid),
-            }
-        }
-        // A namespace inode can be reused once the namespace is gone: forget the maps of
-        // user namespaces that no process holds any more.
-        self.uid_maps.retain(|k, _| seen_userns.contains(k));
-
-        let pinned = read_pinned(&proc_dir, procs, &mut errors);
-        let snapshot = summarise(
-            &self.opts.paths,
-            procs,
-            pinned,
-            host,
-            &self.uid_maps,
-            errors,
-            taken_at,
-            started,
-        );
-        // Workers count on their own threads; a single-threaded pass counted on this one.
-        stats.syscalls = procfd::syscalls() - syscalls_before
-            + if threads > 1 {
-                stats.per_process_syscalls
-            } else {
-                0
-            };
-        self.stats = stats;
-        self.last_end = Some(Instant::now());
-        Ok(snapshot)
-    }
-}
-
-/// The nice value of a thread that scans in the background: a scan then yields the CPU
-/// to scrapes (and to the node's workloads), so that a scrape's latency does not depend
-/// on whether a scan of 20,000 processes happens to be running. Worker threads inherit it.
-const BACKGROUND_NICE: libc::c_int = 10;
-
-/// Lower the calling thread's CPU priority for background scanning (Linux keeps nice
-/// values per thread). Best effort: raising one's own nice value needs no privilege.
-pub fn lower_priority() {
-    // SAFETY: plain syscalls about the calling thread.
-    let res = unsafe {
-        libc::setpriority(
-            libc::PRIO_PROCESS,
-            libc::gettid() as libc::id_t,
-            BACKGROUND_NICE,
-        )
-    };
-    if res != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(), "cannot lower the scan thread's priority");
-    }
-}
-
-/// The nsfs bind mounts of every distinct mount namespace, one mountinfo read each
-/// (falling back to another member if the first has exited).
-fn read_pinned(
-    proc_dir: &Dir,
-    procs: &[Proc],
-    errors: &mut ScanErrors,
-) -> BTreeMap<(NsType, u64), Vec<String>> {
-    let mut by_mntns: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    for p in procs.iter().filter(|p| !p.kernel_thread) {
-        if let Some(m) = p.ns.get(NsType::Mnt) {
-            let v = by_mntns.entry(m).or_default();
-            if v.len() < 3 {
-                v.push(p.pid);
-            }
-        }
-    }
-    let mut out: BTreeMap<(NsType, u64), Vec<String>> = BTreeMap::new();
-    let mut buf = Vec::new();
-    for pids in by_mntns.values() {
-        for (i, &pid) in pids.iter().enumerate() {
-            let res = proc_dir
-                .open_pid(pid)
-                .and_then(|d| d.read_at(c"mountinfo", &mut buf));
-            match res {
-                Ok(()) => {
-                    let text = String::from_utf8_lossy(&buf);
-                    let (mounts, bad) = parse_mountinfo_nsfs(&text);
-                    errors.parse += bad;
-                    for m in mounts {
-                        let v = out.entry((m.ns_type, m.inode)).or_default();
-                        if !v.contains(&m.mount_point) {
-                            v.push(m.mount_point);
-                        }
-                    }
-                    break;
-                }
-                Err(e) if is_vanished(&e) && i + 1 < pids.len() => continue,
-                Err(e) => {
-                    count(errors, ProcError::from(e), "mountinfo", pid);
-                    break;
-                }
-            }
-        }
-    }
-    out
-}
-
-fn count(errors: &mut ScanErrors, e: ProcError, what: &str, pid: u32) {
+pub(super) fn count(errors: &mut ScanErrors, e: ProcError, what: &str, pid: u32) {
     match e {
         ProcError::Vanished => {
             errors.vanished += 1;
@@ -591,18 +257,14 @@ fn count(errors: &mut ScanErrors, e: ProcError, what: &str, pid: u32) {
     }
 }
 
-/// The numeric entries of the procfs root.
-pub(crate) fn list_pids(paths: &HostPaths) -> io::Result<Vec<u32>> {
-    let mut pids: Vec<u32> = std::fs::read_dir(&paths.procfs)?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
-        .collect();
-    pids.sort_unstable();
-    Ok(pids)
-}
-
 /// Read `pids` (sorted) into `out`, reusing what `prev` (sorted by PID) still proves.
-fn read_many(ctx: &Ctx<'_>, pids: &[u32], prev: &[Proc], out: &mut Vec<Proc>, w: &mut Worker) {
+pub(super) fn read_many(
+    ctx: &Ctx<'_>,
+    pids: &[u32],
+    prev: &[Proc],
+    out: &mut Vec<Proc>,
+    w: &mut Worker,
+) {
     let mut cursor = pids
         .first()
         .map_or(0, |&first| prev.partition_point(|p| p.pid < first));
@@ -635,7 +297,7 @@ struct StatView<'a> {
 
 /// Read one process or kernel thread; `before` is what the previous scan saw at this
 /// PID. The error says whether it was a kernel thread.
-fn read_proc(
+pub(super) fn read_proc(
     ctx: &Ctx<'_>,
     pid: u32,
     before: Option<&Proc>,
@@ -901,215 +563,11 @@ fn decimal(b: &[u8]) -> Option<u64> {
 }
 
 /// `comm` is up to 15 bytes the process chose itself: keep it printable UTF-8.
-pub(crate) fn sanitize_comm(raw: &[u8]) -> String {
+pub(super) fn sanitize_comm(raw: &[u8]) -> String {
     String::from_utf8_lossy(&raw[..raw.len().min(64)])
         .chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
-}
-
-fn read_uid_map(proc_dir: &Dir, pid: u32, buf: &mut Vec<u8>) -> Result<UidMap, ProcError> {
-    let dir = proc_dir.open_pid(pid)?;
-    dir.read_at(c"uid_map", buf)?;
-    let text =
-        std::str::from_utf8(buf).map_err(|_| parse::ParseError::UidMap("not UTF-8".into()))?;
-    Ok(parse::parse_uid_map(text)?)
-}
-/// Why a single process could not be read for `inspect`/`diff`.
-#[derive(Debug, thiserror::Error)]
-pub enum ProcessError {
-    #[error("no process {0} in {1}")]
-    NoSuchProcess(u32, String),
-    #[error("permission denied reading process {0}: reading another process's namespaces needs root or CAP_SYS_PTRACE")]
-    Permission(u32),
-    #[error("process {0} is a kernel thread, which always sits in the host namespaces")]
-    KernelThread(u32),
-    #[error("process {0}: unparseable /proc content: {1}")]
-    Parse(u32, parse::ParseError),
-    #[error("process {0}: {1}")]
-    Io(u32, io::Error),
-    #[error(transparent)]
-    Procfs(#[from] ScanError),
-}
-
-/// One process, read on its own, with what is needed to judge it.
-#[derive(Debug, Clone)]
-pub struct ProcessView {
-    pub record: ProcRecord,
-    /// The uid_map of its user namespace (empty if not written yet).
-    pub uid_map: Option<UidMap>,
-    pub root: RootMapping,
-    pub host: crate::model::HostRef,
-}
-
-/// Read one process and the host reference: the scanner's own code path, for the
-/// terminal commands.
-pub fn read_one(opts: &ScanOptions, pid: u32) -> Result<ProcessView, ProcessError> {
-    let procfs = &opts.paths.procfs;
-    let scan_err = |source| ScanError {
-        path: procfs.display().to_string(),
-        source,
-    };
-    let proc_dir = Dir::open(procfs).map_err(scan_err)?;
-    let pids = list_pids(&opts.paths).map_err(scan_err)?;
-    let host = hostref::resolve(&proc_dir, &pids);
-    let cgroups = Mutex::new(HashMap::new());
-    let ctx = Ctx {
-        proc_dir: &proc_dir,
-        default_runtime: opts.default_runtime,
-        cgroups: &cgroups,
-        procfs: proc_dir.is_procfs(),
-        quick: false,
-    };
-    let mut w = Worker::default();
-    let record = match read_proc(&ctx, pid, None, &mut w) {
-        Ok(p) if p.kernel_thread => return Err(ProcessError::KernelThread(pid)),
-        Ok(p) => p.record(),
-        Err((true, _)) => return Err(ProcessError::KernelThread(pid)),
-        Err((false, e)) => {
-            return Err(match e {
-                ProcError::Vanished => {
-                    ProcessError::NoSuchProcess(pid, procfs.display().to_string())
-                }
-                ProcError::Permission => ProcessError::Permission(pid),
-                ProcError::Parse(p) => ProcessError::Parse(pid, p),
-                ProcError::Io(e) => ProcessError::Io(pid, e),
-            })
-        }
-    };
-    let uid_map = read_uid_map(&proc_dir, pid, &mut w.file).ok();
-    let root = RootMapping::classify(record.host_euid, uid_map.as_ref());
-    Ok(ProcessView {
-        record,
-        uid_map,
-        root,
-        host,
-    })
-}
-
-/// Read `/proc/sys/user/max_<type>_namespaces` for every type.
-pub fn read_limits(paths: &HostPaths) -> [Option<u64>; 8] {
-    let mut out = [None; 8];
-    for t in NsType::ALL {
-        out[t.index()] = std::fs::read_to_string(paths.ns_limit(t))
-            .ok()
-            .and_then(|s| parse::parse_sysctl_u64(&s));
-    }
-    out
-}
-
-#[allow(clippy::too_many_arguments)]
-fn summarise(
-    paths: &HostPaths,
-    procs: &[Proc],
-    pinned_mounts: BTreeMap<(NsType, u64), Vec<String>>,
-    host: crate::model::HostRef,
-    uid_maps: &HashMap<u64, UidMap>,
-    errors: ScanErrors,
-    taken_at: SystemTime,
-    started: Instant,
-) -> Snapshot {
-    let mut held: [HashSet<u64>; 8] = Default::default();
-    let mut host_ns_processes = [0u64; 8];
-    let mut supported = [false; 8];
-    for t in NsType::ALL {
-        supported[t.index()] = host.ns.get(t).is_some();
-    }
-    let mut containers: BTreeMap<ContainerRef, ContainerSummary> = BTreeMap::new();
-    let mut processes = 0u64;
-    for p in procs {
-        for t in NsType::ALL {
-            if let Some(ino) = p.ns.get(t) {
-                held[t.index()].insert(ino);
-                supported[t.index()] = true;
-            }
-        }
-        // A kernel thread is not a workload and not counted as a process, but the
-        // namespaces it holds are alive (kdevtmpfs has a mount namespace of its own).
-        if p.kernel_thread {
-            continue;
-        }
-        processes += 1;
-        let ns = p.ns.to_set();
-        for t in NsType::ALL {
-            if ns.shares(&host.ns, t) {
-                host_ns_processes[t.index()] += 1;
-            }
-        }
-        let Some(c) = p.container() else { continue };
-        let map = ns.get(NsType::User).and_then(|u| uid_maps.get(&u));
-        // Look up before inserting, so only a new container costs a key clone.
-        let s = match containers.get_mut(c) {
-            Some(s) => s,
-            None => containers.entry(c.clone()).or_insert(ContainerSummary {
-                container: c.clone(),
-                processes: 0,
-                main_pid: p.pid,
-                main_start_time: p.start_time,
-                comm: sanitize_comm(p.comm.as_bytes()),
-                main_ns: ns,
-                host_ns_processes: [0; 8],
-                host_root_processes: 0,
-                root: RootMapping::classify(p.host_euid, map),
-                uid_map: map.cloned(),
-            }),
-        };
-        s.processes += 1;
-        if (p.start_time, p.pid) < (s.main_start_time, s.main_pid) {
-            s.main_pid = p.pid;
-            s.main_start_time = p.start_time;
-            s.comm = sanitize_comm(p.comm.as_bytes());
-            s.main_ns = ns;
-            s.root = RootMapping::classify(p.host_euid, map);
-            s.uid_map = map.cloned();
-        }
-        for t in NsType::ALL {
-            if ns.shares(&host.ns, t) {
-                s.host_ns_processes[t.index()] += 1;
-            }
-        }
-        if p.host_euid == 0 {
-            s.host_root_processes += 1;
-        }
-    }
-    let mut counts = [NsCount::default(); 8];
-    let mut pinned = Vec::new();
-    for t in NsType::ALL {
-        counts[t.index()].total = held[t.index()].len() as u64;
-    }
-    for ((t, ino), mount_points) in pinned_mounts {
-        supported[t.index()] = true;
-        if !held[t.index()].contains(&ino) {
-            counts[t.index()].total += 1;
-            counts[t.index()].pinned += 1;
-            pinned.push(PinnedNs {
-                ns_type: t,
-                inode: ino,
-                mount_points,
-            });
-        }
-    }
-    let reader_in_child_userns = std::fs::read_to_string(paths.proc("self/uid_map"))
-        .ok()
-        .and_then(|s| parse::parse_uid_map(&s).ok())
-        .is_some_and(|m| !m.is_identity_full());
-    Snapshot {
-        taken_at,
-        duration: started.elapsed(),
-        supported: NsType::ALL
-            .into_iter()
-            .filter(|t| supported[t.index()])
-            .collect(),
-        processes,
-        counts,
-        limits: read_limits(paths),
-        host_ns_processes,
-        containers,
-        pinned,
-        errors,
-        host,
-        reader_in_child_userns,
-    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use std::io;
 
 use crate::model::{HostRef, HostSource, NsSet, NsType};
-use crate::parse::{parse_ns_link, parse_stat};
-use crate::procfd::Dir;
+use crate::procfs::fd::Dir;
+use crate::procfs::parse::{parse_ns_link, parse_stat};
 
 /// The inodes the kernel gives its initial namespaces (`PROC_*_INIT_INO`). `net` and
 /// `mnt` are allocated at boot and have none.
