@@ -42,7 +42,7 @@ use tokio::task::JoinHandle;
 
 use crate::cgroup::Attribution;
 use crate::model::{ContainerRef, Runtime, Snapshot};
-use crate::paths::HostPaths;
+use crate::procfs::paths::HostPaths;
 
 use self::allow::AllowList;
 use self::client::{AlertmanagerUrl, SendResult, Sender, Target};
@@ -144,7 +144,7 @@ pub fn node_name() -> String {
 /// procfs shows it (`<procfs>/self`). `None` outside a container or when unreadable.
 pub fn own_container(paths: &HostPaths, default_runtime: Runtime) -> Option<ContainerRef> {
     let text = std::fs::read_to_string(paths.proc(Path::new("self/cgroup"))).ok()?;
-    let lines = crate::parse::parse_cgroup(&text).ok()?;
+    let lines = crate::procfs::parse::parse_cgroup(&text).ok()?;
     match crate::cgroup::attribute(&lines, default_runtime) {
         Attribution::Container(c) => Some(c),
         _ => None,
