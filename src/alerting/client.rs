@@ -100,6 +100,33 @@ impl AlertmanagerUrl {
     }
 }
 
+/// Why a send failed, for the log and the outbox.
+struct Failure {
+    kind: SendResult,
+    /// The Alertmanager refused the alerts themselves (400, 422): sending them again
+    /// cannot help, so the batch is dropped (see [`super::queue`]).
+    rejected: bool,
+    message: String,
+}
+
+impl Failure {
+    fn error(message: String) -> Failure {
+        Failure {
+            kind: SendResult::Error,
+            rejected: false,
+            message,
+        }
+    }
+}
+
+/// Whether an answer refuses the alerts themselves. 400 is Alertmanager's answer to
+/// alerts that fail validation; 422 that of proxies that check bodies. Other 4xx (401
+/// and 403 while credentials rotate, 404 from a proxy not yet routed, 408, 429) say
+/// nothing against the alerts and are retried.
+fn rejects_alerts(status: hyper::StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 422)
+}
+
 /// One Alertmanager: its outbox and what happened to its sends.
 #[derive(Debug)]
 pub struct Target {
@@ -138,8 +165,8 @@ impl Target {
         self.wake.notify_one();
     }
 
-    /// (queue length, dropped so far).
-    pub fn queue(&self) -> (usize, u64) {
+    /// (queue length, (dropped because full, dropped because rejected)).
+    pub fn queue(&self) -> (usize, (u64, u64)) {
         let q = self.outbox();
         (q.len(), q.dropped())
     }
@@ -193,12 +220,8 @@ impl Sender {
         }
     }
 
-    /// POST one batch. Err carries the result kind and a message for the log.
-    async fn post(
-        &self,
-        url: &AlertmanagerUrl,
-        batch: &[Notice],
-    ) -> Result<(), (SendResult, String)> {
+    /// POST one batch.
+    async fn post(&self, url: &AlertmanagerUrl, batch: &[Notice]) -> Result<(), Failure> {
         let body = super::encode_batch(batch, SystemTime::now(), self.valid_for);
         let mut req = Request::post(url.endpoint.clone())
             .header(CONTENT_TYPE, "application/json")
@@ -206,17 +229,17 @@ impl Sender {
         match self.http.authorization() {
             Ok(Some(v)) => req = req.header(AUTHORIZATION, v),
             Ok(None) => {}
-            Err(e) => return Err((SendResult::Error, format!("credentials: {e}"))),
+            Err(e) => return Err(Failure::error(format!("credentials: {e}"))),
         }
         let req = req
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| (SendResult::Error, e.to_string()))?;
+            .map_err(|e| Failure::error(e.to_string()))?;
         let exchange = async {
             let resp = self
                 .client
                 .request(req)
                 .await
-                .map_err(|e| (SendResult::Error, error_chain(&e)))?;
+                .map_err(|e| Failure::error(error_chain(&e)))?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(());
@@ -231,14 +254,18 @@ impl Sender {
             } else {
                 SendResult::Http5xx
             };
-            Err((kind, format!("HTTP {status}: {text}")))
+            Err(Failure {
+                kind,
+                rejected: rejects_alerts(status),
+                message: format!("HTTP {status}: {text}"),
+            })
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(r) => r,
-            Err(_) => Err((
-                SendResult::Error,
-                format!("no answer within {:?}", self.timeout),
-            )),
+            Err(_) => Err(Failure::error(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
         }
     }
 }
@@ -306,13 +333,25 @@ pub async fn run(target: Arc<Target>, sender: Arc<Sender>) {
                     last_log = None;
                 }
             }
-            Err((kind, message)) => {
+            Err(f) if f.rejected => {
+                let dropped = q.rejected();
+                drop(q);
+                target.count(f.kind, batch.len());
+                if last_log.is_none_or(|t| t.elapsed() >= FAILURE_LOG_EVERY) {
+                    tracing::warn!(url = %target.url.display, error = %f.message, dropped,
+                        "Alertmanager refused a batch of alerts as invalid; it is dropped, \
+                         not retried (counted in nsexporter_alertmanager_dropped_total\
+                         {{reason=\"rejected\"}}); active alerts go again at the next resend");
+                    last_log = Some(Instant::now());
+                }
+            }
+            Err(f) => {
                 let wait = q.failed(Instant::now(), jitter());
                 let (failures, queued) = (q.failures_in_row(), q.len());
                 drop(q);
-                target.count(kind, batch.len());
+                target.count(f.kind, batch.len());
                 if last_log.is_none_or(|t| t.elapsed() >= FAILURE_LOG_EVERY) {
-                    tracing::warn!(url = %target.url.display, error = %message,
+                    tracing::warn!(url = %target.url.display, error = %f.message,
                         failed_in_row = failures, queued, retry_in = ?wait,
                         "sending alerts to Alertmanager failed; retrying with backoff \
                          (counted in nsexporter_alertmanager_notifications_total)");
@@ -347,6 +386,15 @@ mod tests {
             let e = AlertmanagerUrl::parse(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
             assert!(!e.contains("pw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_answers_that_refuse_the_alerts_drop_them() {
+        let rejects = |c: u16| rejects_alerts(hyper::StatusCode::from_u16(c).unwrap());
+        assert!(rejects(400) && rejects(422));
+        for retried in [401, 403, 404, 408, 429, 500, 502, 503] {
+            assert!(!rejects(retried), "{retried}");
         }
     }
 

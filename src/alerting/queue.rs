@@ -9,6 +9,16 @@
 //! entry per distinct alert. Beyond `capacity` entries the oldest is dropped and
 //! counted. A batch in flight is out of the queue; when its send fails, its alerts go
 //! back to the front unless a newer state of them arrived in the meantime.
+//!
+//! # Failed, or rejected
+//! A send that fails for a reason that says nothing against the alerts (no answer, 5xx,
+//! 401/403 while credentials rotate, 429) is tried again, the same batch first. A batch
+//! the Alertmanager refuses as invalid (400, 422) is dropped and counted instead:
+//! sending the same alerts again cannot help, and retrying it in front would hold back
+//! every alert behind it forever. Alertmanager has already stored the valid alerts of
+//! a batch it answers 400 (it validates each alert and keeps the good ones), and the
+//! firing ones are sent again at the next resend anyway. Prometheus' notifier does not
+//! retry a failed batch at all.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -44,7 +54,10 @@ pub struct Outbox {
     in_flight: Vec<Notice>,
     failures_in_row: u32,
     not_before: Option<Instant>,
-    dropped: u64,
+    /// Alerts dropped because the queue was full.
+    dropped_full: u64,
+    /// Alerts of batches the Alertmanager rejected as invalid.
+    dropped_rejected: u64,
 }
 
 impl Outbox {
@@ -58,7 +71,8 @@ impl Outbox {
             in_flight: Vec::new(),
             failures_in_row: 0,
             not_before: None,
-            dropped: 0,
+            dropped_full: 0,
+            dropped_rejected: 0,
         }
     }
 
@@ -73,7 +87,7 @@ impl Outbox {
         while self.order.len() > self.capacity {
             if let Some(old) = self.order.pop_front() {
                 self.pending.remove(&old);
-                self.dropped += 1;
+                self.dropped_full += 1;
             }
         }
     }
@@ -104,6 +118,17 @@ impl Outbox {
         self.not_before = None;
     }
 
+    /// The Alertmanager refused the batch in flight as invalid: it is dropped, counted,
+    /// and the next batch goes at once (the Alertmanager answers; it is not down).
+    /// Returns how many alerts were dropped.
+    pub fn rejected(&mut self) -> usize {
+        let n = std::mem::take(&mut self.in_flight).len();
+        self.dropped_rejected += n as u64;
+        self.failures_in_row = 0;
+        self.not_before = None;
+        n
+    }
+
     /// The batch in flight failed: it goes back to the front (alerts that have a newer
     /// state waiting are not put back) and the next try waits `delay(failures)` scaled
     /// by `jitter` (e.g. 0.8..1.2, so that a fleet of nodes does not retry in step).
@@ -122,7 +147,7 @@ impl Outbox {
             // being retried, and it is older.
             if let Some(k) = self.order.pop_back() {
                 self.pending.remove(&k);
-                self.dropped += 1;
+                self.dropped_full += 1;
             }
         }
         self.failures_in_row = self.failures_in_row.saturating_add(1);
@@ -152,9 +177,9 @@ impl Outbox {
         self.len() == 0
     }
 
-    /// Alerts dropped because the queue was full, since the start.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
+    /// Alerts dropped since the start: (the queue was full, the batch was rejected).
+    pub fn dropped(&self) -> (u64, u64) {
+        (self.dropped_full, self.dropped_rejected)
     }
 
     /// Failed sends in a row (0 after a success).
@@ -279,12 +304,12 @@ mod tests {
                 q.push(notice(n, false));
             }
         }
-        assert_eq!((q.len(), q.dropped()), (3, 0));
+        assert_eq!((q.len(), q.dropped()), (3, (0, 0)));
         // Many distinct alerts: the oldest go, counted.
         for i in 0..10 {
             q.push(notice(&format!("x{i}"), true));
         }
-        assert_eq!((q.len(), q.dropped()), (5, 8));
+        assert_eq!((q.len(), q.dropped()), (5, (8, 0)));
         assert_eq!(names(&q.take_batch(now).unwrap()), ["x5", "x6"]);
         // Full while a batch is in flight, then the batch fails: still bounded.
         for i in 10..20 {
@@ -294,9 +319,27 @@ mod tests {
         assert_eq!(q.len(), 5);
         // 3 waiting + 10 new over a capacity of 5: 8 more dropped; then the 2 put
         // back push out the 2 newest.
-        assert_eq!(q.dropped(), 8 + 8 + 2);
+        assert_eq!(q.dropped(), (8 + 8 + 2, 0));
         // The retried batch is first.
         assert_eq!(names(&q.take_batch(now).unwrap()), ["x5", "x6"]);
+    }
+
+    #[test]
+    fn a_rejected_batch_is_dropped_and_does_not_hold_back_the_rest() {
+        let mut q = Outbox::new(100, 2, BACKOFF);
+        let now = Instant::now();
+        for n in ["bad", "x", "y"] {
+            q.push(notice(n, false));
+        }
+        q.take_batch(now).unwrap();
+        // A failure before: the rejection still lets the next batch go at once.
+        q.failed(now, 1.0);
+        q.take_batch(now + Duration::from_secs(1)).unwrap();
+        assert_eq!(q.rejected(), 2);
+        assert_eq!((q.len(), q.dropped(), q.failures_in_row()), (1, (0, 2), 0));
+        assert_eq!(names(&q.take_batch(now).unwrap()), ["y"]);
+        q.sent();
+        assert!(q.is_empty());
     }
 
     #[test]
