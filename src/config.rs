@@ -14,6 +14,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, ValueEnum};
 use serde::Deserialize;
 
+use crate::alerting::settings::{RawAlertmanager, RawAlerts};
+use crate::alerting::AlertingSettings;
 use crate::http::webconfig::WebConfigSource;
 use crate::model::Runtime;
 use crate::procfs::paths::HostPaths;
@@ -34,6 +36,8 @@ pub struct Settings {
     pub default_runtime: Runtime,
     pub log_level: tracing::level_filters::LevelFilter,
     pub log_format: LogFormat,
+    /// The alerting sidecar; `None` without `--alertmanager.url`.
+    pub alerting: Option<AlertingSettings>,
 }
 
 /// A setting that cannot be used.
@@ -63,6 +67,10 @@ struct Raw {
     scan: RawScan,
     container: RawContainer,
     log: RawLog,
+    alertmanager: RawAlertmanager,
+    /// Only in the file: `alerts.allow`.
+    #[serde(default)]
+    alerts: RawAlerts,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,7 +125,27 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("container.default-runtime", "containerd", "default_runtime"),
     ("log.level", "info", "log_level"),
     ("log.format", "logfmt", "log_format"),
+    (
+        "alertmanager.http-config-file",
+        "",
+        "alertmanager_http_config_file",
+    ),
+    (
+        "alertmanager.resend-interval",
+        "1m",
+        "alertmanager_resend_interval",
+    ),
+    (
+        "alertmanager.queue-capacity",
+        "10000",
+        "alertmanager_queue_capacity",
+    ),
+    ("alertmanager.timeout", "10s", "alertmanager_timeout"),
 ];
+
+/// The one setting given as a list: (key, flag id). Flags and the environment
+/// replace the file's list; they do not add to it.
+const URLS: (&str, &str) = ("alertmanager.url", "alertmanager_url");
 
 /// Where each setting's value came from: flags and environment variables (both via clap)
 /// override the file, which overrides the defaults.
@@ -141,6 +169,19 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
         }
         None
     };
+    let urls: Option<Vec<String>> = [Some(matches), sub].into_iter().flatten().find_map(|m| {
+        let given = matches!(
+            m.try_get_raw(URLS.1)
+                .ok()
+                .flatten()
+                .and_then(|_| m.value_source(URLS.1)),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        given
+            .then(|| m.try_get_many::<String>(URLS.1).ok().flatten())
+            .flatten()
+            .map(|v| v.cloned().collect())
+    });
     let config_file = [Some(matches), sub].into_iter().flatten().find_map(|m| {
         m.try_get_one::<PathBuf>("config_file")
             .ok()
@@ -148,7 +189,9 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
             .cloned()
     });
 
-    let mut b = config::Config::builder();
+    let mut b = config::Config::builder()
+        .set_default(URLS.0, Vec::<String>::new())
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
     for (key, default, _) in SETTINGS {
         b = b
             .set_default(*key, *default)
@@ -169,6 +212,11 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
                 .set_override(*key, v)
                 .map_err(|e| ConfigError::Load(e.to_string()))?;
         }
+    }
+    if let Some(urls) = urls {
+        b = b
+            .set_override(URLS.0, urls)
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
     }
     let cfg = b.build().map_err(|e| match &config_file {
         Some(f) => invalid("config.file", format!("{}: {e}", f.display())),
@@ -287,17 +335,28 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             format!("{:?} must be logfmt or json", raw.log.format),
         )
     })?;
+    let paths = HostPaths::new(raw.path.procfs);
+    // Checked whether the sidecar is on or not, so that a typo does not wait for the
+    // day it is turned on.
+    let alerting = crate::alerting::settings::build(
+        &raw.alertmanager,
+        &raw.alerts,
+        crate::alerting::own_container(&paths, default_runtime),
+        crate::alerting::node_name(&paths),
+    )
+    .map_err(|(setting, message)| invalid(setting, message))?;
     Ok(Settings {
         listen_address,
         telemetry_path,
         web_config,
         max_requests,
-        paths: HostPaths::new(raw.path.procfs),
+        paths,
         scan_interval,
         scan_threads,
         default_runtime,
         log_level,
         log_format,
+        alerting,
     })
 }
 

@@ -16,8 +16,11 @@
 //!   - `scan::mounts`: the nsfs mounts of each mount namespace (pinned namespaces).
 //!   - `scan::hostref`: which namespaces are the host's (PID 1, a kernel thread, fixed).
 //!   - [`scan::one`]: one process read on its own, for `inspect` and `diff`.
+//! - [`alerting`]: the alerting sidecar: alerts judged on every snapshot, pushed to
+//!   Alertmanager (rules, allow-list, per-URL outbox, v2 client, http_config).
 //! - [`metrics`]: the metric contract, encoded from a published snapshot.
-//! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes.
+//! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes (and
+//!   hands each snapshot to the sidecar).
 //! - `http`: the endpoints and the limits that protect them; reads the sampler only.
 //!   - `http::body`: response bodies in bounded frames, gzipped once per scan.
 //!   - `http::conn`: one connection: write-stall guard, TLS handshake, HTTP/1.1.
@@ -81,7 +84,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let shared = Shared::new(settings.scan_interval);
-    let sampler = Sampler::new(Scanner::new(scan_options(settings)));
+    // The sidecar's senders run on this runtime until `_alerting` is dropped at the end.
+    let (sidecar, _alerting) = match &settings.alerting {
+        Some(a) => {
+            let urls: Vec<&str> = a.urls.iter().map(|u| u.display.as_str()).collect();
+            tracing::info!(alertmanagers = ?urls, node = %a.node,
+                resend_interval = ?a.resend_interval, "alerting sidecar on");
+            let (s, t) = alerting::Sidecar::start(a.clone());
+            (Some(s), Some(t))
+        }
+        None => (None, None),
+    };
+    let sampler = Sampler::new(Scanner::new(scan_options(settings))).with_alerting(sidecar);
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let sampler_shared = shared.clone();
     std::thread::Builder::new()

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::alerting::Sidecar;
 use crate::metrics::{self, Counters, Format, Published};
 use crate::model::{ContainerRef, NsType, Snapshot};
 use crate::scan::Scanner;
@@ -126,6 +127,8 @@ pub struct Sampler {
     /// (a failure that persists is logged again once a minute; recovery once).
     failed_in_row: u64,
     last_failure_log: Option<Instant>,
+    /// The alerting sidecar, fed every snapshot this publishes.
+    alerting: Option<Sidecar>,
 }
 
 /// How often a scan failure that persists is logged again at error level.
@@ -146,7 +149,14 @@ impl Sampler {
             failing: None,
             failed_in_row: 0,
             last_failure_log: None,
+            alerting: None,
         }
+    }
+
+    /// Feed every snapshot this publishes to the alerting sidecar.
+    pub fn with_alerting(mut self, sidecar: Option<Sidecar>) -> Self {
+        self.alerting = sidecar;
+        self
     }
 
     /// Run one scan and fold it into the counters. A failed scan keeps the previous
@@ -282,10 +292,21 @@ impl Sampler {
     }
 
     fn exposition(&self) -> Exposition {
+        // The sidecar judges only a snapshot the exporter stands behind: after a failed
+        // or blind scan its alerts stay as they were (and are re-sent), rather than
+        // resolving everything a missing privilege hides.
+        let alerting = self
+            .alerting
+            .as_ref()
+            .map(|a| match (&self.last, &self.failing) {
+                (Some(snap), None) => a.observe(snap),
+                _ => a.stats(),
+            });
         let mut e = Exposition::new(
             Arc::new(Published {
                 snapshot: self.last.clone(),
                 counters: self.counters.clone(),
+                alerting,
             }),
             self.last_success,
         );

@@ -18,9 +18,8 @@ use am::*;
 use nsexporter::alerting::allow::{AllowConfig, AllowList};
 use nsexporter::alerting::client::AlertmanagerUrl;
 use nsexporter::alerting::httpconfig::HttpConfig;
-use nsexporter::alerting::{AlertingSettings, Sidecar};
+use nsexporter::alerting::{AlertingSettings, Sidecar, Tasks};
 use nsexporter::model::*;
-use tokio::sync::watch;
 
 fn container(id: &str, host: &[NsType]) -> ContainerSummary {
     let mut host_ns_processes = [0; 8];
@@ -82,10 +81,11 @@ fn keys(ids: &[&str]) -> Vec<String> {
     k
 }
 
+/// The sidecar on its own runtime; the test plays the sampler and calls `observe`.
 struct Running {
     _rt: tokio::runtime::Runtime,
+    _tasks: Tasks,
     sidecar: Sidecar,
-    publish: watch::Sender<Option<Arc<Snapshot>>>,
 }
 
 fn start(urls: &[String], http: HttpConfig, resend: Duration) -> Running {
@@ -94,7 +94,6 @@ fn start(urls: &[String], http: HttpConfig, resend: Duration) -> Running {
         .enable_all()
         .build()
         .unwrap();
-    let (publish, rx) = watch::channel(None);
     let settings = AlertingSettings {
         urls: urls
             .iter()
@@ -108,14 +107,14 @@ fn start(urls: &[String], http: HttpConfig, resend: Duration) -> Running {
         node: "test-node".into(),
         allow: AllowList::new(&AllowConfig::default(), None).unwrap(),
     };
-    let sidecar = {
+    let (sidecar, tasks) = {
         let _g = rt.enter();
-        Sidecar::start(settings, rx)
+        Sidecar::start(settings)
     };
     Running {
         _rt: rt,
+        _tasks: tasks,
         sidecar,
-        publish,
     }
 }
 
@@ -140,7 +139,7 @@ fn both_alertmanagers_of_a_pair_receive_every_alert_and_every_resolve() {
         Duration::from_secs(60),
     );
     let ids = ["c1", "c2", "c3"];
-    r.publish.send_replace(Some(hostnet(&ids)));
+    r.sidecar.observe(&hostnet(&ids));
     for am in [&a, &b] {
         wait_for("all three alerts", Duration::from_secs(10), || {
             let k = am.sidecar_keys()?;
@@ -158,7 +157,7 @@ fn both_alertmanagers_of_a_pair_receive_every_alert_and_every_resolve() {
     assert_eq!(l["severity"], "warning");
     assert_eq!(l["type"], "net");
     // c2 stops sharing: resolved in both.
-    r.publish.send_replace(Some(hostnet(&["c1", "c3"])));
+    r.sidecar.observe(&hostnet(&["c1", "c3"]));
     for am in [&a, &b] {
         wait_for("c2 resolved", Duration::from_secs(10), || {
             let k = am.sidecar_keys()?;
@@ -189,7 +188,7 @@ fn alertmanager_restarted_with_wiped_storage_gets_every_active_alert_back() {
         HttpConfig::none().unwrap(),
         resend,
     );
-    r.publish.send_replace(Some(hostnet(&["a", "b"])));
+    r.sidecar.observe(&hostnet(&["a", "b"]));
     wait_for("a and b", Duration::from_secs(10), || {
         let k = am.sidecar_keys()?;
         (k == keys(&["a", "b"]))
@@ -199,7 +198,7 @@ fn alertmanager_restarted_with_wiped_storage_gets_every_active_alert_back() {
 
     am.stop();
     // While it is down: b clears, c appears, and resends pile up for 30 s.
-    r.publish.send_replace(Some(hostnet(&["a", "c"])));
+    r.sidecar.observe(&hostnet(&["a", "c"]));
     wait_for(
         "the other Alertmanager is not held back",
         Duration::from_secs(10),
@@ -233,57 +232,122 @@ fn alertmanager_restarted_with_wiped_storage_gets_every_active_alert_back() {
     eprintln!("active alerts back {:?} after the restart", start.elapsed());
     let s = r.sidecar.stats();
     assert!(
-        s.targets.iter().all(|t| t.dropped == 0),
+        s.targets
+            .iter()
+            .all(|t| t.dropped_full == 0 && t.dropped_rejected == 0),
         "nothing dropped: {s:?}"
     );
 }
 
 #[test]
-fn answers_500_and_400_are_counted_and_retried_with_backoff() {
-    for status in [500u16, 400] {
-        let fake = FakeAm::start(status);
-        let r = start(
-            &[fake.url()],
-            HttpConfig::none().unwrap(),
-            Duration::from_secs(60),
+fn answers_500_are_counted_and_retried_with_backoff() {
+    let fake = FakeAm::start(500);
+    let r = start(
+        &[fake.url()],
+        HttpConfig::none().unwrap(),
+        Duration::from_secs(60),
+    );
+    r.sidecar.observe(&hostnet(&["x"]));
+    wait_for("three failed tries", Duration::from_secs(10), || {
+        let n = fake.received().len();
+        (n >= 3).then_some(()).ok_or(format!("{n} requests"))
+    });
+    assert!(result_count(&r, &fake.url(), "http_5xx") >= 3);
+    // The same alert each time, at the v2 path.
+    let got = fake.received();
+    for req in &got {
+        assert_eq!(req.path, "/api/v2/alerts");
+        assert_eq!(req.header("content-type"), Some("application/json"));
+        assert_eq!(
+            req.body[0]["labels"]["container_id"], "containerd://x",
+            "{:?}",
+            req.body
         );
-        r.publish.send_replace(Some(hostnet(&["x"])));
-        let kind = if status == 500 {
-            "http_5xx"
-        } else {
-            "http_4xx"
-        };
-        wait_for("three failed tries", Duration::from_secs(10), || {
-            let n = fake.received().len();
-            (n >= 3).then_some(()).ok_or(format!("{n} requests"))
-        });
-        assert!(result_count(&r, &fake.url(), kind) >= 3);
-        // The same alert each time, at the v2 path.
-        let got = fake.received();
-        for req in &got {
-            assert_eq!(req.path, "/api/v2/alerts");
-            assert_eq!(req.header("content-type"), Some("application/json"));
-            assert_eq!(
-                req.body[0]["labels"]["container_id"], "containerd://x",
-                "{:?}",
-                req.body
-            );
-        }
-        // Exponential backoff: the gaps grow (0.5 s, 1 s, 2 s, with ±20% jitter); no
-        // request storm.
-        let n = got.len();
-        assert!(n <= 6, "{n} requests in a few seconds: no backoff?");
-        fake.set_status(200);
-        wait_for(
-            "delivered once it recovers",
-            Duration::from_secs(20),
-            || {
-                let ok = result_count(&r, &fake.url(), "success");
-                (ok == 1).then_some(()).ok_or(format!("{ok} delivered"))
-            },
-        );
-        assert_eq!(r.sidecar.stats().targets[0].queue_length, 0);
     }
+    // Exponential backoff: the gaps grow (0.5 s, 1 s, 2 s, with ±20% jitter); no
+    // request storm.
+    let n = got.len();
+    assert!(n <= 6, "{n} requests in a few seconds: no backoff?");
+    fake.set_status(200);
+    wait_for(
+        "delivered once it recovers",
+        Duration::from_secs(20),
+        || {
+            let ok = result_count(&r, &fake.url(), "success");
+            (ok == 1).then_some(()).ok_or(format!("{ok} delivered"))
+        },
+    );
+    let t = &r.sidecar.stats().targets[0];
+    assert_eq!((t.queue_length, t.dropped_rejected), (0, 0));
+}
+
+/// A batch refused as invalid is dropped and counted, not retried in front of
+/// everything else; the alert it held goes again at the next resend.
+#[test]
+fn answers_400_drop_the_batch_and_do_not_hold_back_the_next() {
+    let fake = FakeAm::start(400);
+    let resend = Duration::from_secs(3);
+    let r = start(&[fake.url()], HttpConfig::none().unwrap(), resend);
+    r.sidecar.observe(&hostnet(&["x"]));
+    wait_for("the refused batch", Duration::from_secs(10), || {
+        let t = r.sidecar.stats().targets[0].clone();
+        (t.dropped_rejected == 1 && t.queue_length == 0)
+            .then_some(())
+            .ok_or(format!("{t:?}"))
+    });
+    assert_eq!(result_count(&r, &fake.url(), "http_4xx"), 1);
+    // No retry of the refused batch: nothing more until something new or the resend.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(fake.received().len(), 1, "a refused batch was retried");
+    // The Alertmanager takes alerts again: the next alert goes at once, and x comes
+    // back with the resend.
+    fake.set_status(200);
+    r.sidecar.observe(&hostnet(&["x", "y"]));
+    let sent = |fake: &FakeAm| -> Vec<String> {
+        let mut ids: Vec<String> = fake
+            .received()
+            .iter()
+            .filter(|q| q.status == 200)
+            .flat_map(|q| q.body.as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["labels"]["container_id"].as_str().map(String::from))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    wait_for("y at once", Duration::from_secs(2), || {
+        let ids = sent(&fake);
+        ids.contains(&"containerd://y".to_string())
+            .then_some(())
+            .ok_or(format!("{ids:?}"))
+    });
+    wait_for(
+        "x again at the resend",
+        resend + Duration::from_secs(2),
+        || {
+            let ids = sent(&fake);
+            (ids == ["containerd://x", "containerd://y"])
+                .then_some(())
+                .ok_or(format!("{ids:?}"))
+        },
+    );
+    assert_eq!(r.sidecar.stats().targets[0].dropped_rejected, 1);
+}
+
+/// What the 400 decision rests on: Alertmanager answers 400 to a batch with an
+/// invalid alert, and has stored the valid alerts of that batch all the same.
+#[test]
+fn alertmanager_keeps_the_valid_alerts_of_a_batch_it_answers_400() {
+    let tmp = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start(tmp.path(), "am");
+    let batch = serde_json::json!([
+        {"labels": {"alertname": "Good", "source": "nsexporter-sidecar", "type": "net"}},
+        {"labels": {"alertname": "Bad", "source": "nsexporter-sidecar", "type": "net"},
+         "startsAt": "2030-01-01T00:00:10Z", "endsAt": "2030-01-01T00:00:00Z"}
+    ]);
+    let e = am.post(&batch).unwrap_err();
+    assert!(e.contains("400"), "{e}");
+    assert_eq!(am.sidecar_keys().unwrap(), ["Good/net"]);
 }
 
 #[test]
@@ -301,7 +365,7 @@ fn bearer_token_from_a_file_is_sent() {
         HttpConfig::load(&dir.path().join("http.yml")).unwrap(),
         Duration::from_secs(60),
     );
-    r.publish.send_replace(Some(hostnet(&["x"])));
+    r.sidecar.observe(&hostnet(&["x"]));
     let got = wait_for("a request", Duration::from_secs(10), || {
         fake.received().first().cloned().ok_or("none".into())
     });
@@ -398,7 +462,7 @@ fn tls_with_client_certificate_and_basic_auth_against_a_real_alertmanager() {
         HttpConfig::load(&d.join("http.yml")).unwrap(),
         Duration::from_secs(60),
     );
-    r.publish.send_replace(Some(hostnet(&["tls"])));
+    r.sidecar.observe(&hostnet(&["tls"]));
     wait_for("the alert over TLS", Duration::from_secs(10), || {
         let k = am.sidecar_keys()?;
         (k == keys(&["tls"])).then_some(()).ok_or(format!("{k:?}"))
@@ -412,7 +476,7 @@ fn tls_with_client_certificate_and_basic_auth_against_a_real_alertmanager() {
         HttpConfig::load(&d.join("http.yml")).unwrap(),
         Duration::from_secs(60),
     );
-    r.publish.send_replace(Some(hostnet(&["tls2"])));
+    r.sidecar.observe(&hostnet(&["tls2"]));
     wait_for("401 counted twice", Duration::from_secs(10), || {
         let n = result_count(&r, &am.url(), "http_4xx");
         (n >= 2).then_some(()).ok_or(format!("{n}"))
@@ -434,7 +498,7 @@ fn tls_with_client_certificate_and_basic_auth_against_a_real_alertmanager() {
         HttpConfig::load(&d.join("http-nocert.yml")).unwrap(),
         Duration::from_secs(60),
     );
-    r.publish.send_replace(Some(hostnet(&["tls3"])));
+    r.sidecar.observe(&hostnet(&["tls3"]));
     wait_for("TLS failure counted", Duration::from_secs(10), || {
         let n = result_count(&r, &am.url(), "error");
         (n >= 1).then_some(()).ok_or(format!("{n}"))
@@ -445,7 +509,7 @@ fn tls_with_client_certificate_and_basic_auth_against_a_real_alertmanager() {
         HttpConfig::none().unwrap(),
         Duration::from_secs(60),
     );
-    r2.publish.send_replace(Some(hostnet(&["tls4"])));
+    r2.sidecar.observe(&hostnet(&["tls4"]));
     wait_for(
         "untrusted certificate refused",
         Duration::from_secs(10),
@@ -508,7 +572,7 @@ fn readme_inhibit_rules_keep_one_page_per_alert_and_node() {
         HttpConfig::none().unwrap(),
         Duration::from_secs(60),
     );
-    r.publish.send_replace(Some(hostnet(&["c1"])));
+    r.sidecar.observe(&hostnet(&["c1"]));
     let state = |a: &serde_json::Value| a["status"]["state"].as_str().unwrap_or("").to_string();
     wait_for(
         "the rules' copy on the sidecar's node suppressed",
@@ -543,7 +607,7 @@ fn readme_inhibit_rules_keep_one_page_per_alert_and_node() {
         },
     );
     // When the sidecar's alert resolves, the rules' copy pages again.
-    r.publish.send_replace(Some(hostnet(&[])));
+    r.sidecar.observe(&hostnet(&[]));
     wait_for(
         "the rules' copy active again",
         Duration::from_secs(10),

@@ -21,12 +21,10 @@
 //! - [`client`]: the HTTP client and the per-Alertmanager send loop.
 //! - [`httpconfig`]: TLS and credentials from a Prometheus `http_config` file.
 //! - [`settings`]: the flags and the config file's `alerts.allow`, checked.
-//! - [`metrics`]: the sidecar's own series.
 
 pub mod allow;
 pub mod client;
 pub mod httpconfig;
-pub mod metrics;
 pub mod queue;
 pub mod rules;
 pub mod settings;
@@ -37,7 +35,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cgroup::Attribution;
@@ -126,14 +123,15 @@ pub struct AlertingSettings {
 }
 
 /// The `node` label: `NODE_NAME` (the chart sets it from the downward API), else the
-/// host name.
-pub fn node_name() -> String {
+/// host name (that of the exporter's own UTS namespace, whichever procfs is read: the
+/// host's outside a pod).
+pub fn node_name(paths: &HostPaths) -> String {
     if let Ok(n) = std::env::var("NODE_NAME") {
         if !n.trim().is_empty() {
             return n.trim().to_string();
         }
     }
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    std::fs::read_to_string(paths.proc(Path::new("sys/kernel/hostname")))
         .map(|s| s.trim().to_string())
         .ok()
         .filter(|s| !s.is_empty())
@@ -220,30 +218,54 @@ pub struct TargetStats {
     /// (result, alerts) per `SendResult`.
     pub notifications: Vec<(&'static str, u64)>,
     pub queue_length: u64,
-    pub dropped: u64,
+    /// Alerts dropped because the queue was full.
+    pub dropped_full: u64,
+    /// Alerts of batches the Alertmanager rejected as invalid.
+    pub dropped_rejected: u64,
 }
 
-/// The running sidecar: one evaluation task and one sender task per Alertmanager.
-/// Dropping it stops them.
-#[derive(Debug)]
-pub struct Sidecar {
-    stats: StatsHandle,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-/// Reads the sidecar's counts from any thread (the sampler takes them at each publish).
+/// The sidecar as the sampler holds it: it evaluates each snapshot the sampler
+/// publishes, on the sampler's thread, before the snapshot is encoded, so that
+/// `nsexporter_alerts` in an exposition describes that exposition's snapshot. An
+/// evaluation only queues what it finds; the sending is [`Tasks`]' on the async
+/// runtime, so nothing an Alertmanager does can hold back a scan or a scrape.
+/// Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct StatsHandle {
+pub struct Sidecar {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     targets: Vec<Arc<Target>>,
-    alerts: Arc<Mutex<BTreeMap<(&'static str, &'static str), u64>>>,
+    state: Mutex<State>,
+}
+
+/// What spans evaluations.
+#[derive(Debug)]
+struct State {
+    evaluator: Evaluator,
+    dispatcher: Dispatcher,
+    /// Per (alertname, state), the latest evaluation's count.
+    counts: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+/// The sidecar's tasks on the async runtime: one sender per Alertmanager and the
+/// resend timer. Dropping this stops them.
+#[derive(Debug)]
+pub struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
 }
 
 impl Sidecar {
-    /// Start on the current tokio runtime, evaluating every snapshot `snapshots` sees.
-    pub fn start(
-        settings: AlertingSettings,
-        mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
-    ) -> Sidecar {
+    /// Start the senders and the resend timer on the current tokio runtime.
+    pub fn start(settings: AlertingSettings) -> (Sidecar, Tasks) {
         let backoff = Backoff {
             initial: Duration::from_millis(500),
             max: settings
@@ -269,80 +291,66 @@ impl Sidecar {
             .iter()
             .map(|t| tokio::spawn(client::run(t.clone(), sender.clone())))
             .collect();
-        let alerts = Arc::new(Mutex::new(BTreeMap::new()));
-        let mut evaluator = Evaluator::new(settings.node.clone(), settings.allow.clone());
-        let (eval_targets, eval_alerts) = (targets.clone(), alerts.clone());
+        let sidecar = Sidecar {
+            inner: Arc::new(Inner {
+                targets,
+                state: Mutex::new(State {
+                    evaluator: Evaluator::new(settings.node.clone(), settings.allow.clone()),
+                    dispatcher: Dispatcher::default(),
+                    counts: zero_counts(),
+                }),
+            }),
+        };
+        let resender = sidecar.inner.clone();
         let resend_interval = settings.resend_interval;
         tasks.push(tokio::spawn(async move {
-            let mut dispatcher = Dispatcher::default();
             let mut resend = tokio::time::interval(resend_interval);
             resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            resend.tick().await;
-            let send = |notices: Vec<Notice>| {
-                if notices.is_empty() {
-                    return;
-                }
-                for t in &eval_targets {
-                    t.push(notices.iter().cloned());
-                }
-            };
-            // A snapshot published before the start counts as new.
-            snapshots.mark_changed();
+            resend.tick().await; // the first tick is at once
             loop {
-                tokio::select! {
-                    changed = snapshots.changed() => {
-                        if changed.is_err() {
-                            return; // the publisher is gone: shutting down
-                        }
-                        let snap = snapshots.borrow_and_update().clone();
-                        let Some(snap) = snap else { continue };
-                        let ev = evaluator.evaluate(&snap);
-                        record(&eval_alerts, &ev);
-                        send(dispatcher.apply(ev.firing, SystemTime::now()));
-                    }
-                    _ = resend.tick() => send(dispatcher.resend()),
-                }
+                resend.tick().await;
+                let again = resender.state().dispatcher.resend();
+                resender.send(again);
             }
         }));
-        Sidecar {
-            stats: StatsHandle { targets, alerts },
-            tasks,
-        }
+        (sidecar, Tasks(tasks))
     }
 
-    pub fn stats(&self) -> AlertingStats {
-        self.stats.stats()
+    /// Evaluate `snap`: queue new alerts, changed ones and resolves for every
+    /// Alertmanager, and return the counts as of this evaluation.
+    pub fn observe(&self, snap: &Snapshot) -> AlertingStats {
+        let notices = {
+            let mut st = self.inner.state();
+            let ev = st.evaluator.evaluate(snap);
+            st.counts = counts(&ev);
+            st.dispatcher.apply(ev.firing, SystemTime::now())
+        };
+        self.inner.send(notices);
+        self.stats()
     }
 
-    pub fn stats_handle(&self) -> StatsHandle {
-        self.stats.clone()
-    }
-}
-
-impl StatsHandle {
+    /// The counts now.
     pub fn stats(&self) -> AlertingStats {
         let targets = self
+            .inner
             .targets
             .iter()
             .map(|t| {
-                let (len, dropped) = t.queue();
-                let counts = t.notifications();
+                let (len, (dropped_full, dropped_rejected)) = t.queue();
                 TargetStats {
                     url: t.url.display.clone(),
                     notifications: SendResult::ALL
                         .iter()
-                        .zip(counts)
+                        .zip(t.notifications())
                         .map(|(r, n)| (r.name(), n))
                         .collect(),
                     queue_length: len as u64,
-                    dropped,
+                    dropped_full,
+                    dropped_rejected,
                 }
             })
             .collect();
-        let alerts = match self.alerts.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
+        let alerts = self.inner.state().counts.clone();
         AlertingStats {
             targets,
             alerts: alerts.into_iter().map(|((a, s), n)| (a, s, n)).collect(),
@@ -350,22 +358,39 @@ impl StatsHandle {
     }
 }
 
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+impl Inner {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Queue `notices` for every Alertmanager.
+    fn send(&self, notices: Vec<Notice>) {
+        if notices.is_empty() {
+            return;
+        }
+        for t in &self.targets {
+            t.push(notices.iter().cloned());
         }
     }
 }
 
-/// The latest evaluation's counts, for `nsexporter_alerts{alertname,state}`: every
-/// alert name always, at 0 when nothing holds.
-fn record(into: &Mutex<BTreeMap<(&'static str, &'static str), u64>>, ev: &Evaluation) {
+/// Every alert name in both states, at 0.
+fn zero_counts() -> BTreeMap<(&'static str, &'static str), u64> {
     let mut m = BTreeMap::new();
     for name in rules::ALERT_NAMES {
         m.insert((name, "firing"), 0);
         m.insert((name, "allowed"), 0);
     }
+    m
+}
+
+/// One evaluation's counts, for `nsexporter_alerts{alertname,state}`: every alert
+/// name always, at 0 when nothing holds.
+fn counts(ev: &Evaluation) -> BTreeMap<(&'static str, &'static str), u64> {
+    let mut m = zero_counts();
     for a in &ev.firing {
         if let Some(name) = rules::ALERT_NAMES
             .iter()
@@ -377,10 +402,7 @@ fn record(into: &Mutex<BTreeMap<(&'static str, &'static str), u64>>, ev: &Evalua
     for (name, n) in &ev.allowed {
         *m.entry((*name, "allowed")).or_default() += n;
     }
-    match into.lock() {
-        Ok(mut g) => *g = m,
-        Err(p) => *p.into_inner() = m,
-    }
+    m
 }
 
 #[cfg(test)]

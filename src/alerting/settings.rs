@@ -17,7 +17,7 @@ use crate::model::ContainerRef;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAlertmanager {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub url: Vec<String>,
     #[serde(rename = "http-config-file", default)]
     pub http_config_file: String,
@@ -36,13 +36,19 @@ pub struct RawAlerts {
     pub allow: AllowConfig,
 }
 
-/// (setting key, default) of the flags, for the settings table.
-pub const DEFAULTS: &[(&str, &str)] = &[
-    ("alertmanager.http-config-file", ""),
-    ("alertmanager.resend-interval", "1m"),
-    ("alertmanager.queue-capacity", "10000"),
-    ("alertmanager.timeout", "10s"),
-];
+/// A config file may give `url` as one string or a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
 
 /// Most alerts in one POST (as Prometheus' notifier).
 pub const BATCH_MAX: usize = 256;
