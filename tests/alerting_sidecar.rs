@@ -1,7 +1,3 @@
-// DRAFT for phase 2 of issue 13: becomes tests/alerting_sidecar.rs once --alertmanager.url
-// and friends are wired into cli.rs/config.rs and serve() (after the layout lands on main).
-// Not compiled until then: nothing declares this module.
-
 //! The alerting sidecar end to end: the real binary, real Alertmanagers on loopback and
 //! a container-shaped process (real namespaces, a kubelet-shaped cgroup) that shares
 //! the host network namespace. The alert naming the container reaches both members of
@@ -95,12 +91,17 @@ fn host_network_container_alerts_both_alertmanagers_and_resolves_after_exit() {
         .alerts()
         .unwrap()
         .into_iter()
-        .find(|x| x["labels"]["container_id"] == id.as_str())
+        .find(|x| {
+            x["labels"]["container_id"] == id.as_str()
+                && x["labels"]["alertname"] == "NsexporterHostNetworkContainer"
+        })
         .unwrap();
     assert_eq!(alert["labels"]["uid"], c.pod_uid.as_str());
     assert_eq!(alert["labels"]["comm"], "sleep");
     assert_eq!(alert["labels"]["type"], "net");
     assert!(!alert["labels"]["node"].as_str().unwrap_or("").is_empty());
+    // Its sleep runs as root with no user namespace: root of the host, said too.
+    assert!(has_alert(&a, "NsexporterContainerHostRoot", &id).unwrap());
 
     // The exporter's own series say so.
     exporter.scrape_until(Duration::from_secs(10), "sidecar metrics", |s| {
@@ -121,10 +122,11 @@ fn host_network_container_alerts_both_alertmanagers_and_resolves_after_exit() {
 
     lab.kill(c.pid);
     for am in [&a, &b] {
-        wait_for("the alert resolved", Duration::from_secs(10), || {
-            (!has_alert(am, "NsexporterHostNetworkContainer", &id)?)
-                .then_some(())
-                .ok_or("still active".to_string())
+        wait_for("the alerts resolved", Duration::from_secs(10), || {
+            (!has_alert(am, "NsexporterHostNetworkContainer", &id)?
+                && !has_alert(am, "NsexporterContainerHostRoot", &id)?)
+            .then_some(())
+            .ok_or("still active".to_string())
         });
     }
 }
