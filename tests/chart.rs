@@ -887,6 +887,35 @@ fn alertmanager_sidecar_gets_urls_credentials_node_name_and_allow_list() {
             "host-root-namespaces": ["kube-system", "calico-system"],
         })
     );
+    // The binary accepts what the chart renders: the config file and the flags (less
+    // the credentials file, which the Secret holds).
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_file = dir.path().join("config.yml");
+    std::fs::write(&cfg_file, cm["data"]["config.yml"].as_str().unwrap()).unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc");
+    let run = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_nsexporter"))
+            .args(
+                args.iter()
+                    .filter(|a| a.starts_with("--alertmanager.") && !a.contains("http-config")),
+            )
+            .arg(format!("--config.file={}", config.display()))
+            .args(["--path.procfs", fixture, "--once"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&cfg_file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And refuses a pattern that is not a regex, naming the key.
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "alerts:\n  allow:\n    pods: [\"kube-proxy-[\"]\n").unwrap();
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("alerts.allow: pods"));
     // The NetworkPolicy opens egress to Alertmanager and DNS only.
     let np = only(&docs, "NetworkPolicy");
     let egress = np["spec"]["egress"].as_array().expect("egress");
