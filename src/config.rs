@@ -32,8 +32,14 @@ pub struct Settings {
     pub max_requests: usize,
     pub paths: HostPaths,
     pub scan_interval: Duration,
+    /// `--scan.events`: receive process events between scans.
+    pub scan_events: bool,
+    /// `--scan.events-retention`.
+    pub events_retention: Duration,
     pub scan_threads: usize,
     pub default_runtime: Runtime,
+    /// Where each container runtime keeps its state, under `paths.rootfs`.
+    pub runtime_dirs: crate::runtime::Locations,
     pub log_level: tracing::level_filters::LevelFilter,
     pub log_format: LogFormat,
     /// The alerting sidecar; `None` without `--alertmanager.url`.
@@ -66,6 +72,7 @@ struct Raw {
     path: RawPath,
     scan: RawScan,
     container: RawContainer,
+    runtime: RawRuntime,
     log: RawLog,
     alertmanager: RawAlertmanager,
     /// Only in the file: `alerts.allow`.
@@ -90,6 +97,20 @@ struct RawWeb {
 #[serde(deny_unknown_fields)]
 struct RawPath {
     procfs: String,
+    rootfs: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    #[serde(rename = "containerd-dir")]
+    containerd_dir: String,
+    #[serde(rename = "crio-dir")]
+    crio_dir: String,
+    #[serde(rename = "docker-dir")]
+    docker_dir: String,
+    #[serde(rename = "podman-dir")]
+    podman_dir: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +118,9 @@ struct RawPath {
 struct RawScan {
     interval: String,
     threads: String,
+    events: String,
+    #[serde(rename = "events-retention")]
+    events_retention: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,8 +144,31 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("web.config-file", "", "web_config_file"),
     ("web.max-requests", "40", "max_requests"),
     ("path.procfs", "/proc", "procfs"),
+    ("path.rootfs", "/", "rootfs"),
+    (
+        "runtime.containerd-dir",
+        "/run/containerd/io.containerd.runtime.v2.task",
+        "runtime_containerd_dir",
+    ),
+    (
+        "runtime.crio-dir",
+        "/run/containers/storage",
+        "runtime_crio_dir",
+    ),
+    (
+        "runtime.docker-dir",
+        "/var/lib/docker",
+        "runtime_docker_dir",
+    ),
+    (
+        "runtime.podman-dir",
+        "/var/lib/containers/storage",
+        "runtime_podman_dir",
+    ),
     ("scan.interval", "15s", "scan_interval"),
     ("scan.threads", "1", "scan_threads"),
+    ("scan.events", "false", "scan_events"),
+    ("scan.events-retention", "10m", "scan_events_retention"),
     ("container.default-runtime", "containerd", "default_runtime"),
     ("log.level", "info", "log_level"),
     ("log.format", "logfmt", "log_format"),
@@ -282,12 +329,58 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
     if raw.path.procfs.is_empty() {
         return Err(invalid("path.procfs", "must not be empty"));
     }
+    if raw.path.rootfs.is_empty() {
+        return Err(invalid("path.rootfs", "must not be empty"));
+    }
+    let runtime_dir = |setting: &'static str, v: &str| -> Result<PathBuf, ConfigError> {
+        let p = PathBuf::from(v.trim());
+        let ok = p.is_absolute()
+            && p.components()
+                .all(|c| !matches!(c, std::path::Component::ParentDir));
+        if ok {
+            Ok(p)
+        } else {
+            Err(invalid(
+                setting,
+                format!("{v:?} must be an absolute path (read under --path.rootfs) without `..`"),
+            ))
+        }
+    };
+    let runtime_dirs = crate::runtime::Locations {
+        containerd: runtime_dir("runtime.containerd-dir", &raw.runtime.containerd_dir)?,
+        crio: runtime_dir("runtime.crio-dir", &raw.runtime.crio_dir)?,
+        docker: runtime_dir("runtime.docker-dir", &raw.runtime.docker_dir)?,
+        podman: runtime_dir("runtime.podman-dir", &raw.runtime.podman_dir)?,
+    };
     let scan_interval = humantime::parse_duration(raw.scan.interval.trim())
         .map_err(|e| invalid("scan.interval", format!("{:?}: {e}", raw.scan.interval)))?;
     if scan_interval < Duration::from_millis(100) || scan_interval > Duration::from_secs(3600) {
         return Err(invalid(
             "scan.interval",
             format!("{:?} must be between 100ms and 1h", raw.scan.interval),
+        ));
+    }
+    let scan_events = match raw.scan.events.trim() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(invalid(
+                "scan.events",
+                format!("{other:?} must be true or false"),
+            ))
+        }
+    };
+    let events_retention =
+        humantime::parse_duration(raw.scan.events_retention.trim()).map_err(|e| {
+            invalid(
+                "scan.events-retention",
+                format!("{:?}: {e}", raw.scan.events_retention),
+            )
+        })?;
+    if events_retention < Duration::from_secs(1) || events_retention > Duration::from_secs(86400) {
+        return Err(invalid(
+            "scan.events-retention",
+            format!("{:?} must be between 1s and 24h", raw.scan.events_retention),
         ));
     }
     let scan_threads: usize = raw
@@ -335,7 +428,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             format!("{:?} must be logfmt or json", raw.log.format),
         )
     })?;
-    let paths = HostPaths::new(raw.path.procfs);
+    let paths = HostPaths::new(raw.path.procfs).with_rootfs(raw.path.rootfs);
     // Checked whether the sidecar is on or not, so that a typo does not wait for the
     // day it is turned on.
     let alerting = crate::alerting::settings::build(
@@ -352,8 +445,11 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         max_requests,
         paths,
         scan_interval,
+        scan_events,
+        events_retention,
         scan_threads,
         default_runtime,
+        runtime_dirs,
         log_level,
         log_format,
         alerting,

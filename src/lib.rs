@@ -10,12 +10,18 @@
 //!   - `procfs::fd`: dirfd-relative reads of `/proc/<pid>`, syscall counts, error kinds.
 //!   - [`procfs::parse`]: pure parsers of ns links, uid_map, stat, status, cgroup, mountinfo.
 //! - [`cgroup`]: container attribution from cgroup path shapes.
+//! - [`runtime`]: names and declared namespaces from the container runtimes' own files.
 //! - [`scan`]: one pass over /proc into a snapshot: `Scanner`, its options and errors.
 //!   - `scan::process`: the per-process read, with the proof of why its reuse is sound.
 //!   - `scan::summary`: one scan's processes folded into the snapshot; the limits.
 //!   - `scan::mounts`: the nsfs mounts of each mount namespace (pinned namespaces).
 //!   - `scan::hostref`: which namespaces are the host's (PID 1, a kernel thread, fixed).
 //!   - [`scan::one`]: one process read on its own, for `inspect` and `diff`.
+//! - [`events`]: the kernel's proc connector: every exec as it happens, read at once.
+//!   - [`events::proto`]: its wire format, parsed as pure functions; sequence gaps.
+//!   - [`events::connector`]: subscribing, receiving, and why it is unavailable.
+//!   - [`events::feed`]: the events thread and its bounded hand-over to the sampler.
+//!   - [`events::ledger`]: exec counts per container, kept for the retention.
 //! - [`alerting`]: the alerting sidecar: alerts judged on every snapshot, pushed to
 //!   Alertmanager (rules, allow-list, per-URL outbox, v2 client, http_config).
 //! - [`metrics`]: the metric contract, encoded from a published snapshot.
@@ -31,6 +37,7 @@
 //! - [`cli`]: every flag and subcommand (clap), in one place.
 //! - [`config`]: flags over environment, config file and defaults, checked into settings.
 //! - [`report`]: `report`, `inspect` and `diff` for a person at a terminal.
+//! - [`watch`]: `watch`, the live view of execs of container processes in host namespaces.
 //!
 //! Choices a reader may wonder about: the bcrypt cache is its own type in `http::auth`,
 //! held by the web config source, so that auth owns its state; `lower_priority` (the
@@ -41,14 +48,17 @@ pub mod alerting;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub(crate) mod http;
 pub mod metrics;
 pub mod model;
 pub mod procfs;
 pub mod report;
+pub mod runtime;
 pub mod sampler;
 pub mod scan;
 pub mod telemetry;
+pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,6 +73,7 @@ pub fn scan_options(settings: &Settings) -> ScanOptions {
         paths: settings.paths.clone(),
         default_runtime: settings.default_runtime,
         threads: settings.scan_threads,
+        runtime: settings.runtime_dirs.clone(),
         ..ScanOptions::default()
     }
 }
@@ -95,12 +106,18 @@ pub async fn serve(
         }
         None => (None, None),
     };
-    let sampler = Sampler::new(Scanner::new(scan_options(settings))).with_alerting(sidecar);
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let mut sampler = Sampler::new(Scanner::new(scan_options(settings)))
+        .with_retention(settings.events_retention)
+        .with_alerting(sidecar);
+    let inbox = events::feed::Inbox::new();
+    if settings.scan_events {
+        sampler.set_events_enabled(start_events(settings, inbox.clone()));
+    }
     let sampler_shared = shared.clone();
+    let sampler_inbox = inbox.clone();
     std::thread::Builder::new()
         .name("sampler".into())
-        .spawn(move || sampler::run(sampler, sampler_shared, stop_rx))?;
+        .spawn(move || sampler::run(sampler, sampler_shared, sampler_inbox))?;
     let app = Arc::new(http::App::new(
         shared,
         settings.telemetry_path.clone(),
@@ -108,7 +125,49 @@ pub async fn serve(
         settings.max_requests,
     ));
     let res = http::run(listener, app, shutdown).await;
-    // The sampler stops at its next wait; a scan in progress is abandoned with the process.
-    let _ = stop_tx.send(());
+    // The sampler and the events thread stop at their next wait; a scan in progress is
+    // abandoned with the process.
+    inbox.stop();
     res
+}
+
+/// Subscribe to process events and start the events thread. Whatever fails, one log
+/// line says what is missing and scans go on alone: never an exit, never a crash loop.
+fn start_events(settings: &Settings, inbox: Arc<events::feed::Inbox<scan::Fresh>>) -> bool {
+    let opts = scan_options(settings);
+    let conn = match events::subscribe(&opts.paths, &events::Options::default()) {
+        Ok(c) => c,
+        Err(reason) => {
+            tracing::warn!(
+                reason = %reason,
+                "process events (--scan.events) are unavailable; nsexporter goes on with \
+                 scans alone every --scan.interval, and nsexporter_scan_events_enabled is 0"
+            );
+            return false;
+        }
+    };
+    let mut reader = match scan::ExecReader::new(&opts) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(
+                reason = %format!("cannot open the host procfs {}: {e}", opts.paths.procfs.display()),
+                "process events (--scan.events) are unavailable; nsexporter goes on with \
+                 scans alone every --scan.interval, and nsexporter_scan_events_enabled is 0"
+            );
+            return false;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("events".into())
+        .spawn(move || events::feed::run(conn, inbox, move |pid| reader.read(pid)));
+    match spawned {
+        Ok(_) => {
+            tracing::info!("process events on: every exec is read at once");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(reason = %format!("cannot start the events thread: {e}"), "process events (--scan.events) are unavailable; nsexporter goes on with scans alone");
+            false
+        }
+    }
 }

@@ -42,6 +42,7 @@ fn container(id: &str, host: &[NsType]) -> ContainerSummary {
         host_root_processes: 0,
         root: RootMapping::NonRoot,
         uid_map: None,
+        runtime_info: Default::default(),
     }
 }
 
@@ -69,6 +70,7 @@ fn hostnet(ids: &[&str]) -> Arc<Snapshot> {
         pinned: Vec::new(),
         errors: ScanErrors::default(),
         reader_in_child_userns: false,
+        runtime_read_errors: Vec::new(),
     })
 }
 

@@ -348,6 +348,7 @@ mod tests {
             pinned: Vec::new(),
             errors: ScanErrors::default(),
             reader_in_child_userns: false,
+            runtime_read_errors: Vec::new(),
         }
     }
 
@@ -372,6 +373,7 @@ mod tests {
             host_root_processes: root,
             root: RootMapping::NonRoot,
             uid_map: None,
+            runtime_info: Default::default(),
         }
     }
 

@@ -15,7 +15,7 @@
 pub mod diff;
 pub mod inspect;
 pub mod node;
-mod style;
+pub(crate) mod style;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -66,6 +66,7 @@ pub fn run(cmd: Command, settings: &Settings) -> ExitCode {
         Command::Report(a) => node::run(&opts, &a, painter(a.no_color || a.json)),
         Command::Inspect(a) => inspect::run(&opts, &a, painter(a.no_color || a.json)),
         Command::Diff(a) => diff::run(&opts, &a, painter(a.no_color || a.json)),
+        Command::Watch(a) => return crate::watch::run(&opts, &a),
     };
     match res {
         Ok(text) => write_stdout(&text),

@@ -78,6 +78,7 @@ pub(super) fn summarise(
                 host_root_processes: 0,
                 root: RootMapping::classify(p.host_euid, map),
                 uid_map: map.cloned(),
+                runtime_info: Default::default(),
             }),
         };
         s.processes += 1;
@@ -135,5 +136,6 @@ pub(super) fn summarise(
         errors,
         host,
         reader_in_child_userns,
+        runtime_read_errors: Vec::new(),
     }
 }
