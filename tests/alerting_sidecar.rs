@@ -3,10 +3,14 @@
 //! the host network namespace. The alert naming the container reaches both members of
 //! an HA pair and resolves after the process exits; Alertmanager failing (500, no
 //! answer) is counted and retried while `/metrics` keeps being served; a bad URL or an
-//! unreadable TLS file stops the program at startup with exit code 2.
+//! unreadable TLS file stops the program at startup with exit code 2. Real Docker
+//! containers on the host network, labelled as cri-dockerd labels a pod's: the alert
+//! carries the names from Docker's own files, and the config file's `alerts.allow`
+//! holds back the allowed one by its namespace.
 //!
-//! Needs root, cgroups (v2 and v1 `pids`), `unshare`, `curl` and
-//! `prometheus-alertmanager`.
+//! Needs root, cgroups (v2 and v1 `pids`), `unshare`, `curl`,
+//! `prometheus-alertmanager`, and for the Docker case a running dockerd
+//! (`tests/docker/start-dockerd.sh`) and a static `/bin/busybox`.
 
 mod am;
 mod common;
@@ -262,4 +266,168 @@ fn bad_url_or_unreadable_tls_file_exit_2_with_a_clear_error() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("key_file"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------
+// Real Docker containers, named by their runtime's files.
+
+const SLEEPER: &str = "nsexporter-sleeper:test";
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {} (run tests/docker/start-dockerd.sh; CI does, from .ci/run)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The FROM-scratch busybox `sleep` image the runtime tests use, built if missing.
+fn sleeper_image() {
+    if !docker(&["images", "-q", SLEEPER]).is_empty() {
+        return;
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    let bin = ctx.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect(
+        "a static /bin/busybox (busybox-static; tests/docker/start-dockerd.sh installs it)",
+    );
+    std::os::unix::fs::symlink("busybox", bin.join("sleep")).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY bin/ /bin/\nENTRYPOINT [\"/bin/sleep\"]\nCMD [\"3600\"]\n",
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", SLEEPER])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Removed (with its volumes) on drop.
+struct DockerContainer(String);
+
+impl Drop for DockerContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v", &self.0])
+            .output();
+    }
+}
+
+/// A host-network container with the labels cri-dockerd sets for a pod's container.
+fn host_network_pod_container(namespace: &str, pod: &str, name: &str) -> DockerContainer {
+    DockerContainer(docker(&[
+        "run",
+        "-d",
+        "--network=host",
+        "--label",
+        "nsexporter-test=alerting_sidecar",
+        "--label",
+        &format!("io.kubernetes.pod.namespace={namespace}"),
+        "--label",
+        &format!("io.kubernetes.pod.name={pod}"),
+        "--label",
+        &format!("io.kubernetes.container.name={name}"),
+        "--label",
+        &format!("io.kubernetes.pod.uid={}", rand_uuid()),
+        SLEEPER,
+        "600",
+    ]))
+}
+
+#[test]
+fn docker_containers_are_named_in_the_alert_and_the_allow_list_holds_by_namespace() {
+    require_root();
+    docker(&["info", "--format", "{{.ServerVersion}}"]);
+    sleeper_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start(tmp.path(), "am");
+    let allowed_ns = format!("infra-{}", rand_hex(4));
+    let config = tmp.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!("alerts:\n  allow:\n    namespaces: [\"{allowed_ns}\"]\n"),
+    )
+    .unwrap();
+    let exporter = Exporter::start(&[
+        "--scan.interval",
+        "500ms",
+        "--alertmanager.url",
+        &am.url(),
+        "--config.file",
+        config.to_str().unwrap(),
+    ]);
+    exporter.wait_ready();
+    let pod = format!("web-{}-{}", "6d4cf56db6", "h9k2x");
+    let shop = host_network_pod_container("shop", &pod, "app");
+    let infra = host_network_pod_container(&allowed_ns, "agent-x7k2p", "agent");
+    let shop_id = format!("docker://{}", shop.0);
+    let infra_id = format!("docker://{}", infra.0);
+    let alert = wait_for(
+        "the alert naming the shop container",
+        Duration::from_secs(15),
+        || {
+            am.alerts()?
+                .into_iter()
+                .find(|a| {
+                    a["labels"]["container_id"] == shop_id.as_str()
+                        && a["labels"]["alertname"] == "NsexporterHostNetworkContainer"
+                })
+                .ok_or_else(|| format!("{:?}", am.sidecar_keys()))
+        },
+    );
+    let l = &alert["labels"];
+    assert_eq!(
+        (&l["namespace"], &l["pod"], &l["container"], &l["workload"]),
+        (
+            &serde_json::json!("shop"),
+            &serde_json::json!(pod),
+            &serde_json::json!("app"),
+            &serde_json::json!("web")
+        ),
+        "{l}"
+    );
+    let d = alert["annotations"]["description"].as_str().unwrap_or("");
+    assert!(
+        d.starts_with(&format!("Pod shop/{pod} container app")),
+        "{d}"
+    );
+    // The allowed one is held back, and counted as such.
+    exporter.scrape_until(
+        Duration::from_secs(10),
+        "the allowed container counted",
+        |s| {
+            sample(
+                s,
+                "nsexporter_alerts",
+                &[
+                    ("alertname", "NsexporterHostNetworkContainer"),
+                    ("state", "allowed"),
+                ],
+            ) >= 1.0
+        },
+    );
+    assert!(
+        !has_alert(&am, "NsexporterHostNetworkContainer", &infra_id).unwrap(),
+        "an allowed container was sent"
+    );
+    drop(shop);
+    wait_for("resolved after docker rm", Duration::from_secs(10), || {
+        (!has_alert(&am, "NsexporterHostNetworkContainer", &shop_id)?)
+            .then_some(())
+            .ok_or("still active".to_string())
+    });
 }

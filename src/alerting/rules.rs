@@ -8,6 +8,9 @@
 //! |---|---|---|
 //! | `NsexporterHostNetworkContainer`, `…HostPIDContainer`, `…HostIPCContainer` | a container not allowed has a process in the host net/pid/ipc namespace | `type`, `container_id`, `uid`, `runtime`, `comm` (+ names) |
 //! | `NsexporterContainerHostRoot` | a container not allowed (nor in a host-root namespace) has a process with host-view effective UID 0 | `container_id`, `uid`, `runtime`, `comm` (+ names) |
+//!
+//! "+ names": `namespace`, `pod`, `container` and `workload` where the runtime's files
+//! name the container (the rules get them from kube-state-metrics or the same files).
 //! | `NsexporterNamespacesNearLimit` | namespaces of a type above 85% of `user.max_<type>_namespaces` | `type` |
 //! | `NsexporterPinnedNamespacesGrowing` | at least 10 pinned namespaces of a type, and 5 more than the lowest count seen in the last 6 hours | `type` |
 //!
@@ -123,12 +126,16 @@ impl Evaluator {
         ev
     }
 
-    fn container_alerts(&self, c: &ContainerSummary, ev: &mut Evaluation) {
-        // Names: none in the snapshot yet. EXTENSION POINT (issue 14, runtime bundles):
-        // fill namespace, pod and container name from the container's bundle here; the
-        // workload then follows from the pod name.
-        let (namespace, pod, container_name): (Option<&str>, Option<&str>, Option<&str>) =
-            (None, None, None);
+    fn container_alerts<'a>(&self, c: &'a ContainerSummary, ev: &mut Evaluation) {
+        // Names from the runtime's own files, where it keeps them (empty: unknown); the
+        // workload follows from the pod name.
+        let names = &c.runtime_info.names;
+        let known = |s: &'a str| (!s.is_empty()).then_some(s);
+        let (namespace, pod, container_name) = (
+            known(&names.namespace),
+            known(&names.pod),
+            known(&names.container),
+        );
         let workload = pod.map(workload_of_pod);
         let subject = Subject {
             container: &c.container,
@@ -478,6 +485,53 @@ mod tests {
         );
         assert_eq!(ev.allowed["NsexporterHostNetworkContainer"], 1);
         assert_eq!(ev.allowed["NsexporterContainerHostRoot"], 1);
+    }
+
+    #[test]
+    fn names_from_the_runtime_files_label_the_alert_and_drive_the_allow_list() {
+        use crate::model::{Names, RuntimeInfo};
+        let named = |id: &str, ns: &str, pod: &str, name: &str| {
+            let mut c = container(id, "agent", &[NsType::Net], 0);
+            c.runtime_info = std::sync::Arc::new(RuntimeInfo {
+                names: Names {
+                    namespace: ns.into(),
+                    pod: pod.into(),
+                    container: name.into(),
+                },
+                ..RuntimeInfo::default()
+            });
+            c
+        };
+        let mut e = evaluator(AllowConfig {
+            workloads: vec!["cilium".into()],
+            // A named pod is judged by its names, never by the comm it picked.
+            comms: vec!["agent".into()],
+            ..AllowConfig::default()
+        });
+        let ev = e.evaluate(&snapshot(vec![
+            named("aa", "kube-system", "cilium-x7k2p", "cilium-agent"),
+            named("bb", "team-a", "web-6d4cf56db6-h9k2x", "nginx"),
+        ]));
+        assert_eq!(ev.allowed["NsexporterHostNetworkContainer"], 1);
+        assert_eq!(ev.firing.len(), 1);
+        let a = &ev.firing[0];
+        for (k, v) in [
+            ("container_id", "containerd://bb"),
+            ("namespace", "team-a"),
+            ("pod", "web-6d4cf56db6-h9k2x"),
+            ("container", "nginx"),
+            ("workload", "web"),
+        ] {
+            assert_eq!(a.labels[k], v, "{k}");
+        }
+        let d = &a.annotations["description"];
+        assert!(
+            d.starts_with("Pod team-a/web-6d4cf56db6-h9k2x container nginx (containerd://bb)"),
+            "{d}"
+        );
+        // Unknown names are left out, not empty labels.
+        let ev = e.evaluate(&snapshot(vec![container("cc", "x", &[NsType::Net], 0)]));
+        assert!(!ev.firing[0].labels.contains_key("pod"));
     }
 
     #[test]
