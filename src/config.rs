@@ -435,6 +435,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         &raw.alertmanager,
         &raw.alerts,
         crate::alerting::own_container(&paths, default_runtime),
+        crate::alerting::own_ipc(&paths),
         crate::alerting::node_name(&paths),
     )
     .map_err(|(setting, message)| invalid(setting, message))?;

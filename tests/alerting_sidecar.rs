@@ -534,3 +534,167 @@ fn with_events_the_alert_follows_the_exec_and_the_resolve_the_exit() {
         "alerted within 5 s without --scan.events: the test does not measure events"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// The exporter's own pod, seen from a private cgroup namespace.
+
+/// A pod's cgroups (systemd-driver shape, in v2 and the lab's v1 controllers) under a
+/// top cgroup of its own, and the processes placed in them: on drop the processes are
+/// killed, then the cgroups removed.
+struct Pod {
+    top: String,
+    uid: String,
+    dirs: Vec<String>,
+    children: Vec<std::process::Child>,
+}
+
+impl Pod {
+    fn new() -> Pod {
+        Pod {
+            top: format!("/nsxalert-{}", rand_hex(8)),
+            uid: rand_uuid(),
+            dirs: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    fn roots() -> impl Iterator<Item = &'static str> {
+        std::iter::once(CGROUP_V2).chain(CGROUP_V1.iter().copied())
+    }
+
+    /// The cgroup of a new container of this pod, made in every hierarchy: its path
+    /// below each root, and its ID.
+    fn container(&mut self) -> (String, String) {
+        let id = rand_hex(64);
+        let rel = format!(
+            "{}/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
+            self.top,
+            self.uid.replace('-', "_")
+        );
+        let mut acc = String::new();
+        for c in rel.split('/').filter(|c| !c.is_empty()) {
+            acc = format!("{acc}/{c}");
+            if !self.dirs.contains(&acc) {
+                self.dirs.push(acc.clone());
+            }
+        }
+        for root in Pod::roots() {
+            std::fs::create_dir_all(format!("{root}{rel}")).unwrap();
+        }
+        (rel, id)
+    }
+
+    /// Run `cmd` (ending in a long sleep) and move it into `rel`.
+    fn run(&mut self, rel: &str, cmd: &[&str]) {
+        let child = Command::new(cmd[0]).args(&cmd[1..]).spawn().unwrap();
+        for root in Pod::roots() {
+            std::fs::write(format!("{root}{rel}/cgroup.procs"), child.id().to_string()).unwrap();
+        }
+        self.children.push(child);
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for d in self.dirs.iter().rev() {
+            for root in Pod::roots() {
+                let dir = format!("{root}{d}");
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while std::path::Path::new(&dir).exists()
+                    && std::fs::remove_dir(&dir).is_err()
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
+
+/// Run the exporter as a container of a pod, in a cgroup namespace of its own (so its
+/// own cgroup reads `/` and its pod's other containers `/../<scope>`, with no pod UID)
+/// and in the pod's IPC namespace, next to a second container of that cgroup pod in the
+/// host network namespace (the sandbox, with hostNetwork): in the pod's IPC namespace
+/// when `same_ipc` (as Kubernetes runs a pod), in one of its own otherwise. Returns,
+/// once the control container (another pod, host network) alerts, whether the second
+/// container alerted and how many host-network alerts were allowed.
+fn own_pod_run(same_ipc: bool) -> (bool, f64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start(tmp.path(), "am");
+    let mut pod = Pod::new();
+    let (exporter_cg, _) = pod.container();
+    let (sandbox_cg, sandbox_id) = pod.container();
+    let mut lab = Lab::new();
+    let control_pid = lab.unshare(&[]);
+    let control = lab.kube_cgroupfs("besteffort", control_pid);
+    let enter: String = Pod::roots()
+        .map(|r| format!("echo $$ > {r}{exporter_cg}/cgroup.procs; "))
+        .collect();
+    let script = format!("{enter}exec unshare --cgroup --ipc \"$0\" \"$@\"");
+    let url = am.url();
+    let exporter = Exporter::start_wrapped(
+        &["sh", "-c", &script],
+        &["--scan.interval", "500ms", "--alertmanager.url", &url],
+    );
+    exporter.wait_ready();
+    let target = exporter.pid().to_string();
+    if same_ipc {
+        pod.run(
+            &sandbox_cg,
+            &["nsenter", "-t", &target, "--ipc", "sleep", "600"],
+        );
+    } else {
+        pod.run(&sandbox_cg, &["unshare", "--ipc", "sleep", "600"]);
+    }
+    let control_id = control.container_id("containerd");
+    let sandbox_id = format!("containerd://{sandbox_id}");
+    wait_for("both containers judged", Duration::from_secs(10), || {
+        let s = parse_exposition(&exporter.get("/metrics").body);
+        let seen = value(
+            &s,
+            "nsexporter_container_host_namespace",
+            &[("container_id", &sandbox_id), ("type", "net")],
+        );
+        (seen.is_some() && has_alert(&am, "NsexporterHostNetworkContainer", &control_id)?)
+            .then_some(())
+            .ok_or_else(|| format!("{seen:?} {:?}", am.sidecar_keys()))
+    });
+    // One more evaluation after both were seen, and its sends.
+    std::thread::sleep(Duration::from_secs(1));
+    let s = parse_exposition(&exporter.get("/metrics").body);
+    let sandbox_uid = find(
+        &s,
+        "nsexporter_container_host_namespace",
+        &[("container_id", &sandbox_id), ("type", "net")],
+    )[0]
+    .labels["uid"]
+        .clone();
+    assert_eq!(
+        sandbox_uid, "",
+        "the pod UID was visible: not a private cgroup namespace?"
+    );
+    let allowed = sample(
+        &s,
+        "nsexporter_alerts",
+        &[
+            ("alertname", "NsexporterHostNetworkContainer"),
+            ("state", "allowed"),
+        ],
+    );
+    let alerted = has_alert(&am, "NsexporterHostNetworkContainer", &sandbox_id).unwrap();
+    (alerted, allowed)
+}
+
+#[test]
+fn the_own_pod_is_not_alerted_on_from_a_private_cgroup_namespace() {
+    require_root();
+    // Its sandbox shares the exporter's IPC namespace: the exporter's own pod, held back.
+    assert_eq!(own_pod_run(true), (false, 1.0));
+    // The same layout with the IPC namespace not shared: it alerts. This shows that the
+    // IPC namespace, and nothing else of the layout, holds it back.
+    assert_eq!(own_pod_run(false), (true, 0.0));
+}

@@ -10,8 +10,19 @@
 //!   (default `kube-system`, as the rules' default).
 //!
 //! Patterns are RE2-style regexes anchored at both ends, as PromQL anchors them, so an
-//! entry is a whole-name pattern. The exporter's own pod is always allowed, found
-//! exactly by its pod UID (or container) from the exporter's own cgroup, not by name.
+//! entry is a whole-name pattern.
+//!
+//! # The exporter's own pod
+//! It is always allowed, found by kernel facts, never by a name anyone could take:
+//! - its pod UID (or, outside Kubernetes, its container) from the exporter's own
+//!   cgroup, when the exporter shares the host's cgroup namespace;
+//! - in a private cgroup namespace (the default on cgroup v2), the exporter's own
+//!   cgroup reads `/` and names nothing, and the other containers of its pod show as
+//!   `/../<container scope>`, with no pod UID. There, a container whose processes are in
+//!   the exporter's own IPC namespace, when that is not the host's, is of its pod: the
+//!   containers of a pod share its sandbox's IPC namespace. Joining another pod's IPC
+//!   namespace takes `setns` with CAP_SYS_ADMIN over the host's user namespace, which
+//!   is host root already.
 
 use regex::Regex;
 use serde::Deserialize;
@@ -66,6 +77,8 @@ pub struct Subject<'a> {
     pub pod: Option<&'a str>,
     pub workload: Option<&'a str>,
     pub container_name: Option<&'a str>,
+    /// The IPC namespace of its oldest process, unless that is the host's.
+    pub pod_ipc: Option<u64>,
 }
 
 /// A compiled allow-list.
@@ -79,6 +92,8 @@ pub struct AllowList {
     host_root_namespaces: Option<Regex>,
     /// The exporter's own container, from its own cgroup.
     own: Option<ContainerRef>,
+    /// The exporter's own IPC namespace, that of its pod.
+    own_ipc: Option<u64>,
 }
 
 /// One anchored alternation of `patterns`; `None` for an empty list (matches nothing).
@@ -118,11 +133,22 @@ impl AllowList {
             comms: compile("comms", &cfg.comms)?,
             host_root_namespaces: compile("host-root-namespaces", &cfg.host_root_namespaces)?,
             own,
+            own_ipc: None,
         })
+    }
+
+    /// The exporter's own IPC namespace (`<procfs>/self/ns/ipc`): a container in it,
+    /// when it is not the host's, is of the exporter's pod.
+    pub fn with_own_ipc(mut self, ipc: Option<u64>) -> AllowList {
+        self.own_ipc = ipc;
+        self
     }
 
     /// Whether `s` is the exporter's own pod (or, outside Kubernetes, its container).
     pub fn is_own(&self, s: &Subject<'_>) -> bool {
+        if self.own_ipc.is_some() && s.pod_ipc == self.own_ipc {
+            return true;
+        }
         match &self.own {
             None => false,
             Some(own) if !own.pod_uid.is_empty() => {
@@ -201,6 +227,7 @@ mod tests {
             pod: None,
             workload: None,
             container_name: None,
+            pod_ipc: None,
         }
     }
 
@@ -221,6 +248,17 @@ mod tests {
         // Anything else, whatever it calls itself.
         let other = cref("ccc", "99999999-2222-3333-4444-555555555555");
         assert!(!allow.allows(&subject(&other, "nsexporter")));
+        // In a private cgroup namespace: the pod is known by its IPC namespace.
+        let allow = AllowList::new(&AllowConfig::default(), None)
+            .unwrap()
+            .with_own_ipc(Some(4026532500));
+        let pause = cref("ddd", "");
+        let mut s = subject(&pause, "pause");
+        assert!(!allow.allows(&s));
+        s.pod_ipc = Some(4026532500);
+        assert!(allow.allows(&s));
+        s.pod_ipc = Some(4026532501);
+        assert!(!allow.allows(&s));
         // A rootless container claiming the pod UID is not the pod.
         let mut forged = sibling.clone();
         forged.owner_uid = Some(1000);

@@ -38,7 +38,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use crate::cgroup::Attribution;
-use crate::model::{ContainerRef, Runtime, Snapshot};
+use crate::model::{ContainerRef, NsType, Runtime, Snapshot};
 use crate::procfs::paths::HostPaths;
 
 use self::allow::AllowList;
@@ -147,6 +147,13 @@ pub fn own_container(paths: &HostPaths, default_runtime: Runtime) -> Option<Cont
         Attribution::Container(c) => Some(c),
         _ => None,
     }
+}
+
+/// The exporter's own IPC namespace (that of its pod), from `<procfs>/self/ns/ipc`; a
+/// process may always read its own links. `None` when unreadable.
+pub fn own_ipc(paths: &HostPaths) -> Option<u64> {
+    let link = std::fs::read_link(paths.proc(Path::new("self/ns/ipc"))).ok()?;
+    crate::procfs::parse::parse_ns_link(link.as_os_str().as_encoded_bytes(), NsType::Ipc).ok()
 }
 
 /// The alerts this sidecar knows to be active, and when each started.

@@ -112,8 +112,9 @@ impl Evaluator {
 
     pub fn evaluate(&mut self, snap: &Snapshot) -> Evaluation {
         let mut ev = Evaluation::default();
+        let host_ipc = snap.host.ns.get(NsType::Ipc);
         for c in snap.containers.values() {
-            self.container_alerts(c, &mut ev);
+            self.container_alerts(c, host_ipc, &mut ev);
         }
         // EXTENSION POINT (issue 12, namespace escapes): NsexporterNamespaceEscape
         // (severity critical, fires at once) is evaluated here once the snapshot carries
@@ -126,7 +127,12 @@ impl Evaluator {
         ev
     }
 
-    fn container_alerts<'a>(&self, c: &'a ContainerSummary, ev: &mut Evaluation) {
+    fn container_alerts<'a>(
+        &self,
+        c: &'a ContainerSummary,
+        host_ipc: Option<u64>,
+        ev: &mut Evaluation,
+    ) {
         // Names from the runtime's own files, where it keeps them (empty: unknown); the
         // workload follows from the pod name.
         let names = &c.runtime_info.names;
@@ -144,6 +150,7 @@ impl Evaluator {
             pod,
             workload,
             container_name,
+            pod_ipc: c.main_ns.get(NsType::Ipc).filter(|i| Some(*i) != host_ipc),
         };
         let who = describe(&subject);
         let container_labels = |l: &mut BTreeMap<String, String>| {

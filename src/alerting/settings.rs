@@ -75,11 +75,13 @@ fn duration(
 
 /// Check the settings. `None` when no URL is given (the sidecar is off; its other
 /// settings are still checked, so a typo does not wait for the day it is turned on).
-/// `own` is the exporter's own container, always allowed; `node` the `node` label.
+/// `own` is the exporter's own container and `own_ipc` its IPC namespace, by which its
+/// pod is always allowed; `node` the `node` label.
 pub fn build(
     raw: &RawAlertmanager,
     alerts: &RawAlerts,
     own: Option<ContainerRef>,
+    own_ipc: Option<u64>,
     node: String,
 ) -> Result<Option<AlertingSettings>, (&'static str, String)> {
     let mut urls = Vec::new();
@@ -126,7 +128,9 @@ pub fn build(
                 raw.queue_capacity
             ),
         ))?;
-    let allow = AllowList::new(&alerts.allow, own).map_err(|m| ("alerts.allow", m))?;
+    let allow = AllowList::new(&alerts.allow, own)
+        .map_err(|m| ("alerts.allow", m))?
+        .with_own_ipc(own_ipc);
     if urls.is_empty() {
         return Ok(None);
     }
@@ -159,11 +163,13 @@ mod tests {
     #[test]
     fn off_without_urls_but_still_checked() {
         let a = RawAlerts::default();
-        assert!(build(&raw(&[]), &a, None, "n".into()).unwrap().is_none());
+        assert!(build(&raw(&[]), &a, None, None, "n".into())
+            .unwrap()
+            .is_none());
         let mut r = raw(&[]);
         r.resend_interval = "soon".into();
         assert_eq!(
-            build(&r, &a, None, "n".into()).unwrap_err().0,
+            build(&r, &a, None, None, "n".into()).unwrap_err().0,
             "alertmanager.resend-interval"
         );
     }
@@ -174,6 +180,7 @@ mod tests {
         let s = build(
             &raw(&["http://a:9093", "http://b:9093,http://c:9093"]),
             &a,
+            None,
             None,
             "n".into(),
         )
@@ -188,11 +195,12 @@ mod tests {
             &raw(&["http://a:9093", "http://a:9093/"]),
             &a,
             None,
+            None,
             "n".into(),
         )
         .unwrap_err();
         assert!(e.1.contains("twice"), "{e:?}");
-        let e = build(&raw(&["a:9093"]), &a, None, "n".into()).unwrap_err();
+        let e = build(&raw(&["a:9093"]), &a, None, None, "n".into()).unwrap_err();
         assert_eq!(e.0, "alertmanager.url");
     }
 
@@ -215,7 +223,7 @@ mod tests {
         for (key, f) in cases {
             let mut r = raw(&["http://a:9093"]);
             f(&mut r);
-            assert_eq!(build(&r, &a, None, "n".into()).unwrap_err().0, key);
+            assert_eq!(build(&r, &a, None, None, "n".into()).unwrap_err().0, key);
         }
         let bad = RawAlerts {
             allow: AllowConfig {
@@ -223,7 +231,7 @@ mod tests {
                 ..AllowConfig::default()
             },
         };
-        let e = build(&raw(&["http://a:9093"]), &bad, None, "n".into()).unwrap_err();
+        let e = build(&raw(&["http://a:9093"]), &bad, None, None, "n".into()).unwrap_err();
         assert_eq!(e.0, "alerts.allow");
         assert!(e.1.contains("comms"), "{e:?}");
     }
