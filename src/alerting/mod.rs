@@ -387,7 +387,7 @@ impl Inner {
 /// Every alert name in both states, at 0.
 fn zero_counts() -> BTreeMap<(&'static str, &'static str), u64> {
     let mut m = BTreeMap::new();
-    for name in rules::ALERT_NAMES {
+    for name in rules::alert_names() {
         m.insert((name, "firing"), 0);
         m.insert((name, "allowed"), 0);
     }
@@ -399,11 +399,10 @@ fn zero_counts() -> BTreeMap<(&'static str, &'static str), u64> {
 fn counts(ev: &Evaluation) -> BTreeMap<(&'static str, &'static str), u64> {
     let mut m = zero_counts();
     for a in &ev.firing {
-        if let Some(name) = rules::ALERT_NAMES
-            .iter()
-            .find(|n| a.labels.get("alertname").is_some_and(|v| v == *n))
+        if let Some(name) =
+            rules::alert_names().find(|n| a.labels.get("alertname").is_some_and(|v| v == n))
         {
-            *m.entry((*name, "firing")).or_default() += 1;
+            *m.entry((name, "firing")).or_default() += 1;
         }
     }
     for (name, n) in &ev.allowed {

@@ -8,11 +8,12 @@
 //! |---|---|---|
 //! | `NsexporterHostNetworkContainer`, `…HostPIDContainer`, `…HostIPCContainer` | a container not allowed has a process in the host net/pid/ipc namespace | `type`, `container_id`, `uid`, `runtime`, `comm` (+ names) |
 //! | `NsexporterContainerHostRoot` | a container not allowed (nor in a host-root namespace) has a process with host-view effective UID 0 | `container_id`, `uid`, `runtime`, `comm` (+ names) |
+//! | `NsexporterNamespacesNearLimit` | namespaces of a type above 85% of `user.max_<type>_namespaces` | `type` |
+//! | `NsexporterPinnedNamespacesGrowing` | at least 10 pinned namespaces of a type, and 5 more than the lowest count seen in the last 6 hours | `type` |
 //!
 //! "+ names": `namespace`, `pod`, `container` and `workload` where the runtime's files
 //! name the container (the rules get them from kube-state-metrics or the same files).
-//! | `NsexporterNamespacesNearLimit` | namespaces of a type above 85% of `user.max_<type>_namespaces` | `type` |
-//! | `NsexporterPinnedNamespacesGrowing` | at least 10 pinned namespaces of a type, and 5 more than the lowest count seen in the last 6 hours | `type` |
+//! The kinds are one table, [`KINDS`]: a new kind is a row there.
 //!
 //! Every alert also has `alertname`, `severity` (as in the rules), `node` and
 //! `source="nsexporter-sidecar"`, the label that tells these from the rules' copies.
@@ -42,37 +43,227 @@ const PINNED_WINDOW: Duration = Duration::from_secs(6 * 3600);
 /// The pinned-count history keeps one minimum per bucket of this length.
 const PINNED_BUCKET: Duration = Duration::from_secs(60);
 
-/// The host-namespace alerts, per type.
-const HOST_NS_ALERTS: [(NsType, &str, &str, &str); 3] = [
-    (
-        NsType::Net,
-        "NsexporterHostNetworkContainer",
-        "warning",
-        "network namespace: it sees every interface of the node and can bind its ports and its loopback",
-    ),
-    (
-        NsType::Pid,
-        "NsexporterHostPIDContainer",
-        "critical",
-        "PID namespace: it sees every process of the node and, with the right capabilities, can signal or trace them",
-    ),
-    (
-        NsType::Ipc,
-        "NsexporterHostIPCContainer",
-        "warning",
-        "IPC namespace: it can reach the node's System V shared memory, semaphores and POSIX message queues",
-    ),
+/// EVERY ALERT KIND THE SIDECAR SENDS, one row each, in evaluation order. To add a kind
+/// (as the escapes issue adds `NsexporterNamespaceEscape`): a row here with the function
+/// that finds it in a snapshot, a test below, and its row in the README's "The alerting
+/// sidecar" table. `evaluate`, the `nsexporter_alerts` series ([`alert_names`]) and the
+/// golden exposition follow from this table.
+///
+/// The escape alert (severity critical, fires at once) is a `Find::Container` row whose
+/// function reads the container's escaped processes from the snapshot; its opt-out is by
+/// pod namespace or container name only, so it needs its own `AllowList` section rather
+/// than `allows`.
+pub const KINDS: &[Kind] = &[
+    Kind {
+        name: "NsexporterHostNetworkContainer",
+        severity: "warning",
+        find: Find::Container(host_network),
+    },
+    Kind {
+        name: "NsexporterHostPIDContainer",
+        severity: "critical",
+        find: Find::Container(host_pid),
+    },
+    Kind {
+        name: "NsexporterHostIPCContainer",
+        severity: "warning",
+        find: Find::Container(host_ipc),
+    },
+    Kind {
+        name: "NsexporterContainerHostRoot",
+        severity: "info",
+        find: Find::Container(host_root),
+    },
+    Kind {
+        name: "NsexporterNamespacesNearLimit",
+        severity: "warning",
+        find: Find::Node(near_limit),
+    },
+    Kind {
+        name: "NsexporterPinnedNamespacesGrowing",
+        severity: "warning",
+        find: Find::Node(pinned_growing),
+    },
 ];
 
 /// Every alert name the sidecar can send, for the `nsexporter_alerts` series.
-pub const ALERT_NAMES: [&str; 6] = [
-    "NsexporterHostNetworkContainer",
-    "NsexporterHostPIDContainer",
-    "NsexporterHostIPCContainer",
-    "NsexporterContainerHostRoot",
-    "NsexporterNamespacesNearLimit",
-    "NsexporterPinnedNamespacesGrowing",
-];
+pub fn alert_names() -> impl Iterator<Item = &'static str> {
+    KINDS.iter().map(|k| k.name)
+}
+
+/// One kind of alert: its name and severity (the rules file's) and how it is found.
+pub struct Kind {
+    pub name: &'static str,
+    pub severity: &'static str,
+    find: Find,
+}
+
+/// How a kind is found in a snapshot.
+enum Find {
+    /// Once per container; the alert gets the container's labels (`container_id`,
+    /// `uid`, `runtime`, `comm` and the names) besides the finding's own.
+    Container(fn(&Evaluator, &Seen<'_>) -> Verdict),
+    /// Once per snapshot, for the node; any number of findings (e.g. one per type).
+    Node(fn(&mut Evaluator, &Snapshot) -> Vec<Finding>),
+}
+
+/// One container as a `Find::Container` function sees it.
+struct Seen<'a> {
+    pub c: &'a ContainerSummary,
+    /// What the allow-list judges.
+    pub subject: Subject<'a>,
+    /// "Pod ns/pod container c (id)" or "Container id (comm "x")", for descriptions.
+    pub who: String,
+}
+
+/// What a `Find::Container` function says of one container.
+enum Verdict {
+    /// The condition does not hold.
+    Quiet,
+    /// It holds, but the allow-list allows this container: counted, not sent.
+    Allowed,
+    Fires(Finding),
+}
+
+/// An alert that holds: the labels it adds to the base ones, and its annotations.
+struct Finding {
+    pub labels: Vec<(&'static str, String)>,
+    pub summary: &'static str,
+    pub description: String,
+}
+
+fn host_network(e: &Evaluator, s: &Seen<'_>) -> Verdict {
+    host_namespace(
+        e,
+        s,
+        NsType::Net,
+        "network namespace: it sees every interface of the node and can bind its ports and its loopback",
+    )
+}
+
+fn host_pid(e: &Evaluator, s: &Seen<'_>) -> Verdict {
+    host_namespace(
+        e,
+        s,
+        NsType::Pid,
+        "PID namespace: it sees every process of the node and, with the right capabilities, can signal or trace them",
+    )
+}
+
+fn host_ipc(e: &Evaluator, s: &Seen<'_>) -> Verdict {
+    host_namespace(
+        e,
+        s,
+        NsType::Ipc,
+        "IPC namespace: it can reach the node's System V shared memory, semaphores and POSIX message queues",
+    )
+}
+
+fn host_namespace(e: &Evaluator, s: &Seen<'_>, t: NsType, what: &str) -> Verdict {
+    let n = s.c.host_ns_processes[t.index()];
+    if n == 0 {
+        return Verdict::Quiet;
+    }
+    if e.allow.allows(&s.subject) {
+        return Verdict::Allowed;
+    }
+    Verdict::Fires(Finding {
+        labels: vec![("type", t.name().into())],
+        summary: match t {
+            NsType::Net => "A container shares the host network namespace.",
+            NsType::Pid => "A container shares the host PID namespace.",
+            _ => "A container shares the host IPC namespace.",
+        },
+        description: format!(
+            "{} on node {} has {n} process(es) in the host {what}.",
+            s.who, e.node
+        ),
+    })
+}
+
+fn host_root(e: &Evaluator, s: &Seen<'_>) -> Verdict {
+    if s.c.host_root_processes == 0 {
+        return Verdict::Quiet;
+    }
+    if e.allow.allows_host_root(&s.subject) {
+        return Verdict::Allowed;
+    }
+    Verdict::Fires(Finding {
+        labels: Vec::new(),
+        summary: "A container runs processes as root of the host.",
+        description: format!(
+            "{} on node {} has {} process(es) whose effective UID is 0 in the host user \
+             namespace: root in the container is root on the node.",
+            s.who, e.node, s.c.host_root_processes
+        ),
+    })
+}
+
+fn near_limit(e: &mut Evaluator, snap: &Snapshot) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for t in &snap.supported {
+        let Some(limit) = snap.limits[t.index()].filter(|l| *l > 0) else {
+            continue;
+        };
+        let used = snap.counts[t.index()].total as f64 / limit as f64;
+        if used <= NEAR_LIMIT {
+            continue;
+        }
+        out.push(Finding {
+            labels: vec![("type", t.name().into())],
+            summary: "The number of namespaces on a node is close to its limit.",
+            description: format!(
+                "Node {} uses {:.1}% of user.max_{t}_namespaces ({} of {limit}); at the \
+                 limit, creating a pod fails with ENOSPC.",
+                e.node,
+                used * 100.0,
+                snap.counts[t.index()].total
+            ),
+        });
+    }
+    out
+}
+
+/// Pinned namespaces growing: the rules' `min_over_time(...[6h])`, kept here as one
+/// minimum per minute, so memory is bounded whatever the snapshot rate. The history
+/// starts with the exporter: after a restart the alert needs the growth again.
+fn pinned_growing(e: &mut Evaluator, snap: &Snapshot) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let now = snap.taken_at;
+    for t in &snap.supported {
+        let pinned = snap.counts[t.index()].pinned;
+        let hist = &mut e.pinned[t.index()];
+        match hist.back_mut() {
+            Some((start, low))
+                if now.duration_since(*start).unwrap_or_default() < PINNED_BUCKET =>
+            {
+                *low = (*low).min(pinned);
+            }
+            _ => hist.push_back((now, pinned)),
+        }
+        while hist
+            .front()
+            .is_some_and(|(s, _)| now.duration_since(*s).unwrap_or_default() > PINNED_WINDOW)
+        {
+            hist.pop_front();
+        }
+        let low = hist.iter().map(|(_, v)| *v).min().unwrap_or(pinned);
+        if pinned < PINNED_MIN || pinned - low.min(pinned) < PINNED_GROWTH {
+            continue;
+        }
+        out.push(Finding {
+            labels: vec![("type", t.name().into())],
+            summary: "Namespaces without processes are piling up on a node (leak).",
+            description: format!(
+                "Node {} has {pinned} {t} namespaces that no process is in, pinned by bind \
+                 mounts, {} more than the lowest count of the last 6 hours.",
+                e.node,
+                pinned - low
+            ),
+        });
+    }
+    out
+}
 
 /// The result of evaluating one snapshot.
 #[derive(Debug, Default)]
@@ -101,193 +292,90 @@ impl Evaluator {
         }
     }
 
-    fn base_labels(&self, alertname: &str, severity: &str) -> BTreeMap<String, String> {
+    fn base_labels(&self, k: &Kind) -> BTreeMap<String, String> {
         let mut l = BTreeMap::new();
-        l.insert("alertname".into(), alertname.into());
-        l.insert("severity".into(), severity.into());
+        l.insert("alertname".into(), k.name.into());
+        l.insert("severity".into(), k.severity.into());
         l.insert("node".into(), self.node.clone());
         l.insert(SOURCE_LABEL.into(), SOURCE_VALUE.into());
         l
     }
 
+    fn alert(&self, k: &Kind, f: Finding, more: &[(&'static str, String)]) -> Alert {
+        let mut labels = self.base_labels(k);
+        for (key, v) in more.iter().chain(&f.labels) {
+            put(&mut labels, key, v);
+        }
+        Alert {
+            labels,
+            annotations: annotations(k.name, f.summary, f.description),
+        }
+    }
+
+    /// Every row of [`KINDS`] on one snapshot.
     pub fn evaluate(&mut self, snap: &Snapshot) -> Evaluation {
         let mut ev = Evaluation::default();
         let host_ipc = snap.host.ns.get(NsType::Ipc);
         for c in snap.containers.values() {
-            self.container_alerts(c, host_ipc, &mut ev);
+            let seen = seen(c, host_ipc);
+            let labels = container_labels(&seen);
+            for k in KINDS {
+                let Find::Container(find) = k.find else {
+                    continue;
+                };
+                match find(self, &seen) {
+                    Verdict::Quiet => {}
+                    Verdict::Allowed => *ev.allowed.entry(k.name).or_default() += 1,
+                    Verdict::Fires(f) => ev.firing.push(self.alert(k, f, &labels)),
+                }
+            }
         }
-        // EXTENSION POINT (issue 12, namespace escapes): NsexporterNamespaceEscape
-        // (severity critical, fires at once) is evaluated here once the snapshot carries
-        // each container's escaped processes per type. Its opt-out is by pod namespace or
-        // container name only (no workload or comm allow-list by default), so it needs its
-        // own AllowList section. Nothing is evaluated for it yet: the snapshot has no
-        // escape data, and the sidecar does not pretend to.
-        self.capacity_alerts(snap, &mut ev);
-        self.pinned_alerts(snap, &mut ev);
+        for k in KINDS {
+            let Find::Node(find) = k.find else {
+                continue;
+            };
+            for f in find(self, snap) {
+                ev.firing.push(self.alert(k, f, &[]));
+            }
+        }
         ev
     }
+}
 
-    fn container_alerts<'a>(
-        &self,
-        c: &'a ContainerSummary,
-        host_ipc: Option<u64>,
-        ev: &mut Evaluation,
-    ) {
-        // Names from the runtime's own files, where it keeps them (empty: unknown); the
-        // workload follows from the pod name.
-        let names = &c.runtime_info.names;
-        let known = |s: &'a str| (!s.is_empty()).then_some(s);
-        let (namespace, pod, container_name) = (
-            known(&names.namespace),
-            known(&names.pod),
-            known(&names.container),
-        );
-        let workload = pod.map(workload_of_pod);
-        let subject = Subject {
-            container: &c.container,
-            comm: &c.comm,
-            namespace,
-            pod,
-            workload,
-            container_name,
-            pod_ipc: c.main_ns.get(NsType::Ipc).filter(|i| Some(*i) != host_ipc),
-        };
-        let who = describe(&subject);
-        let container_labels = |l: &mut BTreeMap<String, String>| {
-            l.insert("container_id".into(), c.container.container_id());
-            l.insert("runtime".into(), c.container.runtime.name().into());
-            put(l, "uid", &c.container.pod_uid);
-            put(l, "comm", &c.comm);
-            put(l, "namespace", namespace.unwrap_or(""));
-            put(l, "pod", pod.unwrap_or(""));
-            put(l, "workload", workload.unwrap_or(""));
-            put(l, "container", container_name.unwrap_or(""));
-        };
-        for (t, name, severity, what) in HOST_NS_ALERTS {
-            let n = c.host_ns_processes[t.index()];
-            if n == 0 {
-                continue;
-            }
-            if self.allow.allows(&subject) {
-                *ev.allowed.entry(name).or_default() += 1;
-                continue;
-            }
-            let mut labels = self.base_labels(name, severity);
-            labels.insert("type".into(), t.name().into());
-            container_labels(&mut labels);
-            let word = match t {
-                NsType::Net => "network",
-                NsType::Pid => "PID",
-                _ => "IPC",
-            };
-            ev.firing.push(Alert {
-                labels,
-                annotations: annotations(
-                    name,
-                    &format!("A container shares the host {word} namespace."),
-                    format!(
-                        "{who} on node {} has {n} process(es) in the host {what}.",
-                        self.node
-                    ),
-                ),
-            });
-        }
-        if c.host_root_processes > 0 {
-            let name = "NsexporterContainerHostRoot";
-            if self.allow.allows_host_root(&subject) {
-                *ev.allowed.entry(name).or_default() += 1;
-            } else {
-                let mut labels = self.base_labels(name, "info");
-                container_labels(&mut labels);
-                ev.firing.push(Alert {
-                    labels,
-                    annotations: annotations(
-                        name,
-                        "A container runs processes as root of the host.",
-                        format!(
-                            "{who} on node {} has {} process(es) whose effective UID is 0 in \
-                             the host user namespace: root in the container is root on the node.",
-                            self.node, c.host_root_processes
-                        ),
-                    ),
-                });
-            }
-        }
-    }
+/// A container with the names from the runtime's own files, where it keeps them (empty:
+/// unknown); the workload follows from the pod name.
+fn seen(c: &ContainerSummary, host_ipc: Option<u64>) -> Seen<'_> {
+    let names = &c.runtime_info.names;
+    let known = |s: &str| !s.is_empty();
+    let namespace = Some(names.namespace.as_str()).filter(|s| known(s));
+    let pod = Some(names.pod.as_str()).filter(|s| known(s));
+    let subject = Subject {
+        container: &c.container,
+        comm: &c.comm,
+        namespace,
+        pod,
+        workload: pod.map(workload_of_pod),
+        container_name: Some(names.container.as_str()).filter(|s| known(s)),
+        pod_ipc: c.main_ns.get(NsType::Ipc).filter(|i| Some(*i) != host_ipc),
+    };
+    let who = describe(&subject);
+    Seen { c, subject, who }
+}
 
-    fn capacity_alerts(&self, snap: &Snapshot, ev: &mut Evaluation) {
-        let name = "NsexporterNamespacesNearLimit";
-        for t in &snap.supported {
-            let Some(limit) = snap.limits[t.index()].filter(|l| *l > 0) else {
-                continue;
-            };
-            let used = snap.counts[t.index()].total as f64 / limit as f64;
-            if used <= NEAR_LIMIT {
-                continue;
-            }
-            let mut labels = self.base_labels(name, "warning");
-            labels.insert("type".into(), t.name().into());
-            ev.firing.push(Alert {
-                labels,
-                annotations: annotations(
-                    name,
-                    "The number of namespaces on a node is close to its limit.",
-                    format!(
-                        "Node {} uses {:.1}% of user.max_{t}_namespaces ({} of {limit}); at \
-                         the limit, creating a pod fails with ENOSPC.",
-                        self.node,
-                        used * 100.0,
-                        snap.counts[t.index()].total
-                    ),
-                ),
-            });
-        }
-    }
-
-    /// Pinned namespaces growing: the rules' `min_over_time(...[6h])`, kept here as one
-    /// minimum per minute, so memory is bounded whatever the snapshot rate. The history
-    /// starts with the exporter: after a restart the alert needs the growth again.
-    fn pinned_alerts(&mut self, snap: &Snapshot, ev: &mut Evaluation) {
-        let name = "NsexporterPinnedNamespacesGrowing";
-        let now = snap.taken_at;
-        for t in &snap.supported {
-            let pinned = snap.counts[t.index()].pinned;
-            let hist = &mut self.pinned[t.index()];
-            match hist.back_mut() {
-                Some((start, low))
-                    if now.duration_since(*start).unwrap_or_default() < PINNED_BUCKET =>
-                {
-                    *low = (*low).min(pinned);
-                }
-                _ => hist.push_back((now, pinned)),
-            }
-            while hist
-                .front()
-                .is_some_and(|(s, _)| now.duration_since(*s).unwrap_or_default() > PINNED_WINDOW)
-            {
-                hist.pop_front();
-            }
-            let low = hist.iter().map(|(_, v)| *v).min().unwrap_or(pinned);
-            if pinned < PINNED_MIN || pinned - low.min(pinned) < PINNED_GROWTH {
-                continue;
-            }
-            let mut labels = self.base_labels(name, "warning");
-            labels.insert("type".into(), t.name().into());
-            ev.firing.push(Alert {
-                labels,
-                annotations: annotations(
-                    name,
-                    "Namespaces without processes are piling up on a node (leak).",
-                    format!(
-                        "Node {} has {pinned} {t} namespaces that no process is in, pinned by \
-                         bind mounts, {} more than the lowest count of the last 6 hours.",
-                        self.node,
-                        pinned - low
-                    ),
-                ),
-            });
-        }
-    }
+/// The labels every container alert carries; unknown ones are left out.
+fn container_labels(s: &Seen<'_>) -> Vec<(&'static str, String)> {
+    let c = s.c;
+    let sub = &s.subject;
+    vec![
+        ("container_id", c.container.container_id()),
+        ("runtime", c.container.runtime.name().into()),
+        ("uid", c.container.pod_uid.clone()),
+        ("comm", c.comm.clone()),
+        ("namespace", sub.namespace.unwrap_or("").into()),
+        ("pod", sub.pod.unwrap_or("").into()),
+        ("workload", sub.workload.unwrap_or("").into()),
+        ("container", sub.container_name.unwrap_or("").into()),
+    ]
 }
 
 fn put(l: &mut BTreeMap<String, String>, k: &str, v: &str) {
@@ -539,6 +627,25 @@ mod tests {
         // Unknown names are left out, not empty labels.
         let ev = e.evaluate(&snapshot(vec![container("cc", "x", &[NsType::Net], 0)]));
         assert!(!ev.firing[0].labels.contains_key("pod"));
+    }
+
+    #[test]
+    fn every_kind_is_a_rules_file_alert_with_its_severity() {
+        let rules = include_str!("../../charts/nsexporter/files/nsexporter.rules.yml");
+        let mut names: Vec<&str> = alert_names().collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), KINDS.len(), "alert names repeat in KINDS");
+        for k in KINDS {
+            let at = rules
+                .find(&format!("- alert: {}\n", k.name))
+                .unwrap_or_else(|| panic!("{} is not an alert of the rules file", k.name));
+            let severity = rules[at..]
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("severity: "))
+                .unwrap_or_default();
+            assert_eq!(severity, k.severity, "{}", k.name);
+        }
     }
 
     #[test]
