@@ -2,8 +2,10 @@
 //! in-process with snapshots the test writes: both members of an HA pair get every
 //! alert; an Alertmanager stopped for 30 s and restarted with its storage wiped gets
 //! every still-active alert back within one resend interval, and what changed while it
-//! was down; 500 and 400 answers are counted and retried; TLS with a client certificate
-//! and basic auth against Alertmanager's own `--web.config.file`; a bearer token.
+//! was down; 500 and 400 answers are counted and retried, and so is an Alertmanager
+//! that never answers; TLS with a client certificate and basic auth against
+//! Alertmanager's own `--web.config.file`; a bearer token, and nothing sent while its
+//! file is missing.
 //!
 //! Needs `prometheus-alertmanager` and `curl`.
 
@@ -91,6 +93,15 @@ struct Running {
 }
 
 fn start(urls: &[String], http: HttpConfig, resend: Duration) -> Running {
+    start_timeout(urls, http, resend, Duration::from_secs(5))
+}
+
+fn start_timeout(
+    urls: &[String],
+    http: HttpConfig,
+    resend: Duration,
+    timeout: Duration,
+) -> Running {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -105,7 +116,7 @@ fn start(urls: &[String], http: HttpConfig, resend: Duration) -> Running {
         resend_interval: resend,
         queue_capacity: 1000,
         batch_max: 64,
-        timeout: Duration::from_secs(5),
+        timeout,
         node: "test-node".into(),
         allow: AllowList::new(&AllowConfig::default(), None).unwrap(),
     };
@@ -283,6 +294,38 @@ fn answers_500_are_counted_and_retried_with_backoff() {
     assert_eq!((t.queue_length, t.dropped_rejected), (0, 0));
 }
 
+/// An Alertmanager that takes the request and never answers: each try ends at the
+/// timeout, counted as an error; the alert stays queued and goes once it answers.
+#[test]
+fn a_hung_alertmanager_times_out_is_counted_and_retried() {
+    let fake = FakeAm::start(0);
+    let r = start_timeout(
+        &[fake.url()],
+        HttpConfig::none().unwrap(),
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    r.sidecar.observe(&hostnet(&["x"]));
+    // 1 s, 0.5 s of backoff, 1 s: well before the server's own 5 s read timeout would
+    // end a try that the client did not time out.
+    wait_for("two tries timed out", Duration::from_secs(6), || {
+        let n = result_count(&r, &fake.url(), "error");
+        (n >= 2).then_some(()).ok_or(format!("{n} errors"))
+    });
+    assert!(
+        fake.received().len() >= 2,
+        "the timed-out tries reached the server"
+    );
+    assert_eq!(r.sidecar.stats().targets[0].queue_length, 1, "alert kept");
+    fake.set_status(200);
+    wait_for("delivered once it answers", Duration::from_secs(20), || {
+        let t = r.sidecar.stats().targets[0].clone();
+        (result_count(&r, &fake.url(), "success") == 1 && t.queue_length == 0)
+            .then_some(())
+            .ok_or(format!("{t:?}"))
+    });
+}
+
 /// A batch refused as invalid is dropped and counted, not retried in front of
 /// everything else; the alert it held goes again at the next resend.
 #[test]
@@ -372,6 +415,31 @@ fn bearer_token_from_a_file_is_sent() {
         fake.received().first().cloned().ok_or("none".into())
     });
     assert_eq!(got.header("authorization"), Some("Bearer t0ken"));
+
+    // The token file goes away (a Secret being rotated): nothing is sent without
+    // credentials, each try is counted as an error, and the alert waits.
+    std::fs::remove_file(dir.path().join("token")).unwrap();
+    r.sidecar.observe(&hostnet(&["x", "y"]));
+    wait_for(
+        "tries without a token file",
+        Duration::from_secs(10),
+        || {
+            let n = result_count(&r, &fake.url(), "error");
+            (n >= 2).then_some(()).ok_or(format!("{n} errors"))
+        },
+    );
+    assert_eq!(fake.received().len(), 1, "sent without credentials");
+    assert_eq!(r.sidecar.stats().targets[0].queue_length, 1);
+    // The new token is read for the next try.
+    std::fs::write(dir.path().join("token"), "r0tated").unwrap();
+    let got = wait_for("y with the new token", Duration::from_secs(20), || {
+        let all = fake.received();
+        (all.len() == 2)
+            .then(|| all[1].clone())
+            .ok_or(format!("{} requests", all.len()))
+    });
+    assert_eq!(got.header("authorization"), Some("Bearer r0tated"));
+    assert_eq!(got.body[0]["labels"]["container_id"], "containerd://y");
 }
 
 // ---------------------------------------------------------------------------------

@@ -290,7 +290,8 @@ impl Received {
 }
 
 /// An Alertmanager-shaped HTTP server: answers POSTs with the statuses the test sets
-/// and records every request. Stops on drop.
+/// and records every request; status 0 reads the request and never answers (a hung
+/// Alertmanager) until the client gives up. Stops on drop.
 pub struct FakeAm {
     pub port: u16,
     pub received: Arc<Mutex<Vec<Received>>>,
@@ -391,6 +392,13 @@ fn serve(
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             status: code,
         });
+        if code == 0 {
+            // Hung: hold the connection, answer nothing, until the client closes it (or
+            // the 5 s read timeout ends the wait).
+            let mut rest = Vec::new();
+            let _ = r.read_to_end(&mut rest);
+            return Ok(());
+        }
         let text = if code == 200 { "" } else { "simulated failure" };
         write!(
             w,
