@@ -18,6 +18,8 @@ mod am;
 mod common;
 
 use std::process::Command;
+
+use base64::Engine as _;
 use std::time::{Duration, Instant};
 
 use am::{wait_for, Alertmanager, FakeAm};
@@ -105,7 +107,17 @@ fn host_network_container_alerts_both_alertmanagers_and_resolves_after_exit() {
     assert_eq!(alert["labels"]["uid"], c.pod_uid.as_str());
     assert_eq!(alert["labels"]["comm"], "sleep");
     assert_eq!(alert["labels"]["type"], "net");
-    assert!(!alert["labels"]["node"].as_str().unwrap_or("").is_empty());
+    // `node`: NODE_NAME where set (the chart sets it), else the host name.
+    let node = std::env::var("NODE_NAME")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap()
+                .trim()
+                .to_string()
+        });
+    assert_eq!(alert["labels"]["node"], node.trim());
     // Its sleep runs as root with no user namespace: root of the host, said too.
     assert!(has_alert(&a, "NsexporterContainerHostRoot", &id).unwrap());
 
@@ -143,13 +155,23 @@ fn failing_alertmanagers_are_counted_and_retried_while_metrics_are_served() {
     let failing = FakeAm::start(500);
     // A port nothing listens on: no answer at all.
     let dead = format!("http://127.0.0.1:{}", am::free_port());
+    // Credentials, to see that no log line shows them, even at debug level.
+    let secret = "pw-5ecret-0f-the-sidecar";
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("pw"), secret).unwrap();
+    let http = tmp.path().join("http.yml");
+    std::fs::write(&http, "basic_auth:\n  username: nsx\n  password_file: pw\n").unwrap();
     let exporter = Exporter::start(&[
         "--scan.interval",
         "500ms",
+        "--log.level",
+        "debug",
         "--alertmanager.url",
         &failing.url(),
         "--alertmanager.url",
         &dead,
+        "--alertmanager.http-config-file",
+        http.to_str().unwrap(),
     ]);
     let mut lab = Lab::new();
     let _c = lab.kube_systemd(
@@ -193,6 +215,26 @@ fn failing_alertmanagers_are_counted_and_retried_while_metrics_are_served() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(scrapes > 1);
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("nsx:{secret}"))
+    );
+    assert_eq!(
+        failing.received()[0].header("authorization"),
+        Some(basic.as_str())
+    );
+    let log: Vec<String> = exporter.stderr.try_iter().collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("alertmanager") || l.contains("Alertmanager")),
+        "the failures are logged: {log:?}"
+    );
+    for l in &log {
+        assert!(
+            !l.contains(secret) && !l.contains(&basic[6..]),
+            "a secret in the log: {l}"
+        );
+    }
     // It recovers: the queued alerts go through, and the queue drains.
     failing.set_status(200);
     exporter.scrape_until(Duration::from_secs(40), "delivery after recovery", |s| {

@@ -126,12 +126,17 @@ pub struct AlertingSettings {
 /// host name (that of the exporter's own UTS namespace, whichever procfs is read: the
 /// host's outside a pod).
 pub fn node_name(paths: &HostPaths) -> String {
-    if let Ok(n) = std::env::var("NODE_NAME") {
-        if !n.trim().is_empty() {
-            return n.trim().to_string();
-        }
+    node_name_from(
+        std::env::var("NODE_NAME").ok().as_deref(),
+        &paths.proc(Path::new("sys/kernel/hostname")),
+    )
+}
+
+fn node_name_from(env: Option<&str>, hostname: &Path) -> String {
+    if let Some(n) = env.map(str::trim).filter(|n| !n.is_empty()) {
+        return n.to_string();
     }
-    std::fs::read_to_string(paths.proc(Path::new("sys/kernel/hostname")))
+    std::fs::read_to_string(hostname)
         .map(|s| s.trim().to_string())
         .ok()
         .filter(|s| !s.is_empty())
@@ -452,6 +457,17 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].labels["alertname"], "B");
         assert!(again[0].ends_at.is_none());
+    }
+
+    #[test]
+    fn node_label_from_node_name_else_the_host_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("hostname");
+        std::fs::write(&host, "worker-3\n").unwrap();
+        assert_eq!(node_name_from(Some(" node-a "), &host), "node-a");
+        assert_eq!(node_name_from(Some(""), &host), "worker-3");
+        assert_eq!(node_name_from(None, &host), "worker-3");
+        assert_eq!(node_name_from(None, &dir.path().join("missing")), "unknown");
     }
 
     #[test]
