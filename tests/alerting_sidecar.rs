@@ -25,22 +25,6 @@ use std::time::{Duration, Instant};
 use am::{wait_for, Alertmanager, FakeAm};
 use common::*;
 
-fn require_root() {
-    assert!(
-        nix_is_root(),
-        "this test needs root (namespaces, cgroups): run it as root"
-    );
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        .unwrap_or(false)
-}
-
 fn has_alert(am: &Alertmanager, alertname: &str, container_id: &str) -> Result<bool, String> {
     Ok(am.alerts()?.iter().any(|a| {
         a["labels"]["alertname"] == alertname
@@ -55,7 +39,7 @@ fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[test]
 fn host_network_container_alerts_both_alertmanagers_and_resolves_after_exit() {
-    require_root();
+    require_root("namespaces and cgroups for a container-shaped process");
     let tmp = tempfile::tempdir().unwrap();
     let a = Alertmanager::start(tmp.path(), "am-a");
     let b = Alertmanager::start(tmp.path(), "am-b");
@@ -151,7 +135,7 @@ fn host_network_container_alerts_both_alertmanagers_and_resolves_after_exit() {
 
 #[test]
 fn failing_alertmanagers_are_counted_and_retried_while_metrics_are_served() {
-    require_root();
+    require_root("namespaces and cgroups for a container-shaped process");
     let failing = FakeAm::start(500);
     // A port nothing listens on: no answer at all.
     let dead = format!("http://127.0.0.1:{}", am::free_port());
@@ -315,70 +299,10 @@ fn bad_url_or_unreadable_tls_file_exit_2_with_a_clear_error() {
 // ---------------------------------------------------------------------------------
 // Real Docker containers, named by their runtime's files.
 
-const SLEEPER: &str = "nsexporter-sleeper:test";
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {} (run tests/docker/start-dockerd.sh; CI does, from .ci/run)",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The FROM-scratch busybox `sleep` image the runtime tests use, built if missing.
-fn sleeper_image() {
-    if !docker(&["images", "-q", SLEEPER]).is_empty() {
-        return;
-    }
-    let ctx = tempfile::tempdir().unwrap();
-    let bin = ctx.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).expect(
-        "a static /bin/busybox (busybox-static; tests/docker/start-dockerd.sh installs it)",
-    );
-    std::os::unix::fs::symlink("busybox", bin.join("sleep")).unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY bin/ /bin/\nENTRYPOINT [\"/bin/sleep\"]\nCMD [\"3600\"]\n",
-    )
-    .unwrap();
-    let out = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "-t", SLEEPER])
-        .arg(ctx.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Removed (with its volumes) on drop.
-struct DockerContainer(String);
-
-impl Drop for DockerContainer {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", "-v", &self.0])
-            .output();
-    }
-}
-
 /// A host-network container with the labels cri-dockerd sets for a pod's container.
-fn host_network_pod_container(namespace: &str, pod: &str, name: &str) -> DockerContainer {
-    DockerContainer(docker(&[
-        "run",
-        "-d",
+fn host_network_pod_container(namespace: &str, pod: &str, name: &str) -> docker::Container {
+    docker::Container::busybox(&[
         "--network=host",
-        "--label",
-        "nsexporter-test=alerting_sidecar",
         "--label",
         &format!("io.kubernetes.pod.namespace={namespace}"),
         "--label",
@@ -387,16 +311,12 @@ fn host_network_pod_container(namespace: &str, pod: &str, name: &str) -> DockerC
         &format!("io.kubernetes.container.name={name}"),
         "--label",
         &format!("io.kubernetes.pod.uid={}", rand_uuid()),
-        SLEEPER,
-        "600",
-    ]))
+    ])
 }
 
 #[test]
 fn docker_containers_are_named_in_the_alert_and_the_allow_list_holds_by_namespace() {
-    require_root();
-    docker(&["info", "--format", "{{.ServerVersion}}"]);
-    sleeper_image();
+    require_root("Docker containers and the host's /proc");
     let tmp = tempfile::tempdir().unwrap();
     let am = Alertmanager::start(tmp.path(), "am");
     let allowed_ns = format!("infra-{}", rand_hex(4));
@@ -418,8 +338,8 @@ fn docker_containers_are_named_in_the_alert_and_the_allow_list_holds_by_namespac
     let pod = format!("web-{}-{}", "6d4cf56db6", "h9k2x");
     let shop = host_network_pod_container("shop", &pod, "app");
     let infra = host_network_pod_container(&allowed_ns, "agent-x7k2p", "agent");
-    let shop_id = format!("docker://{}", shop.0);
-    let infra_id = format!("docker://{}", infra.0);
+    let shop_id = shop.label();
+    let infra_id = infra.label();
     let alert = wait_for(
         "the alert naming the shop container",
         Duration::from_secs(15),
@@ -562,7 +482,7 @@ fn exec_to_alert(extra: &[&str], deadline: Duration) -> Option<Duration> {
 
 #[test]
 fn with_events_the_alert_follows_the_exec_and_the_resolve_the_exit() {
-    require_root();
+    require_root("namespaces, cgroups and the proc connector");
     // The benchmark (bench/alert_latency.sh) measures the latency against the 2 s
     // target; a generous deadline, still far below the 60 s scan interval, keeps this
     // robust on a busy machine.
@@ -733,7 +653,7 @@ fn own_pod_run(same_ipc: bool) -> (bool, f64) {
 
 #[test]
 fn the_own_pod_is_not_alerted_on_from_a_private_cgroup_namespace() {
-    require_root();
+    require_root("namespaces, cgroups and the proc connector");
     // Its sandbox shares the exporter's IPC namespace: the exporter's own pod, held back.
     assert_eq!(own_pod_run(true), (false, 1.0));
     // The same layout with the IPC namespace not shared: it alerts. This shows that the
