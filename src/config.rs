@@ -533,7 +533,21 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
         crate::alerting::own_ipc(&paths),
         crate::alerting::node_name(&paths),
     )
-    .map_err(|(setting, message)| o.invalid(setting, message))?;
+    .map_err(|(setting, message)| {
+        // The allow-list says which list ("pods: ..."): name that key in the file.
+        match message.split_once(": ").filter(|(k, _)| {
+            setting == "alerts.allow" && !k.is_empty() && !k.contains(char::is_whitespace)
+        }) {
+            Some((key, rest)) => match o.invalid(setting, rest) {
+                ConfigError::Invalid { origin, message } => ConfigError::Invalid {
+                    origin: origin.replacen(setting, &format!("{setting}.{key}"), 1),
+                    message,
+                },
+                other => other,
+            },
+            None => o.invalid(setting, message),
+        }
+    })?;
     Ok(Settings {
         listen_address,
         telemetry_path,

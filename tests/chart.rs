@@ -1029,7 +1029,11 @@ fn alertmanager_sidecar_gets_urls_credentials_node_name_and_allow_list() {
     std::fs::write(&bad, "alerts:\n  allow:\n    pods: [\"kube-proxy-[\"]\n").unwrap();
     let out = run(&bad);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("alerts.allow: pods"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("alerts.allow.pods in {}", bad.display())),
+        "{err}"
+    );
     // The NetworkPolicy opens egress to Alertmanager and DNS only.
     let np = only(&docs, "NetworkPolicy");
     let egress = np["spec"]["egress"].as_array().expect("egress");
