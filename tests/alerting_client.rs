@@ -10,6 +10,7 @@
 //! Needs `prometheus-alertmanager` and `curl`.
 
 mod am;
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

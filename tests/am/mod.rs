@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+use crate::common::require_tool;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -82,10 +82,8 @@ impl Alertmanager {
         web_config: Option<PathBuf>,
         access: ApiAccess,
     ) -> Alertmanager {
-        assert!(
-            Path::new(ALERTMANAGER).exists(),
-            "{ALERTMANAGER} is missing: apt-get install -y prometheus-alertmanager"
-        );
+        require_tool("prometheus-alertmanager");
+        require_tool("curl");
         let dir = dir.join(name);
         fs::create_dir_all(&dir).unwrap();
         fs::write(
@@ -123,7 +121,7 @@ impl Alertmanager {
             .open(&self.log)
             .unwrap();
         let err = out.try_clone().unwrap();
-        let mut cmd = Command::new(ALERTMANAGER);
+        let mut cmd = Command::new(require_tool("prometheus-alertmanager"));
         cmd.args([
             format!(
                 "--config.file={}",
@@ -186,7 +184,7 @@ impl Alertmanager {
     /// GET on its own API: (status, body).
     pub fn get(&self, path: &str) -> Result<(u16, String), String> {
         let url = format!("{}{path}", self.url());
-        let mut cmd = Command::new("curl");
+        let mut cmd = Command::new(require_tool("curl"));
         cmd.args(["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}"]);
         if let Some((ca, cert, key)) = &self.access.tls {
             cmd.arg("--cacert")
@@ -208,7 +206,7 @@ impl Alertmanager {
 
     /// POST a JSON list of alerts to its v2 API, as Prometheus would.
     pub fn post(&self, alerts: &Value) -> Result<(), String> {
-        let out = Command::new("curl")
+        let out = Command::new(require_tool("curl"))
             .args([
                 "-s",
                 "-m",
