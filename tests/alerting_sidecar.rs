@@ -520,8 +520,9 @@ impl Pod {
         }
     }
 
+    /// The hierarchies the lab uses on this host (v2, then its v1 controllers).
     fn roots() -> impl Iterator<Item = &'static str> {
-        std::iter::once(CGROUP_V2).chain(CGROUP_V1.iter().copied())
+        cgroup_layout().roots()
     }
 
     /// The cgroup of a new container of this pod, made in every hierarchy: its path
