@@ -50,6 +50,14 @@ pub struct Flags {
         value_name = "N"
     )]
     pub max_requests: Option<String>,
+    /// Most connections held at once, or `auto`: from the open-file limit (raised to its
+    /// hard limit), at most 1024. [default: auto]
+    #[arg(
+        long = "web.max-connections",
+        env = "NSEXPORTER_WEB_MAX_CONNECTIONS",
+        value_name = "N"
+    )]
+    pub max_connections: Option<String>,
     /// The host's procfs mount point (`/host/proc` in a pod). [default: /proc]
     #[arg(
         long = "path.procfs",
