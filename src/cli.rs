@@ -230,8 +230,8 @@ pub enum Command {
 /// Flags of `nsexporter watch`.
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
-    /// One JSON object per line: at (Unix seconds), container, pid, comm, host_ns,
-    /// by_event.
+    /// One JSON object per line: at (Unix seconds), container_id, uid, runtime,
+    /// namespace, pod, container (names empty when unknown), pid, comm, host_ns.
     #[arg(long)]
     pub json: bool,
 }
