@@ -87,6 +87,22 @@ impl Dir {
         Ok(Dir(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
+    /// Open the file `name` for reading, to be read in pieces or kept open (mountinfo,
+    /// which is streamed and polled for changes).
+    pub(crate) fn open_file_at(&self, name: &CStr) -> io::Result<std::fs::File> {
+        counted(1);
+        // SAFETY: valid dirfd and NUL-terminated name.
+        let fd = cvt(unsafe {
+            libc::openat(
+                self.0.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
+            )
+        })?;
+        // SAFETY: fresh fd, owned by nobody else.
+        Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
     /// Read the whole file `name` into `buf` (cleared first), until end of file, up to
     /// [`MAX_FILE`]. For files that /proc generates record by record (mountinfo,
     /// uid_map), where a short read does not mean the end.

@@ -13,7 +13,7 @@ pub mod one;
 mod process;
 mod summary;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,7 +23,7 @@ use crate::procfs::fd::{self as procfd, Dir};
 use crate::procfs::parse;
 use crate::procfs::paths::HostPaths;
 
-use mounts::read_pinned;
+use mounts::MountTables;
 use process::{count, read_many, CgroupCache, Ctx, Proc, ProcError, Worker};
 use summary::summarise;
 
@@ -50,6 +50,11 @@ pub struct ScanOptions {
     /// setting: the benchmarks and tests set it to measure or pin each path.
     #[doc(hidden)]
     pub idle_gap: Duration,
+    /// The most mount tables kept open between scans (see `mounts.rs`); by default a
+    /// quarter of the soft limit on open files, at most 4096. Not a setting: tests set it
+    /// to check the bound.
+    #[doc(hidden)]
+    pub max_kept_mount_tables: usize,
 }
 
 /// A task on a CPU has its CPU time brought up to date at least once a second, by its
@@ -63,6 +68,7 @@ impl Default for ScanOptions {
             default_runtime: Runtime::Containerd,
             threads: 1,
             idle_gap: IDLE_GAP,
+            max_kept_mount_tables: mounts::default_kept(),
         }
     }
 }
@@ -82,8 +88,13 @@ pub struct ScanStats {
     /// that failed or vanished).
     pub per_process_syscalls: u64,
     /// Syscalls made through the procfs reader by the whole scan, per-process pass
-    /// included (listing, host reference, uid_maps, mountinfo).
+    /// included (listing, host reference, uid_maps, mountinfo opens).
     pub syscalls: u64,
+    /// Mount tables (`mountinfo` files) read: those of mount namespaces new to this scan
+    /// or changed since the last (see `mounts.rs`).
+    pub mount_tables_read: u64,
+    /// Mount tables kept open after the scan, to learn from `poll` whether they change.
+    pub mount_tables_kept: u64,
 }
 
 /// Holds what survives between scans: every process seen by the latest scan, the
@@ -98,6 +109,9 @@ pub struct Scanner {
     /// The buffer the next scan fills (kept for its capacity).
     spare: Vec<Proc>,
     cgroups: Mutex<CgroupCache>,
+    /// The nsfs mounts of each mount namespace, and the open files that tell when they
+    /// change.
+    mounts: MountTables,
     stats: ScanStats,
     /// When the latest scan ended.
     last_end: Option<Instant>,
@@ -105,12 +119,14 @@ pub struct Scanner {
 
 impl Scanner {
     pub fn new(opts: ScanOptions) -> Self {
+        let mounts = MountTables::new(opts.max_kept_mount_tables);
         Scanner {
             opts,
             uid_maps: HashMap::new(),
             procs: Vec::new(),
             spare: Vec::new(),
             cgroups: Mutex::new(HashMap::new()),
+            mounts,
             stats: ScanStats::default(),
             last_end: None,
         }
@@ -150,11 +166,19 @@ impl Scanner {
         Some(self.procs[i].alone)
     }
 
+    /// Whether the latest scan read the mount table of mount namespace `mntns` (rather
+    /// than reuse it, unchanged); `None` if it neither read nor reused it. For tests.
+    #[doc(hidden)]
+    pub fn mount_table_read(&self, mntns: u64) -> Option<bool> {
+        self.mounts.last_read(mntns)
+    }
+
     /// Forget every cached process, so the next scan reads all of them cold (for
     /// benchmarks).
     pub fn forget(&mut self) {
         self.procs.clear();
         self.uid_maps.clear();
+        self.mounts.clear();
         self.cgroups
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -264,7 +288,20 @@ impl Scanner {
         // user namespaces that no process holds any more.
         self.uid_maps.retain(|k, _| seen_userns.contains(k));
 
-        let pinned = read_pinned(&proc_dir, procs, &mut errors);
+        // The nsfs mounts of every mount namespace that a process is in, read through up
+        // to three of its members (tried in turn if one has exited).
+        let mut members: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+        for p in procs.iter().filter(|p| !p.kernel_thread) {
+            if let Some(m) = p.ns.get(NsType::Mnt) {
+                let v = members.entry(m).or_default();
+                if v.len() < 3 {
+                    v.push(p.pid);
+                }
+            }
+        }
+        let (pinned, mount_stats) = self.mounts.read(&proc_dir, &members, procfs, &mut errors);
+        stats.mount_tables_read = mount_stats.read;
+        stats.mount_tables_kept = mount_stats.kept;
         let snapshot = summarise(
             &self.opts.paths,
             procs,
