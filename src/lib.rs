@@ -15,6 +15,7 @@
 //!   - `scan::summary`: one scan's processes folded into the snapshot; the limits.
 //!   - `scan::mounts`: the nsfs mounts of each mount namespace (pinned namespaces).
 //!   - `scan::hostref`: which namespaces are the host's (PID 1, a kernel thread, fixed).
+//!   - [`scan::visible`]: whether the procfs can show the whole node (blindness).
 //!   - [`scan::one`]: one process read on its own, for `inspect` and `diff`.
 //! - [`metrics`]: the metric contract, encoded from a published snapshot.
 //! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes.
@@ -64,10 +65,11 @@ pub fn scan_options(settings: &Settings) -> ScanOptions {
 }
 
 /// `--once`: one scan, encoded in the Prometheus text format. A procfs that cannot be
-/// read at all is an error rather than an exposition without data.
+/// read at all, or that hides most of the node, is an error rather than an exposition
+/// without data.
 pub fn run_once(settings: &Settings) -> Result<String, scan::ScanError> {
     let mut scanner = Scanner::new(scan_options(settings));
-    let snapshot = scanner.scan()?;
+    let snapshot = scanner.scan_whole()?;
     let mut sampler = Sampler::new(scanner);
     let exp = sampler.publish_snapshot(snapshot);
     Ok(String::from_utf8_lossy(&exp.body(metrics::Format::PrometheusText)).into_owned())

@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::model::{HostSource, NsType, Runtime, ScanErrors, Snapshot};
+use crate::model::{BlindReason, HostSource, NsType, Runtime, ScanErrors, Snapshot};
 
 /// Counters that accumulate over the exporter's life, across scans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,6 +39,8 @@ impl Counters {
 pub struct Published {
     pub snapshot: Option<Arc<Snapshot>>,
     pub counters: Counters,
+    /// Why the latest scan attempt could not see the whole node, if it could not.
+    pub blind: Option<BlindReason>,
 }
 
 /// Every metric name and help text, in exposition order. The README's metric table is
@@ -58,6 +60,7 @@ pub const METRICS: &[(&str, MetricType, &str)] = &[
     ("nsexporter_host_namespace_container_starts", MetricType::Counter, "Containers that started sharing the host namespace of this type after the exporter's first scan."),
     ("nsexporter_scans", MetricType::Counter, "Scans of the host procfs attempted."),
     ("nsexporter_scan_errors", MetricType::Counter, "Errors met while scanning, by reason; none of them fails a scan except reason procfs."),
+    ("nsexporter_procfs_blind", MetricType::Gauge, "1 for the reason the latest scan could not see the whole node through the procfs, 0 for the others; /readyz fails while one is 1."),
     ("nsexporter_last_scan_duration_seconds", MetricType::Gauge, "Duration of the latest completed scan."),
     ("nsexporter_last_scan_timestamp_seconds", MetricType::Gauge, "Unix time at which the latest completed scan started."),
     ("nsexporter_host_reference_info", MetricType::Gauge, "Always 1; source tells where the host namespaces were read from: pid1, kthread or fixed."),
@@ -136,6 +139,18 @@ impl Collector for SnapshotCollector {
             "nsexporter_scan_errors",
             p.counters.error_pairs().map(|(r, v)| ([("reason", r)], v)),
         )?;
+        if p.counters.scans > 0 {
+            gauge(
+                &mut e,
+                "nsexporter_procfs_blind",
+                BlindReason::ALL.map(|r| {
+                    (
+                        [("reason", r.name())],
+                        f64::from(u8::from(p.blind == Some(r))),
+                    )
+                }),
+            )?;
+        }
         if let Some(s) = &p.snapshot {
             gauge(
                 &mut e,

@@ -123,10 +123,10 @@ fn flags_override_environment_override_file() {
     let (code, out, err) = run(&[], &[], Some(&file));
     assert_eq!(code, 0, "{err}");
     assert_eq!(procs(&out), Some(14.0));
-    // The environment beats the file: an empty procfs has no processes.
+    // The environment beats the file: an empty directory, which is not a procfs.
     let (code, out, err) = run(&[], &[("NSEXPORTER_PATH_PROCFS", &empty)], Some(&file));
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(procs(&out), Some(0.0));
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains(&format!("{empty} is not a procfs")), "{err}");
     // A flag beats both.
     let (code, out, err) = run(
         &["--path.procfs", &fixture],

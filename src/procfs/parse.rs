@@ -383,6 +383,15 @@ pub struct ProcfsOptions {
     pub subset: Option<String>,
 }
 
+/// The number of tasks the kernel has, from `/proc/loadavg`
+/// (`0.61 0.42 0.35 3/199 22731`: the field after the slash). Threads of every PID
+/// namespace count, kernel threads too.
+pub fn parse_loadavg_tasks(text: &str) -> Option<u64> {
+    let field = text.split_ascii_whitespace().nth(3)?;
+    let (_, total) = field.split_once('/')?;
+    parse_u64(total.as_bytes())
+}
+
 /// A single unsigned integer, as in `/proc/sys/user/max_net_namespaces`.
 pub fn parse_sysctl_u64(text: &str) -> Option<u64> {
     parse_u64(text.trim().as_bytes())
@@ -563,6 +572,18 @@ mod tests {
             parse_mountinfo_nsfs_line("1 2 0:4 bogus /x rw - nsfs nsfs rw"),
             Some(Err(ParseError::Mountinfo(_)))
         ));
+    }
+
+    #[test]
+    fn loadavg() {
+        assert_eq!(
+            parse_loadavg_tasks("11.22 12.43 9.16 9/199 22731\n"),
+            Some(199)
+        );
+        assert_eq!(parse_loadavg_tasks("0.00 0.00 0.00 1/1 1"), Some(1));
+        for bad in ["", "1 2 3", "1 2 3 4", "1 2 3 4/x 5", "1 2 3 /-1 5"] {
+            assert_eq!(parse_loadavg_tasks(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod mounts;
 pub mod one;
 mod process;
 mod summary;
+pub mod visible;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -27,13 +28,43 @@ use mounts::MountTables;
 use process::{count, read_many, CgroupCache, Ctx, Proc, ProcError, Worker};
 use summary::summarise;
 
-/// A scan that could not run at all: the procfs itself is unreadable.
+/// A scan that could not run at all: the procfs itself is unreadable, or not a procfs.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the host procfs at {path}: {source}")]
-pub struct ScanError {
-    pub path: String,
-    #[source]
-    pub source: io::Error,
+pub enum ScanError {
+    #[error("cannot read the host procfs at {path}: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{path} is not a procfs ({why}): mount the host's /proc there, or point \
+         --path.procfs at it"
+    )]
+    NotProcfs { path: String, why: String },
+    /// The scan ran but cannot see the whole node ([`Scanner::scan_whole`] only).
+    #[error("{}", .0.message)]
+    Blind(crate::model::Blindness),
+}
+
+impl ScanError {
+    fn unreadable(paths: &HostPaths, source: io::Error) -> ScanError {
+        ScanError::Unreadable {
+            path: paths.procfs.display().to_string(),
+            source,
+        }
+    }
+
+    /// The blindness this failure means for `nsexporter_procfs_blind`: a tree that is
+    /// not a procfs is one; a procfs that cannot be opened at all is not (it is counted
+    /// in `nsexporter_scan_errors_total{reason="procfs"}`).
+    pub fn blind_reason(&self) -> Option<crate::model::BlindReason> {
+        match self {
+            ScanError::Unreadable { .. } => None,
+            ScanError::NotProcfs { .. } => Some(crate::model::BlindReason::NotProcfs),
+            ScanError::Blind(b) => Some(b.reason),
+        }
+    }
 }
 
 /// Scanner settings that do not change between scans.
@@ -185,24 +216,43 @@ impl Scanner {
             .clear();
     }
 
-    /// Run one full scan.
+    /// Run one full scan, for a person or a one-shot (`report`, `--once`): a scan that
+    /// cannot see the whole node is an error that says what to do, never a report of
+    /// an empty node.
+    pub fn scan_whole(&mut self) -> Result<Snapshot, ScanError> {
+        let snap = self.scan()?;
+        match snap.blindness(&self.opts.paths.procfs.display().to_string()) {
+            Some(b) => Err(ScanError::Blind(b)),
+            None => Ok(snap),
+        }
+    }
+
+    /// Run one full scan. The snapshot may be blind ([`Snapshot::blindness`]): the
+    /// daemon publishes it and fails readiness.
     pub fn scan(&mut self) -> Result<Snapshot, ScanError> {
         let started = Instant::now();
         let taken_at = SystemTime::now();
         let syscalls_before = procfd::syscalls();
-        let procfs = &self.opts.paths.procfs;
-        let proc_dir = Dir::open(procfs).map_err(|source| ScanError {
-            path: procfs.display().to_string(),
-            source,
-        })?;
-        let pids = list_pids(&self.opts.paths).map_err(|source| ScanError {
-            path: procfs.display().to_string(),
-            source,
-        })?;
+        let paths = &self.opts.paths;
+        let proc_dir = Dir::open(&paths.procfs).map_err(|e| ScanError::unreadable(paths, e))?;
+        let procfs = visible::check_procfs(paths, &proc_dir)?;
+        let pids = list_pids(paths).map_err(|e| ScanError::unreadable(paths, e))?;
+        if pids.is_empty() {
+            return Err(ScanError::NotProcfs {
+                path: paths.procfs.display().to_string(),
+                why: "it holds no process".into(),
+            });
+        }
+        let mut buf = Vec::new();
+        // Before the pass: a task that exists throughout is in both counts.
+        let mut visibility = if procfs {
+            visible::observe(paths, &proc_dir, &mut buf)
+        } else {
+            Default::default()
+        };
         let host = hostref::resolve(&proc_dir, &pids);
 
         let threads = self.opts.threads.clamp(1, 256).min(pids.len().max(1));
-        let procfs = proc_dir.is_procfs();
         let ctx = Ctx {
             proc_dir: &proc_dir,
             default_runtime: self.opts.default_runtime,
@@ -225,6 +275,7 @@ impl Scanner {
             read_many(&ctx, &pids, prev, &mut procs, &mut w);
             stats.per_process_syscalls = procfd::syscalls() - before;
             errors.add(&w.errors);
+            visibility.tasks_seen = w.tasks;
             stats.read = w.read;
             stats.reused = w.reused;
             stats.quick = w.quick;
@@ -250,6 +301,7 @@ impl Scanner {
             for (out, w, calls) in results {
                 procs.extend(out);
                 errors.add(&w.errors);
+                visibility.tasks_seen += w.tasks;
                 stats.read += w.read;
                 stats.reused += w.reused;
                 stats.quick += w.quick;
@@ -268,7 +320,6 @@ impl Scanner {
 
         // uid_map once per user namespace; an unwritten (empty) map is not cached.
         let mut seen_userns: HashSet<u64> = HashSet::new();
-        let mut buf = Vec::new();
         for p in procs.iter().filter(|p| !p.kernel_thread) {
             let Some(userns) = p.ns.get(NsType::User) else {
                 continue;
@@ -309,6 +360,7 @@ impl Scanner {
             host,
             &self.uid_maps,
             errors,
+            visibility,
             taken_at,
             started,
         );

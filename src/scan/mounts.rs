@@ -258,24 +258,34 @@ fn read_table(
     None
 }
 
-/// Read a mountinfo file from where it stands to its end, a line at a time in `buf`
-/// (which never grows past [`CHUNK`] + [`MAX_LINE`] bytes), and keep its nsfs mounts and
-/// the count of malformed nsfs lines.
-pub(super) fn read_nsfs(mut file: &File, buf: &mut Vec<u8>) -> io::Result<(Vec<NsfsMount>, u64)> {
-    const SIZE: usize = CHUNK + MAX_LINE;
-    if buf.len() != SIZE {
-        buf.resize(SIZE, 0);
-    }
+/// Read a mountinfo file from where it stands to its end and keep its nsfs mounts and
+/// the count of malformed nsfs lines (see [`for_each_line`]).
+pub(super) fn read_nsfs(file: &File, buf: &mut Vec<u8>) -> io::Result<(Vec<NsfsMount>, u64)> {
     let mut mounts = Vec::new();
     let mut bad = 0;
-    let mut line = |bytes: &[u8]| {
-        let text = String::from_utf8_lossy(bytes);
-        match parse_mountinfo_nsfs_line(&text) {
+    for_each_line(file, buf, |bytes| {
+        match parse_mountinfo_nsfs_line(&String::from_utf8_lossy(bytes)) {
             Some(Ok(m)) => mounts.push(m),
             Some(Err(_)) => bad += 1,
             None => {}
         }
-    };
+    })?;
+    Ok((mounts, bad))
+}
+
+/// Read a file from where it stands to its end and hand `line` each line (without its
+/// newline), in `buf`, which never grows past [`CHUNK`] + [`MAX_LINE`] bytes: a line
+/// longer than [`MAX_LINE`] is skipped.
+pub(super) fn for_each_line(
+    mut file: &File,
+    buf: &mut Vec<u8>,
+    mut line: impl FnMut(&[u8]),
+) -> io::Result<()> {
+    const SIZE: usize = CHUNK + MAX_LINE;
+    if buf.len() != SIZE {
+        buf.clear();
+        buf.resize(SIZE, 0);
+    }
     // `buf[..filled]` holds the start of a line not yet complete; `skipping` means the
     // line under way is over MAX_LINE and is dropped up to its newline.
     let mut filled = 0;
@@ -290,7 +300,7 @@ pub(super) fn read_nsfs(mut file: &File, buf: &mut Vec<u8>) -> io::Result<(Vec<N
             if filled > 0 && filled <= MAX_LINE && !skipping {
                 line(&buf[..filled]);
             }
-            break;
+            return Ok(());
         }
         let end = filled + n;
         let mut start = 0;
@@ -309,7 +319,6 @@ pub(super) fn read_nsfs(mut file: &File, buf: &mut Vec<u8>) -> io::Result<(Vec<N
             filled = 0;
         }
     }
-    Ok((mounts, bad))
 }
 
 #[cfg(test)]

@@ -234,6 +234,9 @@ pub(super) struct Worker {
     pub(super) read: u64,
     pub(super) reused: u64,
     pub(super) quick: u64,
+    /// Tasks seen: the thread counts of the processes whose `stat` could be read (a lone
+    /// process confirmed without it is one), for [`crate::model::Visibility`].
+    pub(super) tasks: u64,
 }
 
 pub(super) fn count(errors: &mut ScanErrors, e: ProcError, what: &str, pid: u32) {
@@ -316,6 +319,7 @@ pub(super) fn read_proc(
     dir.read_single_at(c"stat", &mut w.file)
         .map_err(|e| (false, e.into()))?;
     let stat = parse_stat_view(&w.file).map_err(|e| (false, e.into()))?;
+    w.tasks += stat.threads.max(1);
     let kernel_thread = stat.kernel_thread;
     let err = |e: ProcError| (kernel_thread, e);
     let (start_time, state, minflt, threads) =
@@ -389,6 +393,24 @@ pub(super) fn read_proc(
     })
 }
 
+/// The tasks of `pids` that this reader can see: the thread counts in their `stat`
+/// files (what a scan counts in [`Worker::tasks`]), for a command that reads one process
+/// and must still know whether the procfs hides the others.
+pub(super) fn count_tasks(proc_dir: &Dir, pids: &[u32], buf: &mut Vec<u8>) -> u64 {
+    let mut tasks = 0;
+    for &pid in pids {
+        let Ok(dir) = proc_dir.open_pid(pid) else {
+            continue;
+        };
+        if dir.read_single_at(c"stat", buf).is_ok() {
+            if let Ok(s) = parse_stat_view(buf) {
+                tasks += s.threads.max(1);
+            }
+        }
+    }
+    tasks
+}
+
 /// The quick check of a process the previous scan proved alone in its thread group and
 /// idle: the same `/proc/<pid>` directory instance, and `schedstat` unchanged, mean it
 /// has not run since, so its links and `comm` stand; its UID comes fresh with the
@@ -426,6 +448,7 @@ fn quick_check(
     };
     w.reused += 1;
     w.quick += 1;
+    w.tasks += 1;
     Ok(Some(Proc {
         host_euid: if b.kernel_thread { 0 } else { st.uid },
         reused: true,
