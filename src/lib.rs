@@ -82,6 +82,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let shared = Shared::new(settings.scan_interval);
+    scan::raise_file_limit();
     let sampler = Sampler::new(Scanner::new(scan_options(settings)));
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let sampler_shared = shared.clone();

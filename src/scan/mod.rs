@@ -398,6 +398,23 @@ pub fn lower_priority() {
     }
 }
 
+/// Raise the soft limit on open files to the hard limit, as Go programs (node_exporter)
+/// do at start: the scanner keeps a mountinfo file open per mount namespace (a quarter
+/// of the soft limit at most, see `mounts.rs`), and the soft limit a container gets is
+/// often 1024. Best effort: nothing fails without it, tables are only read more often.
+pub fn raise_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::debug!(error = %e, soft, hard, "cannot raise the soft limit on open files");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "cannot read the limit on open files"),
+    }
+}
+
 /// The numeric entries of the procfs root.
 fn list_pids(paths: &HostPaths) -> io::Result<Vec<u32>> {
     let mut pids: Vec<u32> = std::fs::read_dir(&paths.procfs)?
