@@ -82,6 +82,7 @@ struct RawWeb {
 #[serde(deny_unknown_fields)]
 struct RawPath {
     procfs: String,
+    sysfs: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +113,7 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("web.config-file", "", "web_config_file"),
     ("web.max-requests", "40", "max_requests"),
     ("path.procfs", "/proc", "procfs"),
+    ("path.sysfs", "/sys", "sysfs"),
     ("scan.interval", "15s", "scan_interval"),
     ("scan.threads", "1", "scan_threads"),
     ("container.default-runtime", "containerd", "default_runtime"),
@@ -234,6 +236,9 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
     if raw.path.procfs.is_empty() {
         return Err(invalid("path.procfs", "must not be empty"));
     }
+    if raw.path.sysfs.is_empty() {
+        return Err(invalid("path.sysfs", "must not be empty"));
+    }
     let scan_interval = humantime::parse_duration(raw.scan.interval.trim())
         .map_err(|e| invalid("scan.interval", format!("{:?}: {e}", raw.scan.interval)))?;
     if scan_interval < Duration::from_millis(100) || scan_interval > Duration::from_secs(3600) {
@@ -292,7 +297,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         telemetry_path,
         web_config,
         max_requests,
-        paths: HostPaths::new(raw.path.procfs),
+        paths: HostPaths::new(raw.path.procfs).with_sysfs(raw.path.sysfs),
         scan_interval,
         scan_threads,
         default_runtime,

@@ -6,7 +6,7 @@
 //! One line per module, from the bottom up: each imports only modules above it.
 //! - [`model`]: namespace types, per-process records and the node [`model::Snapshot`].
 //! - [`procfs`]: reading the host's procfs.
-//!   - [`procfs::paths`]: where it is (`--path.procfs`); every path comes from it.
+//!   - [`procfs::paths`]: where it is (`--path.procfs`, `--path.sysfs`); every path comes from it.
 //!   - `procfs::fd`: dirfd-relative reads of `/proc/<pid>`, syscall counts, error kinds.
 //!   - [`procfs::parse`]: pure parsers of ns links, uid_map, stat, status, cgroup, mountinfo.
 //! - [`cgroup`]: container attribution from cgroup path shapes.
@@ -15,6 +15,7 @@
 //!   - `scan::summary`: one scan's processes folded into the snapshot; the limits.
 //!   - `scan::mounts`: the nsfs mounts of each mount namespace (pinned namespaces).
 //!   - `scan::hostref`: which namespaces are the host's (PID 1, a kernel thread, fixed).
+//!   - `scan::delegation`: containers in cgroup subtrees delegated to a user (`--path.sysfs`).
 //!   - [`scan::visible`]: whether the procfs can show the whole node (blindness).
 //!   - [`scan::one`]: one process read on its own, for `inspect` and `diff`.
 //! - [`metrics`]: the metric contract, encoded from a published snapshot.

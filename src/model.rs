@@ -164,9 +164,11 @@ pub struct ContainerRef {
     pub id: String,
     /// The pod UID in API form (with dashes); empty outside Kubernetes.
     pub pod_uid: String,
-    /// The host UID whose systemd user manager (`user@<uid>.service`) holds the
-    /// container's cgroup: a rootless container, in a subtree where that user may name
-    /// cgroups as they like. `None` for containers under the system's own cgroups.
+    /// The host UID to whom the cgroup subtree holding the container's cgroup is
+    /// delegated: a systemd user manager (`user@<uid>.service`) on the path, or a
+    /// directory above the container's cgroup owned by that UID (`scan::delegation`).
+    /// That user may name cgroups as they like there: a rootless container, or a
+    /// forgery. `None` for containers under the system's own cgroups.
     pub owner_uid: Option<u32>,
 }
 
@@ -174,7 +176,8 @@ impl ContainerRef {
     /// `<scheme>://<id>`, the form kube-state-metrics uses in `container_id`; for a
     /// container in a user's delegated subtree `<scheme>://user-<uid>/<id>`, which no
     /// runtime or kube-state-metrics ever writes, so that a user cannot forge or merge
-    /// into another container's series by reusing its ID (see `cgroup::attribute_path`).
+    /// into another container's series by reusing its ID (see `cgroup::attribute_path` and
+    /// `scan::delegation`).
     pub fn container_id(&self) -> String {
         match self.owner_uid {
             None => format!("{}://{}", self.runtime.name(), self.id),

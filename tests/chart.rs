@@ -511,15 +511,25 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         "capabilities only work for root in Kubernetes"
     );
 
-    // Host /proc: hostPath /proc, mounted read-only where --path.procfs points.
+    // Host /proc: hostPath /proc, mounted read-only where --path.procfs points; and the
+    // host's cgroup hierarchies, read-only under --path.sysfs.
     let volumes = pod["volumes"].as_array().expect("volumes");
-    assert_eq!(volumes.len(), 1, "only the host /proc: {volumes:?}");
+    assert_eq!(
+        volumes.len(),
+        2,
+        "only the host /proc and cgroups: {volumes:?}"
+    );
     assert_eq!(volumes[0]["hostPath"]["path"], "/proc");
+    assert_eq!(volumes[1]["hostPath"]["path"], "/sys/fs/cgroup");
     let mounts = c["volumeMounts"].as_array().expect("volumeMounts");
-    assert_eq!(mounts.len(), 1);
+    assert_eq!(mounts.len(), 2);
     assert_eq!(mounts[0]["name"], volumes[0]["name"]);
     assert_eq!(mounts[0]["mountPath"], "/host/proc");
-    assert_eq!(mounts[0]["readOnly"], true);
+    assert_eq!(mounts[1]["name"], volumes[1]["name"]);
+    assert_eq!(mounts[1]["mountPath"], "/host/sys/fs/cgroup");
+    for m in mounts {
+        assert_eq!(m["readOnly"], true, "{m}");
+    }
     let args: Vec<&str> = c["args"]
         .as_array()
         .expect("args")
@@ -527,6 +537,7 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         .filter_map(Value::as_str)
         .collect();
     assert!(args.contains(&"--path.procfs=/host/proc"), "{args:?}");
+    assert!(args.contains(&"--path.sysfs=/host/sys"), "{args:?}");
     assert!(args.contains(&"--web.listen-address=:9816"), "{args:?}");
     assert!(args.contains(&"--scan.interval=15s"), "{args:?}");
 

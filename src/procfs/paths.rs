@@ -1,5 +1,5 @@
 //! Where the host's file systems are: every path nsexporter reads is built from here,
-//! so tests point it at a fixture tree and a pod points it at the host's /proc.
+//! so tests point it at a fixture tree and a pod points it at the host's /proc and /sys.
 
 use std::path::{Path, PathBuf};
 
@@ -8,13 +8,29 @@ use std::path::{Path, PathBuf};
 pub struct HostPaths {
     /// The host's procfs (`--path.procfs`): `/proc` on the node, `/host/proc` in a pod.
     pub procfs: PathBuf,
+    /// The host's sysfs (`--path.sysfs`): `/sys` on the node, `/host/sys` in a pod. Only
+    /// its cgroup hierarchies (`fs/cgroup`) are read, for delegated subtrees.
+    pub sysfs: PathBuf,
 }
 
 impl HostPaths {
+    /// The procfs at `procfs` and the sysfs at `/sys`.
     pub fn new(procfs: impl Into<PathBuf>) -> Self {
         HostPaths {
             procfs: procfs.into(),
+            sysfs: PathBuf::from("/sys"),
         }
+    }
+
+    /// The same, with the sysfs at `sysfs`.
+    pub fn with_sysfs(mut self, sysfs: impl Into<PathBuf>) -> Self {
+        self.sysfs = sysfs.into();
+        self
+    }
+
+    /// `<sysfs>/fs/cgroup/<rel>`: where the cgroup hierarchies are mounted.
+    pub fn cgroup(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.sysfs.join("fs/cgroup").join(rel)
     }
 
     /// `<procfs>/<rel>`.

@@ -7,6 +7,7 @@
 //! pinned namespaces in `mounts.rs`; the one-process view of the terminal commands in
 //! `one.rs`; the host reference in `hostref.rs`.
 
+mod delegation;
 mod hostref;
 mod mounts;
 pub mod one;
@@ -24,6 +25,7 @@ use crate::procfs::fd::{self as procfd, Dir};
 use crate::procfs::parse;
 use crate::procfs::paths::HostPaths;
 
+use delegation::Delegation;
 use mounts::MountTables;
 use process::{count, read_many, CgroupCache, Ctx, Proc, ProcError, Worker};
 use summary::summarise;
@@ -140,6 +142,8 @@ pub struct Scanner {
     /// The buffer the next scan fills (kept for its capacity).
     spare: Vec<Proc>,
     cgroups: Mutex<CgroupCache>,
+    /// Who owns the cgroups above each container's (delegated subtrees).
+    delegation: Delegation,
     /// The nsfs mounts of each mount namespace, and the open files that tell when they
     /// change.
     mounts: MountTables,
@@ -151,12 +155,14 @@ pub struct Scanner {
 impl Scanner {
     pub fn new(opts: ScanOptions) -> Self {
         let mounts = MountTables::new(opts.max_kept_mount_tables);
+        let delegation = Delegation::new(opts.paths.clone());
         Scanner {
             opts,
             uid_maps: HashMap::new(),
             procs: Vec::new(),
             spare: Vec::new(),
             cgroups: Mutex::new(HashMap::new()),
+            delegation,
             mounts,
             stats: ScanStats::default(),
             last_end: None,
@@ -257,6 +263,7 @@ impl Scanner {
             proc_dir: &proc_dir,
             default_runtime: self.opts.default_runtime,
             cgroups: &self.cgroups,
+            delegation: &self.delegation,
             procfs,
             quick: procfs
                 && self.last_end.is_some_and(|end| {

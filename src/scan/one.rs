@@ -9,6 +9,7 @@ use crate::model::{ProcRecord, RootMapping, UidMap};
 use crate::procfs::fd::Dir;
 use crate::procfs::parse;
 
+use super::delegation::Delegation;
 use super::hostref;
 use super::process::{count_tasks, read_proc, Ctx, ProcError, Worker};
 use super::{list_pids, read_uid_map, visible, ScanError, ScanOptions};
@@ -61,10 +62,12 @@ pub fn read_one(opts: &ScanOptions, pid: u32) -> Result<ProcessView, ProcessErro
     }
     let host = hostref::resolve(&proc_dir, &pids);
     let cgroups = Mutex::new(HashMap::new());
+    let delegation = Delegation::new(opts.paths.clone());
     let ctx = Ctx {
         proc_dir: &proc_dir,
         default_runtime: opts.default_runtime,
         cgroups: &cgroups,
+        delegation: &delegation,
         procfs: is_procfs,
         quick: false,
     };

@@ -57,11 +57,12 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::cgroup::{attribute, Attribution};
+use crate::cgroup::{attribute_with_origin, Attribution};
 use crate::model::{ContainerRef, NsSet, NsType, ProcRecord, Runtime, ScanErrors};
 use crate::procfs::fd::{is_permission, is_vanished, Dir, DirId};
 use crate::procfs::parse::{self, parse_cgroup, parse_status_euid};
 
+use super::delegation::{Delegation, Owner};
 use super::hostref;
 
 /// Why one process was not recorded.
@@ -218,6 +219,8 @@ pub(super) struct Ctx<'a> {
     pub(super) proc_dir: &'a Dir,
     pub(super) default_runtime: Runtime,
     pub(super) cgroups: &'a Mutex<CgroupCache>,
+    /// Who owns the cgroups above a container's: a delegated subtree is marked.
+    pub(super) delegation: &'a Delegation,
     /// `proc_dir` is a procfs: UIDs and identities come from `fstat` of the PID
     /// directory (a fixture tree has `status` files instead).
     pub(super) procfs: bool,
@@ -501,10 +504,26 @@ fn attribution(ctx: &Ctx<'_>, before: Option<&Proc>, raw: &[u8]) -> Arc<CgroupEn
     }
     // Cgroup names may hold any bytes; no container ID is non-UTF-8, so a lossy view
     // (borrowed when the text is valid) attributes exactly as the bytes would.
-    let (container, unparseable) = match parse_cgroup(&String::from_utf8_lossy(raw)) {
-        Ok(lines) => match attribute(&lines, ctx.default_runtime) {
-            Attribution::Container(c) => (Some(c), false),
-            Attribution::Monitor | Attribution::Host => (None, false),
+    let text = String::from_utf8_lossy(raw);
+    let mut keep = true;
+    let (container, unparseable) = match parse_cgroup(&text) {
+        Ok(lines) => match attribute_with_origin(&lines, ctx.default_runtime) {
+            (Attribution::Container(mut c), origin) => {
+                // Made in a subtree delegated to a user: that user's naming, marked as
+                // `user@<uid>.service` subtrees are (see `delegation.rs`).
+                if let (None, Some(o)) = (c.owner_uid, origin) {
+                    match ctx.delegation.owner(&o) {
+                        Owner::Delegated(uid) => {
+                            c.owner_uid = Some(uid);
+                            c.pod_uid.clear();
+                        }
+                        Owner::Gone => keep = false,
+                        Owner::System | Owner::Unknown => {}
+                    }
+                }
+                (Some(c), false)
+            }
+            (Attribution::Monitor | Attribution::Host, _) => (None, false),
         },
         Err(_) => (None, true),
     };
@@ -513,7 +532,11 @@ fn attribution(ctx: &Ctx<'_>, before: Option<&Proc>, raw: &[u8]) -> Arc<CgroupEn
         container,
         unparseable,
     });
-    cache.insert(raw.into(), entry.clone());
+    // A cgroup that went away while it was looked at is not remembered: a new one made
+    // at the same path must be looked at anew.
+    if keep {
+        cache.insert(raw.into(), entry.clone());
+    }
     entry
 }
 
