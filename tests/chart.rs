@@ -686,7 +686,8 @@ fn promtool_check(groups: &Value) {
 fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
     let file_groups = rules_file_groups();
 
-    // Default allow-list: the release's own DaemonSet, pods and scrape jobs.
+    // Default allow-list: the release's own DaemonSet in its own namespace (namespace
+    // and owner together, never a name alone), and its scrape jobs.
     let docs = render(&["--set", "prometheusRule.enabled=true"]);
     check_operator_objects(&docs);
     let rule = only(&docs, "PrometheusRule");
@@ -698,12 +699,12 @@ fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
     );
     let rendered = serde_json::to_string(groups).expect("json");
     assert!(
-        rendered.contains("nsx-nsexporter-[a-z0-9]{5}"),
-        "own pods not allowed"
+        rendered.contains(r#"workload_key=~\"monitoring/DaemonSet/nsx-nsexporter\""#),
+        "own DaemonSet not allowed in its namespace: {rendered}"
     );
     assert!(
-        rendered.contains("|nsx-nsexporter\\\""),
-        "own DaemonSet not allowed"
+        !rendered.contains("nsx-nsexporter-[a-z0-9]{5}"),
+        "a pod name alone is allowed"
     );
     assert!(
         rendered.contains("monitoring/nsx-nsexporter"),
@@ -740,7 +741,7 @@ fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
     ]);
     let rendered = serde_json::to_string(&only(&docs, "PrometheusRule")["spec"]).expect("json");
     assert!(
-        rendered.contains("node-ns\\\\\\\\.watch-[a-z0-9]{5}"),
+        rendered.contains(r"monitoring/DaemonSet/node-ns\\\\.watch"),
         "override not allow-listed (escaped for PromQL): {rendered}"
     );
 
@@ -761,7 +762,51 @@ fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
         rendered.contains(r#"weird\\\"comm\\\\.x"#),
         "quote and backslash escaped: {rendered}"
     );
+    assert!(
+        rendered.contains(
+            "monitoring/DaemonSet/nsx-nsexporter|(?:kube-system)/(?:DaemonSet)/(?:cilium)|(?:ops-.*)/(?:Pod)/(?:debug-[a-z0-9]+)"
+        ),
+        "workload entries: {rendered}"
+    );
     promtool_check(groups);
+}
+
+/// The rules as the chart renders them, run through `promtool test rules`
+/// (tests/chart/allowlist.test.yml): the release's own DaemonSet and the user's
+/// {namespace, kind, name} entries are allowed, and workloads named like them in
+/// another namespace (a DaemonSet `evil-nsexporter`, `nsx-nsexporter` or `cilium` in a
+/// tenant namespace) alert.
+#[test]
+fn rendered_allow_lists_match_namespace_and_owner_together() {
+    let docs = render(&[
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set-json",
+        r#"prometheusRule.allowList.workloads=[{"namespace":"kube-system","kind":"DaemonSet","name":"cilium"}]"#,
+    ]);
+    let groups = &only(&docs, "PrometheusRule")["spec"]["groups"];
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("rendered.rules.json"),
+        serde_json::to_vec(&serde_json::json!({ "groups": groups })).expect("json"),
+    )
+    .expect("write");
+    std::fs::copy(
+        root().join("tests/chart/allowlist.test.yml"),
+        tmp.path().join("allowlist.test.yml"),
+    )
+    .expect("copy");
+    let out = Command::new("promtool")
+        .args(["test", "rules", "allowlist.test.yml"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap_or_else(|e| panic!("promtool not runnable ({e}); {INSTALL_HINT}"));
+    assert!(
+        out.status.success(),
+        "promtool test rules on the rendered rules:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
 
 #[test]
