@@ -20,7 +20,8 @@ pub struct Flags {
         global = true
     )]
     pub config_file: Option<PathBuf>,
-    /// Address to serve on: `host:port`, or `:port` for every interface. [default: :9816]
+    /// Address to serve on: `host:port`, or `:port` for every interface, IPv6 and IPv4
+    /// (IPv4 alone where the kernel has no IPv6). [default: :9816]
     #[arg(
         long = "web.listen-address",
         env = "NSEXPORTER_WEB_LISTEN_ADDRESS",
@@ -66,6 +67,47 @@ pub struct Flags {
         global = true
     )]
     pub sysfs: Option<String>,
+    /// The host's root (`/host/root` in a pod), under which the container runtimes' state
+    /// directories are read for names and declared namespaces. [default: /]
+    #[arg(
+        long = "path.rootfs",
+        env = "NSEXPORTER_PATH_ROOTFS",
+        value_name = "PATH",
+        global = true
+    )]
+    pub rootfs: Option<String>,
+    /// containerd's task state directory, under --path.rootfs. [default: /run/containerd/io.containerd.runtime.v2.task]
+    #[arg(
+        long = "runtime.containerd-dir",
+        env = "NSEXPORTER_RUNTIME_CONTAINERD_DIR",
+        value_name = "PATH",
+        global = true
+    )]
+    pub runtime_containerd_dir: Option<String>,
+    /// CRI-O's run root (containers/storage runroot), under --path.rootfs. [default: /run/containers/storage]
+    #[arg(
+        long = "runtime.crio-dir",
+        env = "NSEXPORTER_RUNTIME_CRIO_DIR",
+        value_name = "PATH",
+        global = true
+    )]
+    pub runtime_crio_dir: Option<String>,
+    /// Docker's data root, under --path.rootfs. [default: /var/lib/docker]
+    #[arg(
+        long = "runtime.docker-dir",
+        env = "NSEXPORTER_RUNTIME_DOCKER_DIR",
+        value_name = "PATH",
+        global = true
+    )]
+    pub runtime_docker_dir: Option<String>,
+    /// Podman's (rootful) graph root, under --path.rootfs. [default: /var/lib/containers/storage]
+    #[arg(
+        long = "runtime.podman-dir",
+        env = "NSEXPORTER_RUNTIME_PODMAN_DIR",
+        value_name = "PATH",
+        global = true
+    )]
+    pub runtime_podman_dir: Option<String>,
     /// Time between scans, e.g. 15s, 1m. [default: 15s]
     #[arg(
         long = "scan.interval",
@@ -73,6 +115,25 @@ pub struct Flags {
         value_name = "DURATION"
     )]
     pub scan_interval: Option<String>,
+    /// Receive process events from the kernel (proc connector) and read every exec'd
+    /// process at once, between scans. Needs the host's PID and network namespaces.
+    /// `--scan.events` alone means true. [default: false]
+    #[arg(
+        long = "scan.events",
+        env = "NSEXPORTER_SCAN_EVENTS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub scan_events: Option<String>,
+    /// How long a container's exec counter and info stay exposed after its last
+    /// process is gone. [default: 10m]
+    #[arg(
+        long = "scan.events-retention",
+        env = "NSEXPORTER_SCAN_EVENTS_RETENTION",
+        value_name = "DURATION"
+    )]
+    pub scan_events_retention: Option<String>,
     /// Threads that read /proc in parallel during a scan. [default: 1]
     #[arg(
         long = "scan.threads",
@@ -82,7 +143,7 @@ pub struct Flags {
     )]
     pub scan_threads: Option<String>,
     /// Runtime assumed for kubelet cgroupfs paths, which do not name it:
-    /// containerd, cri-o or docker. [default: containerd]
+    /// containerd, cri-o, docker or podman. [default: containerd]
     #[arg(
         long = "container.default-runtime",
         env = "NSEXPORTER_CONTAINER_DEFAULT_RUNTIME",
@@ -123,6 +184,18 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Which namespace types two processes share.
     Diff(DiffArgs),
+    /// Live: one line per exec of a container process in a host namespace (needs the
+    /// kernel's process events: root in the host's user, PID and network namespaces).
+    Watch(WatchArgs),
+}
+
+/// Flags of `nsexporter watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// One JSON object per line: at (Unix seconds), container, pid, comm, host_ns,
+    /// by_event.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `nsexporter report`.

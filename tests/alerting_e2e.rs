@@ -7,7 +7,10 @@
 //!
 //! Needs root, cgroup v1 `pids` at /sys/fs/cgroup/pids and cgroup v2 at
 //! /sys/fs/cgroup/unified (or /sys/fs/cgroup on a v2-only host), `unshare`, and the
-//! packages `prometheus` and `prometheus-alertmanager`. Missing pieces fail the test.
+//! packages `prometheus` and `prometheus-alertmanager` (`tests/run.sh` installs them).
+//! Missing pieces fail the test.
+
+mod common;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -19,8 +22,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const RULES: &str = "charts/nsexporter/files/nsexporter.rules.yml";
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 const ALERT_DEADLINE: Duration = Duration::from_secs(60);
 const HOST_SHARING_ALERTS: &[&str] = &[
     "NsexporterHostNetworkContainer",
@@ -349,12 +350,8 @@ fn alert_label<'a>(a: &'a Value, k: &str) -> &'a str {
 
 #[test]
 fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
-    for bin in [PROMETHEUS, ALERTMANAGER] {
-        assert!(
-            Path::new(bin).exists(),
-            "{bin} is missing: apt-get install -y prometheus prometheus-alertmanager"
-        );
-    }
+    let prometheus = common::require_tool("prometheus");
+    let alertmanager = common::require_tool("prometheus-alertmanager");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
 
@@ -385,7 +382,7 @@ fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
     .expect("write alertmanager.yml");
     let mut am = Proc::spawn(
         "alertmanager",
-        Command::new(ALERTMANAGER).args([
+        Command::new(&alertmanager).args([
             &format!("--config.file={}", dir.join("alertmanager.yml").display()),
             &format!("--storage.path={}", dir.join("am-data").display()),
             &format!("--web.listen-address=127.0.0.1:{am_port}"),
@@ -409,7 +406,7 @@ fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
     .expect("write prometheus.yml");
     let mut prom = Proc::spawn(
         "prometheus",
-        Command::new(PROMETHEUS)
+        Command::new(&prometheus)
             .args([
                 "--config.file=prometheus.yml",
                 &format!("--storage.tsdb.path={}", dir.join("prom-data").display()),

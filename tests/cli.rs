@@ -88,7 +88,8 @@ fn row(report: &str, id: &str) -> Option<Row> {
             .filter(|t| **t != "-")
             .map(|t| t.to_string())
             .collect(),
-        root: rest[n_shared..].join(" "),
+        // The last column is NAME, one word.
+        root: rest[n_shared..rest.len() - 1].join(" "),
     })
 }
 
@@ -618,6 +619,90 @@ fn bad_or_missing_pids_give_one_line_and_a_nonzero_exit() {
     );
 }
 
+#[test]
+fn pid1_refusing_root_is_explained_as_such() {
+    if !require_root() {
+        return;
+    }
+    // Whether this host's kernel refuses root PID 1's links (ours does; many do not).
+    let refused = match std::fs::read_link("/proc/1/ns/net") {
+        Ok(_) => false,
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => true,
+        Err(e) => panic!("readlink /proc/1/ns/net: {e}"),
+    };
+    if !refused {
+        eprintln!("PID 1 is readable by root on this host: inspect 1 must simply work");
+        assert!(ok(&["inspect", "1", "--no-color"]).contains("PROCESS    1 "));
+        return;
+    }
+    let me = std::process::id().to_string();
+    let inspect = run(&["inspect", "1"]);
+    let diff = run(&["diff", "1", &me]);
+    let diff_back = run(&["diff", &me, "1"]);
+    for (what, out, advice) in [
+        (
+            "inspect 1",
+            &inspect,
+            "`nsexporter inspect <pid>`".to_owned(),
+        ),
+        ("diff 1 <pid>", &diff, format!("`nsexporter inspect {me}`")),
+        (
+            "diff <pid> 1",
+            &diff_back,
+            format!("`nsexporter inspect {me}`"),
+        ),
+    ] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert!(err.contains("refused even to root"), "{what}: {err}");
+        assert!(err.contains("kthreadd (PID 2)"), "{what}: {err}");
+        assert!(err.contains(&advice), "{what}: no {advice}: {err}");
+        assert!(
+            !err.contains("needs root or CAP_SYS_PTRACE"),
+            "{what}: {err}"
+        );
+    }
+    // What it advises works: inspect of this process, whose HOST column is kthreadd's.
+    let text = ok(&["inspect", &me, "--no-color"]);
+    assert!(text.contains("namespaces of a kernel thread"), "{text}");
+    let link = std::fs::read_link("/proc/2/ns/net").unwrap();
+    let kthreadd_net = link
+        .to_string_lossy()
+        .trim_start_matches("net:[")
+        .trim_end_matches(']')
+        .to_owned();
+    let net_row = text
+        .lines()
+        .find(|l| l.starts_with("net "))
+        .expect("a net row");
+    assert!(
+        net_row.contains(&kthreadd_net),
+        "{net_row} vs kthreadd's {kthreadd_net}"
+    );
+    // The report tells PID 1 apart from processes that need privileges.
+    let report = ok(&["report", "--no-color"]);
+    assert!(
+        report.contains("PID 1 is not counted either: this host's kernel refuses its namespace links even to root"),
+        "{report}"
+    );
+    // Without privileges, PID 1 is one more process that needs them.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            BIN,
+            "inspect",
+            "1",
+        ])
+        .output()
+        .expect("run setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs root or CAP_SYS_PTRACE"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------
 // Colour
 
@@ -662,8 +747,9 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
 
 fn snapshot(name: &str, args: &[&str]) {
     let fixture = fixture_proc().display().to_string();
+    let rootfs = fixture_rootfs().display().to_string();
     let mut full: Vec<&str> = args.to_vec();
-    full.extend(["--path.procfs", &fixture]);
+    full.extend(["--path.procfs", &fixture, "--path.rootfs", &rootfs]);
     let got = ok(&full);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")

@@ -309,19 +309,45 @@ fn real_kernel_lab() {
             host_root: Some(1.0),
         },
     );
-    // It exits: its series go away and the counter stays.
+    // It exits: its gauges go away at once, while its exec counter (a scan found its
+    // process first: counted once per type) and its info stay for the retention, so a
+    // slow scrape still sees that it was there.
     lab.kill(late.pid);
     let s = exporter.scrape_until(
         Duration::from_secs(20),
-        "the exited container's series to go",
+        "the exited container's gauges to go",
         |s| {
             find(
                 s,
-                "nsexporter_container_info",
+                "nsexporter_container_host_namespace",
                 &[("container_id", &late_id)],
             )
             .is_empty()
         },
+    );
+    assert!(find(
+        &s,
+        "nsexporter_container_host_root_processes",
+        &[("container_id", &late_id)]
+    )
+    .is_empty());
+    assert_eq!(
+        find(
+            &s,
+            "nsexporter_container_info",
+            &[("container_id", &late_id)]
+        )
+        .len(),
+        1,
+        "the exited container's info is kept for --scan.events-retention"
+    );
+    assert_eq!(
+        value(
+            &s,
+            "nsexporter_container_host_namespace_execs_total",
+            &[("container_id", &late_id), ("type", "net")]
+        ),
+        Some(1.0)
     );
     assert_eq!(
         value(

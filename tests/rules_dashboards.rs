@@ -3,7 +3,10 @@
 //! dashboard query parsed by promtool, the dashboards' structure, the runbook links
 //! against README.md, and every metric they name against a real run of the exporter.
 //!
-//! promtool comes from Debian's `prometheus` package; without it these tests fail.
+//! promtool comes from Debian's `prometheus` package (`tests/run.sh` installs it);
+//! without it these tests fail.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -55,19 +58,13 @@ fn read(rel: &str) -> String {
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// Runs promtool; a missing promtool is a failure, not a skip (CI installs it).
+/// Runs promtool ($PROMTOOL, else from PATH); a missing promtool is a failure, not a skip.
 fn promtool(args: &[&str], dir: &Path) -> Output {
-    let bin = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_string());
-    Command::new(&bin)
+    Command::new(common::require_tool("promtool"))
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `{bin}` ({e}). These tests need promtool: \
-                 `apt-get install -y prometheus` (Debian), or set PROMTOOL=/path/to/promtool"
-            )
-        })
+        .expect("run promtool")
 }
 
 fn assert_success(out: &Output, what: &str) {

@@ -553,7 +553,11 @@ fn a_bad_web_config_or_max_requests_exits_2_naming_the_setting() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
-        assert!(err.contains("web.config-file"), "{name}: {err}");
+        assert!(
+            err.starts_with("nsexporter: invalid --web.config.file: "),
+            "{name}: {err}"
+        );
+        assert_eq!(err.matches(name).count(), 1, "{name} once: {err}");
         assert!(err.contains(want), "{name}: {err} should mention {want}");
     }
     for bad in ["-1", "lots", "1e3", "100001"] {
@@ -565,7 +569,10 @@ fn a_bad_web_config_or_max_requests_exits_2_naming_the_setting() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
-        assert!(err.contains("web.max-requests"), "{bad}: {err}");
+        assert!(
+            err.starts_with("nsexporter: invalid NSEXPORTER_WEB_MAX_REQUESTS: "),
+            "{bad}: {err}"
+        );
     }
 }
 

