@@ -8,7 +8,9 @@
 //! - [`procfs`]: reading the host's procfs.
 //!   - [`procfs::paths`]: where it is (`--path.procfs`, `--path.sysfs`); every path comes from it.
 //!   - `procfs::fd`: dirfd-relative reads of `/proc/<pid>`, syscall counts, error kinds.
-//!   - [`procfs::parse`]: pure parsers of ns links, uid_map, stat, status, cgroup, mountinfo.
+//!   - [`procfs::parse`]: pure parsers of ns links, uid_map, stat, schedstat, status,
+//!     cgroup, mountinfo.
+//!   - [`procfs::own`]: the exporter's own `process_*` figures (procfs-core's parsers).
 //! - [`cgroup`]: container attribution from cgroup path shapes.
 //! - [`runtime`]: names and declared namespaces from the container runtimes' own files.
 //! - [`scan`]: one pass over /proc into a snapshot: `Scanner`, its options and errors.

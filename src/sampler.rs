@@ -3,6 +3,7 @@
 //! encoded, for the HTTP server to hand out.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,6 +13,8 @@ use crate::events::feed::{self, Inbox, Pending, Wake};
 use crate::events::ledger::{ExecRecord, Ledger};
 use crate::metrics::{self, Counters, Format, Published};
 use crate::model::{BlindReason, ContainerRef, NsType, ProcRecord, Snapshot};
+use crate::procfs::own;
+use crate::procfs::paths::OWN_PROCFS;
 use crate::scan::{Change, Fresh, Scanner};
 
 /// One published state: the snapshot and counters, and both encodings of them, made
@@ -419,6 +422,15 @@ impl Sampler {
     }
 
     fn exposition(&mut self) -> Exposition {
+        // The exporter's own figures, read once per publish like everything else a
+        // scrape hands out (a scrape does no work: it copies the encoded buffer).
+        let process = match own::read(Path::new(OWN_PROCFS)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the exporter's own process figures");
+                None
+            }
+        };
         let mut e = Exposition::new(
             Arc::new(Published {
                 snapshot: self.last.clone(),
@@ -426,6 +438,7 @@ impl Sampler {
                 retained: Arc::new(self.ledger.containers().clone()),
                 execs: std::mem::take(&mut self.execs).into(),
                 blind: self.blind,
+                process,
             }),
             self.last_success,
         );

@@ -13,12 +13,13 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{require_root, root, HttpClient};
 use serde_json::Value;
 
 const RULES: &str = "charts/nsexporter/files/nsexporter.rules.yml";
@@ -29,10 +30,6 @@ const HOST_SHARING_ALERTS: &[&str] = &[
     "NsexporterHostIPCContainer",
     "NsexporterNewHostNamespaceWorkload",
 ];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -252,27 +249,11 @@ fn start_container(cgroups: &mut Cgroups, dir: &Path, private_net: bool) -> Cont
     }
 }
 
-// ---------------------------------------------------------------------------
-// A minimal HTTP/1.0 client for loopback.
-
 fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
-    let (head, body) = buf.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or("no HTTP status")?;
-    Ok((code, body.to_string()))
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    HttpClient::plain(addr)
+        .request("GET", path, &[("Accept", "application/json")])
+        .map(|r| (r.status, r.body))
 }
 
 fn get_json(port: u16, path: &str) -> Value {
@@ -350,6 +331,7 @@ fn alert_label<'a>(a: &'a Value, k: &str) -> &'a str {
 
 #[test]
 fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
+    require_root("the containers are real namespaces in cgroups this test makes");
     let prometheus = common::require_tool("prometheus");
     let alertmanager = common::require_tool("prometheus-alertmanager");
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -7,10 +7,15 @@
 //! Needs `helm` (3.x), `kubernetes-validate` and, for the rendered rules, `promtool`;
 //! `tests/run.sh` installs them. A missing tool fails the test with that hint instead of
 //! skipping it.
+//!
+//! Why one file of about 800 lines: every test renders the same chart with the same
+//! helm, validator and YAML helpers (the first 360 lines), and the checks of one
+//! rendered object often need the others (the PrometheusRule against the rules file,
+//! the dashboards' ConfigMaps against dashboards/).
 
 mod common;
 
-use common::require_tool;
+use common::{require_tool, root};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -23,10 +28,6 @@ const NAMESPACE: &str = "monitoring";
 /// Kubernetes versions whose schemas the rendered objects must pass: the oldest the
 /// project supports and the newest that kubernetes-validate bundles.
 const KUBE_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn chart_dir() -> PathBuf {
     root().join("charts/nsexporter")

@@ -15,10 +15,10 @@
 
 mod common;
 
-use common::{require_dockerd, require_tool, SETUP};
+use common::{require_dockerd, require_root, require_tool, root, SETUP};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -26,10 +26,6 @@ use std::time::{Duration, Instant};
 const IMAGE: &str = "nsexporter:test";
 const SLEEPER: &str = "nsexporter-sleeper:test";
 const TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -103,6 +99,7 @@ impl Drop for Container {
 /// can be pulled here). `sleep` is a symlink so the sleeper's comm is "sleep".
 fn images() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    require_root("it drives the Docker daemon and reads /proc/<pid>/ns of containers");
     let built = BUILT.get_or_init(|| {
         require_dockerd();
         for tool in ["nsenter", "curl", "file"] {
@@ -444,9 +441,9 @@ fn exporter_in_a_container_names_the_containers_beside_it() {
     let own: BTreeSet<String> = reported_sharing(&samples, &exporter).into_keys().collect();
     assert_eq!(own, exporter_truth, "the exporter's own container");
 
-    // Every per-container series of these containers is labelled the way
-    // kube-state-metrics joins need (other tests on this machine may run containers of
-    // other runtimes at the same time).
+    // Every per-container series of this test's containers is labelled the way
+    // kube-state-metrics joins need (other containers on the machine, such as another
+    // test's podman ones, are not this test's to judge).
     let ours: BTreeSet<String> = sleepers
         .iter()
         .copied()
@@ -509,12 +506,9 @@ fn exporter_in_a_container_names_the_containers_beside_it() {
         std::thread::sleep(Duration::from_millis(300));
     }
 
-    // PID 1 in its container: SIGTERM (docker stop) must end it cleanly and quickly,
-    // not after Docker's 10 s grace period with SIGKILL.
-    let started = Instant::now();
-    docker(&["stop", "--time", "10", &exporter.id]);
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "docker stop took {took:?}");
+    // PID 1 in its container: SIGTERM (docker stop) must end it cleanly and quickly:
+    // within a 3 s grace period, after which Docker would SIGKILL it (exit code 137).
+    docker(&["stop", "--time", "3", &exporter.id]);
     assert_eq!(
         exporter.inspect("{{.State.ExitCode}}"),
         "0",

@@ -5,12 +5,19 @@
 //!
 //! promtool comes from Debian's `prometheus` package (`tests/run.sh` installs it);
 //! without it these tests fail.
+//!
+//! Why one file of about 900 lines: the rules and the dashboards are checked against
+//! each other and the same real run (every metric a rule or a panel names must be
+//! emitted or recorded by a rule), so the rules parser, the query extraction and the
+//! promtool helpers serve both halves.
 
 mod common;
 
+use common::root;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -48,10 +55,6 @@ const TOKENS: &[(&str, &str)] = &[
     ("NSEXPORTER_HOST_ROOT_ALLOW_NAMESPACES_RE", "rook-ceph"),
     ("NSEXPORTER_JOB_RE", "custom-scrape"),
 ];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn read(rel: &str) -> String {
     let path = root().join(rel);

@@ -18,7 +18,7 @@ pub mod node;
 pub(crate) mod style;
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -86,11 +86,7 @@ fn write_stdout(text: &str) -> ExitCode {
 /// Colour only for a terminal, and never when `--no-color` or `NO_COLOR` (any
 /// non-empty value, per no-color.org) says no, or the terminal is `dumb`.
 fn painter(no_color: bool) -> Painter {
-    let env_says_no = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
-        || std::env::var_os("TERM").is_some_and(|t| t == "dumb");
-    Painter {
-        color: !no_color && !env_says_no && std::io::stdout().is_terminal(),
-    }
+    Painter::for_stdout(no_color)
 }
 
 /// A PID as typed by a person.

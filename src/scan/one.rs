@@ -6,7 +6,7 @@ use std::io;
 use std::sync::Mutex;
 
 use crate::model::{HostSource, ProcRecord, RootMapping, UidMap};
-use crate::procfs::fd::Dir;
+use crate::procfs::fd::{Dir, FileBuf};
 use crate::procfs::parse;
 
 use super::delegation::Delegation;
@@ -82,9 +82,8 @@ pub fn read_one(opts: &ScanOptions, pid: u32) -> Result<ProcessView, ProcessErro
     if is_procfs {
         // A procfs that hides most tasks would make a hidden process look absent and the
         // host reference unknown: say so instead.
-        let mut buf = Vec::new();
-        let mut v = visible::observe(&opts.paths, &proc_dir, &mut buf);
-        v.tasks_seen = count_tasks(&proc_dir, &pids, &mut buf);
+        let mut v = visible::observe(&opts.paths, &proc_dir, &mut Vec::new());
+        v.tasks_seen = count_tasks(&proc_dir, &pids, &mut FileBuf::default());
         // Processes and refusals are judged per process here, not as a whole.
         if let Some(b) = v.blindness(&procfs.display().to_string(), 1, 0) {
             return Err(ScanError::Blind(b).into());

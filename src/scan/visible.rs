@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 
 use crate::model::Visibility;
-use crate::procfs::fd::Dir;
+use crate::procfs::fd::{Dir, FileBuf};
 use crate::procfs::parse::{parse_loadavg_tasks, parse_mountinfo_line, procfs_options};
 use crate::procfs::paths::HostPaths;
 
@@ -51,8 +51,9 @@ pub(super) fn observe(paths: &HostPaths, proc_dir: &Dir, buf: &mut Vec<u8>) -> V
         ),
         Err(e) => tracing::debug!(error = %e, "cannot read the reader's mount table"),
     }
-    v.tasks_total = match proc_dir.read_single_at(c"loadavg", buf) {
-        Ok(()) => parse_loadavg_tasks(&String::from_utf8_lossy(buf)),
+    let mut loadavg = FileBuf::default();
+    v.tasks_total = match proc_dir.read_single_at(c"loadavg", &mut loadavg) {
+        Ok(()) => parse_loadavg_tasks(&String::from_utf8_lossy(&loadavg)),
         Err(_) => None,
     };
     v
