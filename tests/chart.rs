@@ -592,6 +592,7 @@ fn runtime_directories_follow_values_and_never_mount_the_node_root() {
         paths,
         [
             "/proc",
+            "/sys/fs/cgroup",
             "/run/containerd/io.containerd.runtime.v2.task",
             "/run/containers/storage/overlay-containers",
             "/var/lib/docker/containers",
@@ -604,7 +605,8 @@ fn runtime_directories_follow_values_and_never_mount_the_node_root() {
         .as_array()
         .unwrap()
         .clone();
-    for (m, host) in mounts.iter().zip(&paths).skip(1) {
+    // After /proc and the cgroup hierarchies (--path.sysfs), the runtimes' directories.
+    for (m, host) in mounts.iter().zip(&paths).skip(2) {
         assert_eq!(m["readOnly"], true);
         assert_eq!(
             m["mountPath"].as_str().unwrap(),
@@ -619,7 +621,7 @@ fn runtime_directories_follow_values_and_never_mount_the_node_root() {
     }
     let none = render(&["--set", "hostRoot.runtimes.containerd=false"]);
     let pod = pod_of(&none);
-    assert_eq!(pod["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(pod["volumes"].as_array().unwrap().len(), 2);
     let args = pod["containers"][0]["args"].to_string();
     assert!(!args.contains("--path.rootfs"), "{args}");
     let err = template_error(&["--set", "hostRoot.mountPath=/"]);
