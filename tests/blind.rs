@@ -16,20 +16,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn is_root() -> bool {
-    // SAFETY: plain syscall.
-    unsafe { libc::geteuid() == 0 }
-}
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: needs root (mount namespaces, a procfs mount, setpriv)");
-            return;
-        }
-    };
-}
-
 /// Drop to nobody with no capability at all.
 const NOBODY: &[&str] = &[
     "setpriv",
@@ -166,7 +152,7 @@ fn server_is_blind(wrapper: &[String], procfs: &str, reason: &str, want: &str) {
 
 #[test]
 fn a_hidepid_procfs_blinds_a_non_root_exporter_and_says_so() {
-    need_root!();
+    require_root("a procfs mount in a private mount namespace, setpriv");
     let d = mount_point();
     let dir = d.path().display().to_string();
     let w = with_procfs(&dir, "hidepid=2", false, NOBODY);
@@ -176,7 +162,7 @@ fn a_hidepid_procfs_blinds_a_non_root_exporter_and_says_so() {
 
 #[test]
 fn a_hidepid_procfs_hides_nothing_from_root() {
-    need_root!();
+    require_root("a procfs mount in a private mount namespace, setpriv");
     let d = mount_point();
     let dir = d.path().display().to_string();
     let w = with_procfs(&dir, "hidepid=2", false, &[]);
@@ -199,7 +185,7 @@ fn a_hidepid_procfs_hides_nothing_from_root() {
 
 #[test]
 fn a_subset_pid_procfs_is_blind() {
-    need_root!();
+    require_root("a procfs mount in a private mount namespace, setpriv");
     let d = mount_point();
     let dir = d.path().display().to_string();
     let w = with_procfs(&dir, "subset=pid", false, &[]);
@@ -209,7 +195,7 @@ fn a_subset_pid_procfs_is_blind() {
 
 #[test]
 fn a_procfs_of_another_pid_namespace_is_blind() {
-    need_root!();
+    require_root("a procfs mount in a private mount namespace, setpriv");
     let d = mount_point();
     let dir = d.path().display().to_string();
     // A new PID namespace's procfs shows its few tasks; the kernel counts the node's.
@@ -242,7 +228,7 @@ fn an_empty_directory_or_tmp_is_not_a_procfs() {
 
 #[test]
 fn an_unprivileged_report_is_an_error_not_an_empty_node() {
-    need_root!();
+    require_root("a procfs mount in a private mount namespace, setpriv");
     let w: Vec<String> = NOBODY.iter().map(|s| s.to_string()).collect();
     // The real /proc: every process listed, hardly any readable. inspect and diff of
     // unreadable processes already fail per process; report and --once must too.

@@ -24,11 +24,6 @@ use common::*;
 const SLEEPER: &str = "nsexporter-delegation-sleeper:test";
 const USER: u32 = 4242;
 
-fn is_root() -> bool {
-    // SAFETY: plain syscall.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// The v2 hierarchy: `/sys/fs/cgroup` on a unified host, `…/unified` on a hybrid one.
 fn v2_root() -> PathBuf {
     for p in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
@@ -218,10 +213,7 @@ fn ids_of(s: &[Sample]) -> Vec<String> {
 
 #[test]
 fn a_delegated_subtree_cannot_forge_or_merge_into_a_real_container() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (cgroups, chown, setpriv, docker)");
-        return;
-    }
+    require_root("cgroups, chown, setpriv and docker");
     sleeper_image();
     let real = Container(docker(&[
         "run",

@@ -4,6 +4,8 @@
 //! member it was opened through. Every namespace, mount and process made here goes away
 //! with the processes, which die on drop (and with the test process).
 
+mod common;
+
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -13,19 +15,7 @@ use std::time::{Duration, Instant};
 use nsexporter::model::{NsType, Snapshot};
 use nsexporter::scan::{ScanOptions, Scanner};
 
-fn is_root() -> bool {
-    // SAFETY: plain syscall.
-    unsafe { libc::geteuid() == 0 }
-}
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: needs root (mount namespaces, mounts, network namespaces)");
-            return;
-        }
-    };
-}
+use common::require_root;
 
 fn mntns(pid: u32) -> u64 {
     let l = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).expect("ns/mnt link");
@@ -224,7 +214,7 @@ impl Drop for BigTable {
 
 #[test]
 fn a_5_mib_mount_table_keeps_its_pinned_namespaces() {
-    need_root!();
+    require_root("mount namespaces, bind mounts and network namespaces");
     let t = BigTable::new(2_600, 50);
     let pid = t.pid as u32;
     let size = std::fs::read(format!("/proc/{pid}/mountinfo"))
@@ -277,7 +267,7 @@ fn a_5_mib_mount_table_keeps_its_pinned_namespaces() {
 
 #[test]
 fn a_mount_table_is_read_again_only_when_it_changed() {
-    need_root!();
+    require_root("mount namespaces, bind mounts and network namespaces");
     let a = private_mntns();
     let ns = mntns(a.pid());
     // A second member, with a higher PID than the first (the one the file is opened by).
@@ -352,7 +342,7 @@ fn a_mount_table_is_read_again_only_when_it_changed() {
 
 #[test]
 fn kept_tables_are_bounded() {
-    need_root!();
+    require_root("mount namespaces, bind mounts and network namespaces");
     let a = private_mntns();
     let b = private_mntns();
     let mut scanner = Scanner::new(ScanOptions {
