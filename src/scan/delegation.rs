@@ -49,10 +49,8 @@ pub(super) enum Owner {
     /// A directory above it belongs to this UID (the highest such directory's owner):
     /// a subtree delegated to that user.
     Delegated(u32),
-    /// A directory on the path is gone (or cannot be looked at): the cgroup and its
-    /// processes went away while it was looked at. The process is left unattributed
-    /// (never taken for the runtime's), and this is not remembered for the next
-    /// process with this path.
+    /// A directory on the path is gone: the cgroup (and its processes) went away while
+    /// it was looked at. Not to be remembered for the next process with this path.
     Gone,
     /// The hierarchy cannot be looked at (not mounted under `--path.sysfs`, or the
     /// exporter's own cgroup namespace root not found in it): attributed by its shape

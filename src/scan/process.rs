@@ -501,24 +501,17 @@ fn attribution(ctx: &Ctx<'_>, before: Option<&Proc>, raw: &[u8]) -> Arc<CgroupEn
             (Attribution::Container(mut c), origin) => {
                 // Made in a subtree delegated to a user: that user's naming, marked as
                 // `user@<uid>.service` subtrees are (see `delegation.rs`).
-                let mut owned = true;
                 if let (None, Some(o)) = (c.owner_uid, origin) {
                     match ctx.delegation.owner(&o) {
                         Owner::Delegated(uid) => {
                             c.owner_uid = Some(uid);
                             c.pod_uid.clear();
                         }
-                        // Whose it is cannot be told (the cgroup went away while it was
-                        // looked at): never taken for the runtime's, the process is
-                        // counted unattributed this once.
-                        Owner::Gone => {
-                            keep = false;
-                            owned = false;
-                        }
+                        Owner::Gone => keep = false,
                         Owner::System | Owner::Unknown => {}
                     }
                 }
-                (owned.then_some(c), false)
+                (Some(c), false)
             }
             (Attribution::Monitor | Attribution::Host, _) => (None, false),
         },
