@@ -177,6 +177,7 @@ struct RawWeb {
 #[serde(deny_unknown_fields)]
 struct RawPath {
     procfs: String,
+    sysfs: String,
     rootfs: String,
 }
 
@@ -225,6 +226,7 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("web.max-requests", "40", "max_requests"),
     ("web.max-connections", "auto", "max_connections"),
     ("path.procfs", "/proc", "procfs"),
+    ("path.sysfs", "/sys", "sysfs"),
     ("path.rootfs", "/", "rootfs"),
     (
         "runtime.containerd-dir",
@@ -455,6 +457,9 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
     if raw.path.procfs.is_empty() {
         return Err(o.invalid("path.procfs", "must not be empty"));
     }
+    if raw.path.sysfs.is_empty() {
+        return Err(o.invalid("path.sysfs", "must not be empty"));
+    }
     if raw.path.rootfs.is_empty() {
         return Err(o.invalid("path.rootfs", "must not be empty"));
     }
@@ -545,7 +550,9 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
             format!("{:?} must be logfmt or json", raw.log.format),
         )
     })?;
-    let paths = HostPaths::new(raw.path.procfs).with_rootfs(raw.path.rootfs);
+    let paths = HostPaths::new(raw.path.procfs)
+        .with_sysfs(raw.path.sysfs)
+        .with_rootfs(raw.path.rootfs);
     // Checked whether the sidecar is on or not, so that a typo does not wait for the
     // day it is turned on.
     let alerting = crate::alerting::settings::build(
