@@ -612,6 +612,7 @@ mod tests {
             },
             reader_in_child_userns: false,
             runtime_read_errors: Vec::new(),
+            visibility: Default::default(),
         }
     }
 

@@ -74,6 +74,7 @@ fn hostnet(ids: &[&str]) -> Arc<Snapshot> {
         errors: ScanErrors::default(),
         reader_in_child_userns: false,
         runtime_read_errors: Vec::new(),
+        visibility: Default::default(),
     })
 }
 

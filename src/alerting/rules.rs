@@ -454,6 +454,7 @@ mod tests {
             errors: ScanErrors::default(),
             reader_in_child_userns: false,
             runtime_read_errors: Vec::new(),
+            visibility: Default::default(),
         }
     }
 
