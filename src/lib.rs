@@ -6,7 +6,7 @@
 //! One line per module, from the bottom up: each imports only modules above it.
 //! - [`model`]: namespace types, per-process records and the node [`model::Snapshot`].
 //! - [`procfs`]: reading the host's procfs.
-//!   - [`procfs::paths`]: where it is (`--path.procfs`); every path comes from it.
+//!   - [`procfs::paths`]: where it is (`--path.procfs`, `--path.sysfs`); every path comes from it.
 //!   - `procfs::fd`: dirfd-relative reads of `/proc/<pid>`, syscall counts, error kinds.
 //!   - [`procfs::parse`]: pure parsers of ns links, uid_map, stat, schedstat, status,
 //!     cgroup, mountinfo.
@@ -18,14 +18,19 @@
 //!   - `scan::summary`: one scan's processes folded into the snapshot; the limits.
 //!   - `scan::mounts`: the nsfs mounts of each mount namespace (pinned namespaces).
 //!   - `scan::hostref`: which namespaces are the host's (PID 1, a kernel thread, fixed).
+//!   - `scan::delegation`: containers in cgroup subtrees delegated to a user (`--path.sysfs`).
+//!   - [`scan::visible`]: whether the procfs can show the whole node (blindness).
 //!   - [`scan::one`]: one process read on its own, for `inspect` and `diff`.
 //! - [`events`]: the kernel's proc connector: every exec as it happens, read at once.
 //!   - [`events::proto`]: its wire format, parsed as pure functions; sequence gaps.
 //!   - [`events::connector`]: subscribing, receiving, and why it is unavailable.
 //!   - [`events::feed`]: the events thread and its bounded hand-over to the sampler.
 //!   - [`events::ledger`]: exec counts per container, kept for the retention.
+//! - [`alerting`]: the alerting sidecar: alerts judged on every snapshot, pushed to
+//!   Alertmanager (rules, allow-list, per-URL outbox, v2 client, http_config).
 //! - [`metrics`]: the metric contract, encoded from a published snapshot.
-//! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes.
+//! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes (and
+//!   hands each snapshot to the sidecar).
 //! - `http`: the endpoints and the limits that protect them; reads the sampler only.
 //!   - `http::admit`: which connections and scrapes are admitted, per source and in all.
 //!   - `http::body`: response bodies in bounded frames, gzipped once per scan.
@@ -46,6 +51,7 @@
 //! scan thread's nice value) sits with the scanner it serves in `scan`; the host
 //! reference is part of `scan` because only the scanner resolves it.
 
+pub mod alerting;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
@@ -80,10 +86,11 @@ pub fn scan_options(settings: &Settings) -> ScanOptions {
 }
 
 /// `--once`: one scan, encoded in the Prometheus text format. A procfs that cannot be
-/// read at all is an error rather than an exposition without data.
+/// read at all, or that hides most of the node, is an error rather than an exposition
+/// without data.
 pub fn run_once(settings: &Settings) -> Result<String, scan::ScanError> {
     let mut scanner = Scanner::new(scan_options(settings));
-    let snapshot = scanner.scan()?;
+    let snapshot = scanner.scan_whole()?;
     let mut sampler = Sampler::new(scanner);
     let exp = sampler.publish_snapshot(snapshot);
     Ok(String::from_utf8_lossy(&exp.body(metrics::Format::PrometheusText)).into_owned())
@@ -103,8 +110,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let shared = Shared::new(settings.scan_interval);
-    let mut sampler = Sampler::new(Scanner::new(scan_options(settings)))
-        .with_retention(settings.events_retention);
+    // The sidecar's senders run on this runtime until `_alerting` is dropped at the end.
+    let (sidecar, _alerting) = match &settings.alerting {
+        Some(a) => {
+            let urls: Vec<&str> = a.urls.iter().map(|u| u.display.as_str()).collect();
+            tracing::info!(alertmanagers = ?urls, node = %a.node,
+                resend_interval = ?a.resend_interval, "alerting sidecar on");
+            let (s, t) = alerting::Sidecar::start(a.clone());
+            (Some(s), Some(t))
+        }
+        None => (None, None),
+    };
+    scan::raise_file_limit();
+    // Open files are shared: the scanner keeps up to this many mount tables open, and
+    // the server's connections get what is left.
+    let opts = scan_options(settings);
+    let kept_mount_tables = opts.max_kept_mount_tables;
+    let mut sampler = Sampler::new(Scanner::new(opts))
+        .with_retention(settings.events_retention)
+        .with_alerting(sidecar);
     let inbox = events::feed::Inbox::new();
     if settings.scan_events {
         sampler.set_events_enabled(start_events(settings, inbox.clone()));
@@ -119,7 +143,7 @@ pub async fn serve(
         settings.telemetry_path.clone(),
         settings.web_config.clone(),
         settings.max_requests,
-        http::Limits::for_this_process(settings.max_connections),
+        http::Limits::for_this_process(settings.max_connections, kept_mount_tables),
     ));
     let res = http::run(listener, app, shutdown).await;
     // The sampler and the events thread stop at their next wait; a scan in progress is

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use crate::alerting::Sidecar;
 use crate::events::feed::{self, Inbox, Pending, Wake};
 use crate::events::ledger::{ExecRecord, Ledger};
 use crate::metrics::{self, Counters, Format, Published};
-use crate::model::{ContainerRef, Names, NsType, ProcRecord, Snapshot};
+use crate::model::{BlindReason, ContainerRef, Names, NsType, ProcRecord, Snapshot};
 use crate::procfs::own;
 use crate::procfs::paths::OWN_PROCFS;
 use crate::scan::{Change, Fresh, Scanner};
@@ -28,7 +29,8 @@ pub struct Exposition {
     /// When the latest successful scan finished (monotonic), for readiness.
     pub last_success: Option<Instant>,
     /// Why the exporter is not doing its job right now, if it is not: the latest scan
-    /// failed, or it could read no process but its own. Readiness fails at once then.
+    /// failed, or it could not see the whole node ([`Snapshot::blindness`]). Readiness
+    /// fails at once then.
     pub failing: Option<String>,
 }
 
@@ -99,9 +101,9 @@ impl Shared {
     }
 
     /// Ready when a scan has completed, the latest is no older than three intervals,
-    /// and the latest attempt neither failed nor was blind (every other process
-    /// unreadable): a failing procfs or missing privileges show at once, not after three
-    /// intervals of stale data.
+    /// and the latest attempt neither failed nor was blind (a procfs that hides most
+    /// tasks, or most processes unreadable): a failing procfs or missing privileges show
+    /// at once, not after three intervals of stale data.
     pub fn readiness(&self) -> Result<(), String> {
         let cur = self.current();
         if let Some(why) = &cur.failing {
@@ -141,9 +143,6 @@ pub struct Sampler {
     /// (a failure that persists is logged again once a minute; recovery once).
     failed_in_row: u64,
     last_failure_log: Option<Instant>,
-    /// When "most processes are unreadable" was last logged: it is true of every scan
-    /// while it lasts, so it is logged at most once per [`FAILURE_LOG_EVERY`].
-    last_unreadable_log: Option<Instant>,
     /// Exec counts per container, kept for the retention after its last process.
     ledger: Ledger,
     /// The exec records folded in since the last publish.
@@ -151,6 +150,13 @@ pub struct Sampler {
     /// Lost events not yet logged, and when the last line about them was.
     lost_unlogged: u64,
     last_loss_log: Option<Instant>,
+    /// The alerting sidecar, fed every snapshot this publishes.
+    alerting: Option<Sidecar>,
+    /// Why the latest scan attempt could not see the whole node, if it could not, and
+    /// when that was last logged (again once a minute while it lasts, and at once when
+    /// the reason changes; recovery once).
+    blind: Option<BlindReason>,
+    last_blind_log: Option<Instant>,
 }
 
 /// How often a scan failure that persists is logged again at error level.
@@ -171,12 +177,20 @@ impl Sampler {
             failing: None,
             failed_in_row: 0,
             last_failure_log: None,
-            last_unreadable_log: None,
             ledger: Ledger::new(DEFAULT_RETENTION),
             execs: Vec::new(),
             lost_unlogged: 0,
             last_loss_log: None,
+            alerting: None,
+            blind: None,
+            last_blind_log: None,
         }
+    }
+
+    /// Feed every snapshot this publishes to the alerting sidecar.
+    pub fn with_alerting(mut self, sidecar: Option<Sidecar>) -> Self {
+        self.alerting = sidecar;
+        self
     }
 
     /// How long a container's exec counter stays after its last process
@@ -294,26 +308,12 @@ impl Sampler {
     /// Run one scan and fold it into the counters. A failed scan keeps the previous
     /// snapshot (so readiness, not the data, tells that it is getting old).
     pub fn step(&mut self) -> Exposition {
-        let procfs = self.scanner.options().paths.procfs.display().to_string();
-        let scanned = self
-            .scanner
-            .scan()
-            .map_err(|e| e.to_string())
-            .and_then(|snap| {
-                // No process at all, and none refused: an empty directory, not a procfs (the
-                // host's /proc not mounted where --path.procfs points, or mounted over).
-                if snap.processes == 0 && snap.errors.permission == 0 {
-                    Err(format!(
-                        "no process found under {procfs}: it is not a procfs (is the host's \
-                     /proc mounted there?)"
-                    ))
-                } else {
-                    Ok(snap)
-                }
-            });
-        match scanned {
+        match self.scanner.scan() {
             Ok(snap) => self.publish_snapshot(snap),
             Err(err) => {
+                // An empty directory or another file system where the procfs should be
+                // (the host's /proc not mounted there, or mounted over) is blind too.
+                self.blind = err.blind_reason();
                 self.counters.scans += 1;
                 self.counters.procfs += 1;
                 self.failed_in_row += 1;
@@ -350,36 +350,37 @@ impl Sampler {
         self.failing = None;
         let e = &snap.errors;
         self.counters.errors.add(e);
-        // Blind: nothing readable but, at most, the exporter itself (a process may always
-        // read its own /proc/<pid>/ns). What it would report then is not the node.
-        let blind = e.permission > 0 && snap.processes <= 1;
-        let mostly_unreadable = e.permission > 0 && (blind || e.permission >= snap.processes);
-        if !mostly_unreadable {
-            self.last_unreadable_log = None;
-        }
-        if mostly_unreadable {
-            let due = self
-                .last_unreadable_log
-                .is_none_or(|t| t.elapsed() >= FAILURE_LOG_EVERY);
+        // Blind: a procfs that hides most tasks, or most processes unreadable. What the
+        // scan shows then is not the node: it is published (it is what can be seen), but
+        // the exporter is not ready and says why.
+        let procfs = self.scanner.options().paths.procfs.display().to_string();
+        let blindness = snap.blindness(&procfs);
+        let reason = blindness.as_ref().map(|b| b.reason);
+        if let Some(b) = &blindness {
+            let due = reason != self.blind
+                || self
+                    .last_blind_log
+                    .is_none_or(|t| t.elapsed() >= FAILURE_LOG_EVERY);
             if due {
-                self.last_unreadable_log = Some(Instant::now());
                 tracing::error!(
+                    reason = b.reason.name(),
+                    error = %b.message,
+                    processes = snap.processes,
                     unreadable = e.permission,
-                    readable = snap.processes,
-                    procfs = %self.scanner.options().paths.procfs.display(),
-                    "most processes' namespaces could not be read: nsexporter needs CAP_SYS_PTRACE \
-                     (ptrace read access) to read /proc/<pid>/ns of other processes; counted in \
-                     nsexporter_scan_errors_total{{reason=\"permission\"}}; logged at most once a \
-                     minute while it lasts"
+                    tasks_seen = snap.visibility.tasks_seen,
+                    tasks_total = ?snap.visibility.tasks_total,
+                    "the scan cannot see the whole node; nsexporter_procfs_blind says why, and \
+                     /readyz fails until it can"
                 );
+                self.last_blind_log = Some(Instant::now());
             }
-            if blind {
-                self.failing = Some(format!(
-                    "{} processes are unreadable and {} readable: CAP_SYS_PTRACE is missing",
-                    e.permission, snap.processes
-                ));
-            }
-        } else if e.permission > 0 && !self.warned_permission {
+            self.failing = Some(b.message.clone());
+        } else if self.blind.is_some() {
+            tracing::info!("the scan sees the whole node again");
+            self.last_blind_log = None;
+        }
+        self.blind = reason;
+        if blindness.is_none() && e.permission > 0 && !self.warned_permission {
             tracing::info!(
                 unreadable = e.permission,
                 "some processes' namespaces are unreadable (EACCES); they are counted in \
@@ -439,6 +440,16 @@ impl Sampler {
     }
 
     fn exposition(&mut self) -> Exposition {
+        // The sidecar judges only a snapshot the exporter stands behind: after a failed
+        // or blind scan its alerts stay as they were (and are re-sent), rather than
+        // resolving everything a missing privilege hides.
+        let alerting = self
+            .alerting
+            .as_ref()
+            .map(|a| match (&self.last, &self.failing) {
+                (Some(snap), None) => a.observe(snap),
+                _ => a.stats(),
+            });
         // The exporter's own figures, read once per publish like everything else a
         // scrape hands out (a scrape does no work: it copies the encoded buffer).
         let process = match own::read(Path::new(OWN_PROCFS)) {
@@ -454,6 +465,8 @@ impl Sampler {
                 counters: self.counters.clone(),
                 retained: Arc::new(self.ledger.containers().clone()),
                 execs: std::mem::take(&mut self.execs).into(),
+                alerting,
+                blind: self.blind,
                 process,
             }),
             self.last_success,
@@ -551,6 +564,108 @@ mod tests {
     use super::*;
     use crate::procfs::paths::HostPaths;
     use crate::scan::ScanOptions;
+
+    /// A snapshot in which one container shares the host network namespace; blind
+    /// (every other process unreadable) when `blind`, with no container then.
+    fn snapshot(blind: bool) -> crate::model::Snapshot {
+        use crate::model::*;
+        let c = ContainerSummary {
+            container: ContainerRef {
+                runtime: Runtime::Containerd,
+                id: "aa".into(),
+                pod_uid: String::new(),
+                owner_uid: None,
+            },
+            processes: 1,
+            main_pid: 100,
+            main_start_time: 1,
+            comm: "sleep".into(),
+            main_ns: NsSet::default(),
+            host_ns_processes: {
+                let mut h = [0; 8];
+                h[NsType::Net.index()] = 1;
+                h
+            },
+            host_root_processes: 0,
+            root: RootMapping::NonRoot,
+            uid_map: None,
+            runtime_info: Default::default(),
+        };
+        Snapshot {
+            taken_at: std::time::SystemTime::now(),
+            duration: Duration::ZERO,
+            host: HostRef {
+                source: HostSource::Kthread,
+                ns: NsSet::default(),
+            },
+            supported: NsType::ALL.to_vec(),
+            processes: if blind { 1 } else { 10 },
+            counts: [NsCount::default(); 8],
+            limits: [Some(1000); 8],
+            host_ns_processes: [0; 8],
+            containers: if blind {
+                Default::default()
+            } else {
+                [(c.container.clone(), c)].into_iter().collect()
+            },
+            pinned: Vec::new(),
+            errors: ScanErrors {
+                permission: if blind { 50 } else { 0 },
+                ..ScanErrors::default()
+            },
+            reader_in_child_userns: false,
+            runtime_read_errors: Vec::new(),
+            visibility: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_blind_scan_resolves_no_alert() {
+        use crate::alerting::allow::{AllowConfig, AllowList};
+        use crate::alerting::{client::AlertmanagerUrl, httpconfig::HttpConfig};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        let (sidecar, _tasks) =
+            crate::alerting::Sidecar::start(crate::alerting::AlertingSettings {
+                // Nothing is sent: the runtime never runs the senders.
+                urls: vec![AlertmanagerUrl::parse("http://127.0.0.1:1").unwrap()],
+                http: Arc::new(HttpConfig::none().unwrap()),
+                resend_interval: Duration::from_secs(60),
+                queue_capacity: 100,
+                batch_max: 10,
+                timeout: Duration::from_secs(1),
+                node: "n".into(),
+                allow: AllowList::new(&AllowConfig::default(), None).unwrap(),
+            });
+        let mut sampler =
+            Sampler::new(Scanner::new(ScanOptions::default())).with_alerting(Some(sidecar));
+        let firing = |e: &Exposition| {
+            let a = e.published.alerting.as_ref().unwrap();
+            let n = a
+                .alerts
+                .iter()
+                .find(|(n, s, _)| *n == "NsexporterHostNetworkContainer" && *s == "firing")
+                .map(|x| x.2);
+            (n, a.targets[0].queue_length)
+        };
+        // Seen: firing, one alert queued.
+        assert_eq!(
+            firing(&sampler.publish_snapshot(snapshot(false))),
+            (Some(1), 1)
+        );
+        // Blind: not ready, and the alert stands (no resolve queued behind it).
+        let e = sampler.publish_snapshot(snapshot(true));
+        assert!(e.failing.is_some());
+        assert_eq!(firing(&e), (Some(1), 1));
+        // A good scan without the container: resolved (the resolve replaces the
+        // waiting firing state).
+        let mut gone = snapshot(false);
+        gone.containers.clear();
+        assert_eq!(firing(&sampler.publish_snapshot(gone)), (Some(0), 1));
+    }
 
     #[test]
     fn a_failed_scan_fails_readiness_at_once_and_a_good_one_restores_it() {

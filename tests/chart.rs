@@ -489,8 +489,9 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         "capabilities only work for root in Kubernetes"
     );
 
-    // Host /proc: hostPath /proc, mounted read-only where --path.procfs points; and,
-    // by default, containerd's task state and /run/netns under /host/root, read-only.
+    // Host /proc: hostPath /proc, mounted read-only where --path.procfs points; the
+    // host's cgroup hierarchies, read-only under --path.sysfs; and, by default,
+    // containerd's task state and /run/netns under /host/root, read-only.
     let volumes = pod["volumes"].as_array().expect("volumes");
     let host_paths: Vec<&str> = volumes
         .iter()
@@ -504,6 +505,7 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         host_paths,
         [
             "/proc",
+            "/sys/fs/cgroup",
             "/run/containerd/io.containerd.runtime.v2.task",
             "/run/netns"
         ],
@@ -516,12 +518,14 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
     for m in mounts {
         assert_eq!(m["readOnly"], true, "{m:?}");
     }
+    assert_eq!(mounts[1]["name"], volumes[1]["name"]);
+    assert_eq!(mounts[1]["mountPath"], "/host/sys/fs/cgroup");
     assert_eq!(
-        mounts[1]["mountPath"],
+        mounts[2]["mountPath"],
         "/host/root/run/containerd/io.containerd.runtime.v2.task"
     );
-    assert_eq!(mounts[2]["mountPath"], "/host/root/run/netns");
-    assert_eq!(mounts[2]["mountPropagation"], "HostToContainer");
+    assert_eq!(mounts[3]["mountPath"], "/host/root/run/netns");
+    assert_eq!(mounts[3]["mountPropagation"], "HostToContainer");
     let args: Vec<&str> = c["args"]
         .as_array()
         .expect("args")
@@ -529,6 +533,7 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         .filter_map(Value::as_str)
         .collect();
     assert!(args.contains(&"--path.procfs=/host/proc"), "{args:?}");
+    assert!(args.contains(&"--path.sysfs=/host/sys"), "{args:?}");
     assert!(args.contains(&"--path.rootfs=/host/root"), "{args:?}");
     assert!(args.contains(&"--web.listen-address=:9816"), "{args:?}");
     assert!(args.contains(&"--scan.interval=15s"), "{args:?}");
@@ -587,6 +592,7 @@ fn runtime_directories_follow_values_and_never_mount_the_node_root() {
         paths,
         [
             "/proc",
+            "/sys/fs/cgroup",
             "/run/containerd/io.containerd.runtime.v2.task",
             "/run/containers/storage/overlay-containers",
             "/var/lib/docker/containers",
@@ -599,7 +605,8 @@ fn runtime_directories_follow_values_and_never_mount_the_node_root() {
         .as_array()
         .unwrap()
         .clone();
-    for (m, host) in mounts.iter().zip(&paths).skip(1) {
+    // After /proc and the cgroup hierarchies (--path.sysfs), the runtimes' directories.
+    for (m, host) in mounts.iter().zip(&paths).skip(2) {
         assert_eq!(m["readOnly"], true);
         assert_eq!(
             m["mountPath"].as_str().unwrap(),
@@ -614,7 +621,7 @@ fn runtime_directories_follow_values_and_never_mount_the_node_root() {
     }
     let none = render(&["--set", "hostRoot.runtimes.containerd=false"]);
     let pod = pod_of(&none);
-    assert_eq!(pod["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(pod["volumes"].as_array().unwrap().len(), 2);
     let args = pod["containers"][0]["args"].to_string();
     assert!(!args.contains("--path.rootfs"), "{args}");
     let err = template_error(&["--set", "hostRoot.mountPath=/"]);
@@ -707,7 +714,9 @@ fn values_schema_rejects_typos_and_bad_values() {
 
 #[test]
 fn network_policy_allows_only_scrapes_and_no_egress() {
-    let args = all_on_args();
+    // Without the alerting sidecar (its egress is tested with it).
+    let mut args = all_on_args();
+    args.extend(["--set-json".into(), "alertmanager.urls=[]".into()]);
     let docs = render(&strs(&args));
     let np = only(&docs, "NetworkPolicy");
     let spec = &np["spec"];
@@ -789,7 +798,8 @@ fn promtool_check(groups: &Value) {
 fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
     let file_groups = rules_file_groups();
 
-    // Default allow-list: the release's own DaemonSet, pods and scrape jobs.
+    // Default allow-list: the release's own DaemonSet in its own namespace (namespace
+    // and owner together, never a name alone), and its scrape jobs.
     let docs = render(&["--set", "prometheusRule.enabled=true"]);
     check_operator_objects(&docs);
     let rule = only(&docs, "PrometheusRule");
@@ -801,12 +811,12 @@ fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
     );
     let rendered = serde_json::to_string(groups).expect("json");
     assert!(
-        rendered.contains("nsx-nsexporter-[a-z0-9]{5}"),
-        "own pods not allowed"
+        rendered.contains(r#"workload_key=~\"monitoring/DaemonSet/nsx-nsexporter\""#),
+        "own DaemonSet not allowed in its namespace: {rendered}"
     );
     assert!(
-        rendered.contains("|nsx-nsexporter\\\""),
-        "own DaemonSet not allowed"
+        !rendered.contains("nsx-nsexporter-[a-z0-9]{5}"),
+        "a pod name alone is allowed"
     );
     assert!(
         rendered.contains("monitoring/nsx-nsexporter"),
@@ -843,7 +853,7 @@ fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
     ]);
     let rendered = serde_json::to_string(&only(&docs, "PrometheusRule")["spec"]).expect("json");
     assert!(
-        rendered.contains("node-ns\\\\\\\\.watch-[a-z0-9]{5}"),
+        rendered.contains(r"monitoring/DaemonSet/node-ns\\\\.watch"),
         "override not allow-listed (escaped for PromQL): {rendered}"
     );
 
@@ -864,7 +874,51 @@ fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
         rendered.contains(r#"weird\\\"comm\\\\.x"#),
         "quote and backslash escaped: {rendered}"
     );
+    assert!(
+        rendered.contains(
+            "monitoring/DaemonSet/nsx-nsexporter|(?:kube-system)/(?:DaemonSet)/(?:cilium)|(?:ops-.*)/(?:Pod)/(?:debug-[a-z0-9]+)"
+        ),
+        "workload entries: {rendered}"
+    );
     promtool_check(groups);
+}
+
+/// The rules as the chart renders them, run through `promtool test rules`
+/// (tests/chart/allowlist.test.yml): the release's own DaemonSet and the user's
+/// {namespace, kind, name} entries are allowed, and workloads named like them in
+/// another namespace (a DaemonSet `evil-nsexporter`, `nsx-nsexporter` or `cilium` in a
+/// tenant namespace) alert.
+#[test]
+fn rendered_allow_lists_match_namespace_and_owner_together() {
+    let docs = render(&[
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set-json",
+        r#"prometheusRule.allowList.workloads=[{"namespace":"kube-system","kind":"DaemonSet","name":"cilium"}]"#,
+    ]);
+    let groups = &only(&docs, "PrometheusRule")["spec"]["groups"];
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("rendered.rules.json"),
+        serde_json::to_vec(&serde_json::json!({ "groups": groups })).expect("json"),
+    )
+    .expect("write");
+    std::fs::copy(
+        root().join("tests/chart/allowlist.test.yml"),
+        tmp.path().join("allowlist.test.yml"),
+    )
+    .expect("copy");
+    let out = Command::new(require_tool("promtool"))
+        .args(["test", "rules", "allowlist.test.yml"])
+        .current_dir(tmp.path())
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool test rules on the rendered rules:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -919,4 +973,144 @@ fn dashboards_ship_as_labelled_configmaps_identical_to_the_top_level_files() {
         !kinds(&render(&[])).contains("ConfigMap"),
         "dashboards are off by default"
     );
+}
+
+#[test]
+fn alertmanager_sidecar_gets_urls_credentials_node_name_and_allow_list() {
+    // Off by default: no flag, no env, no config, no extra volume.
+    let docs = render(&[]);
+    let c = &only(&docs, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
+    let args = c["args"].to_string();
+    assert!(
+        !args.contains("alertmanager") && !args.contains("config.file"),
+        "{args}"
+    );
+    assert!(c.get("env").is_none());
+
+    let args = all_on_args();
+    let docs = render(&strs(&args));
+    let pod = &only(&docs, "DaemonSet")["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for want in [
+        "--alertmanager.url=http://alertmanager-operated.monitoring:9093",
+        "--alertmanager.url=https://alertmanager.example.internal/am",
+        "--alertmanager.resend-interval=30s",
+        "--alertmanager.http-config-file=/etc/nsexporter/alertmanager/http-config.yml",
+        "--config.file=/etc/nsexporter/config/config.yml",
+    ] {
+        assert!(args.contains(&want), "{want} missing: {args:?}");
+    }
+    // NODE_NAME from the downward API, before the user's own variables.
+    assert_eq!(c["env"][0]["name"], "NODE_NAME");
+    assert_eq!(
+        c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.nodeName"
+    );
+    assert_eq!(c["env"][1]["name"], "NSEXPORTER_LOG_LEVEL");
+    // The credentials come from the existing Secret, read-only, owner-only.
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    let secret = volumes
+        .iter()
+        .find(|v| v.get("secret").is_some())
+        .expect("a secret volume");
+    assert_eq!(secret["secret"]["secretName"], "nsexporter-alertmanager");
+    assert_eq!(secret["secret"]["defaultMode"], 0o400);
+    let mounts = c["volumeMounts"].as_array().expect("mounts");
+    let m = mounts
+        .iter()
+        .find(|m| m["name"] == secret["name"])
+        .expect("mounted");
+    assert_eq!(m["mountPath"], "/etc/nsexporter/alertmanager");
+    assert_eq!(m["readOnly"], true);
+    // The allow-list lands in the config file the exporter reads, as the sidecar's keys.
+    let cm = docs
+        .iter()
+        .find(|d| {
+            kind(d) == "ConfigMap"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with("-config")
+        })
+        .expect("config ConfigMap");
+    let cfg: Value =
+        serde_yaml_ng::from_str(cm["data"]["config.yml"].as_str().expect("config.yml"))
+            .expect("YAML");
+    assert_eq!(
+        cfg["alerts"]["allow"],
+        serde_json::json!({
+            "namespaces": ["kube-system"],
+            "pods": ["kube-proxy-[a-z0-9]{5}"],
+            "workloads": ["cilium"],
+            "containers": ["istio-proxy"],
+            "comms": ["cilium-agent"],
+            "host-root-namespaces": ["kube-system", "calico-system"],
+        })
+    );
+    // The binary accepts what the chart renders: the config file and the flags (less
+    // the credentials file, which the Secret holds).
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_file = dir.path().join("config.yml");
+    std::fs::write(&cfg_file, cm["data"]["config.yml"].as_str().unwrap()).unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc");
+    let run = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_nsexporter"))
+            .args(
+                args.iter()
+                    .filter(|a| a.starts_with("--alertmanager.") && !a.contains("http-config")),
+            )
+            .arg(format!("--config.file={}", config.display()))
+            .args(["--path.procfs", fixture, "--once"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&cfg_file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And refuses a pattern that is not a regex, naming the key.
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "alerts:\n  allow:\n    pods: [\"kube-proxy-[\"]\n").unwrap();
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("alerts.allow.pods in {}", bad.display())),
+        "{err}"
+    );
+    // The NetworkPolicy opens egress to Alertmanager and DNS only.
+    let np = only(&docs, "NetworkPolicy");
+    let egress = np["spec"]["egress"].as_array().expect("egress");
+    assert_eq!(egress.len(), 2, "{egress:?}");
+    assert_eq!(
+        egress[0]["ports"],
+        serde_json::json!([{"port": 9093, "protocol": "TCP"}, {"port": 443, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        egress[0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert_eq!(
+        egress[1]["ports"],
+        serde_json::json!([{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}])
+    );
+
+    // Bad values are refused before anything is installed.
+    let err = template_error(&["--set", "alertmanager.urls={alertmanager:9093}"]);
+    assert!(err.contains("alertmanager.urls"), "{err}");
+    let err = template_error(&[
+        "--set",
+        "alertmanager.urls={http://am:9093}",
+        "--set",
+        "exporter.extraArgs={--config.file=/x}",
+    ]);
+    assert!(err.contains("--config.file"), "{err}");
 }
