@@ -77,6 +77,9 @@ impl<T> Pending<T> {
     }
 }
 
+/// A batch's two lists: execs read, and exits.
+type Lists<T> = (Vec<Exec<T>>, Vec<(u64, u32)>);
+
 /// What [`Inbox::wait`] woke for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Wake {
@@ -96,7 +99,7 @@ pub struct Inbox<T> {
     /// The lists of the batch before the last, emptied and handed back with
     /// [`Inbox::recycle`]: each batch fills the other pair's capacity instead of
     /// growing new lists, so memory stays at its peak instead of fragmenting.
-    spare: Mutex<(Vec<Exec<T>>, Vec<(u64, u32)>)>,
+    spare: Mutex<Lists<T>>,
     cv: Condvar,
 }
 
@@ -209,7 +212,7 @@ impl<T> Inbox<T> {
         *self.spare_lock() = (batch.execs, batch.exits);
     }
 
-    fn spare_lock(&self) -> std::sync::MutexGuard<'_, (Vec<Exec<T>>, Vec<(u64, u32)>)> {
+    fn spare_lock(&self) -> std::sync::MutexGuard<'_, Lists<T>> {
         self.spare.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
