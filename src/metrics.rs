@@ -78,6 +78,8 @@ pub const METRICS: &[(&str, MetricType, &str)] = &[
     ("nsexporter_container_host_namespace", MetricType::Gauge, "Processes of this container in the host namespace of this type; only sharing pairs are emitted."),
     ("nsexporter_container_host_root_processes", MetricType::Gauge, "Processes of this container whose host-view effective UID is 0."),
     ("nsexporter_host_root_containers", MetricType::Gauge, "Containers with at least one process whose host-view effective UID is 0."),
+    ("nsexporter_container_escaped_processes", MetricType::Gauge, "Processes of this container with a thread in the host namespace of this type that the container itself does not share (entered after it started); only non-zero series."),
+    ("nsexporter_container_processes", MetricType::Gauge, "Processes of this container, for every container named by another per-container series."),
     ("nsexporter_container_info", MetricType::Gauge, "Always 1 for each container named by a per-container series; comm is that of its oldest process."),
     ("nsexporter_container_host_namespace_execs", MetricType::Counter, "Execs by this container's processes that were in the host namespace of this type: exec events (--scan.events), and once each process a scan found first. Kept for --scan.events-retention after the container's last process."),
     ("nsexporter_host_namespace_container_starts", MetricType::Counter, "Containers that started sharing the host namespace of this type after the exporter's first scan."),
@@ -297,8 +299,19 @@ fn encode_snapshot(
         "nsexporter_host_root_containers",
         [(NoLabels::default(), host_root_containers as f64)],
     )?;
-    // Info for every container another per-container series names: those sharing or
-    // with host root now, and those the exec counter keeps (present or not).
+    let mut escaped = Vec::new();
+    for c in s.containers.values() {
+        for t in types() {
+            let n = c.escaped_processes[t.index()];
+            if n > 0 {
+                let [u, id, rt] = id_labels(c);
+                escaped.push(([("type", t.name().to_string()), u, id, rt], f64::from(n)));
+            }
+        }
+    }
+    gauge(e, "nsexporter_container_escaped_processes", escaped)?;
+    // Info for every container another per-container series names: those sharing,
+    // escaped or with host root now, and those the exec counter keeps (present or not).
     let ref_labels = |c: &ContainerRef| {
         [
             ("uid", c.pod_uid.clone()),
@@ -311,10 +324,20 @@ fn encode_snapshot(
     for c in s
         .containers
         .values()
-        .filter(|c| c.host_root_processes > 0 || types().any(|t| c.shares(t)))
+        .filter(|c| c.host_root_processes > 0 || c.any_escaped() || types().any(|t| c.shares(t)))
     {
         info.insert(&c.container, &c.comm);
     }
+    // Its process count beside each: "1 of 40" is not "all of them". A container the
+    // exec counter keeps after its last process has none.
+    gauge(
+        e,
+        "nsexporter_container_processes",
+        info.keys().map(|c| {
+            let n = s.containers.get(*c).map_or(0, |s| s.processes);
+            (ref_labels(c), f64::from(n))
+        }),
+    )?;
     gauge(
         e,
         "nsexporter_container_info",

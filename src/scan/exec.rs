@@ -97,6 +97,8 @@ impl ExecReader {
             cgroups: &self.cgroups,
             procfs: self.procfs,
             quick: false,
+            kernel_types: Some(NsType::ALL.map(|t| self.kernel_types.contains(&t))),
+            tasks: true,
         };
         let proc = match read_proc(&ctx, pid, None, &mut self.w) {
             Ok(p) if !p.kernel_thread => p,

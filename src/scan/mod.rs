@@ -53,6 +53,11 @@ pub struct ScanOptions {
     /// setting: the benchmarks and tests set it to measure or pin each path.
     #[doc(hidden)]
     pub idle_gap: Duration,
+    /// Read the threads of container processes, to find those that entered a host
+    /// namespace alone (see `process.rs`). Not a setting: the benchmarks turn it off to
+    /// measure what it costs.
+    #[doc(hidden)]
+    pub read_threads: bool,
 }
 
 /// A task on a CPU has its CPU time brought up to date at least once a second, by its
@@ -66,6 +71,7 @@ impl Default for ScanOptions {
             default_runtime: Runtime::Containerd,
             threads: 1,
             idle_gap: IDLE_GAP,
+            read_threads: true,
         }
     }
 }
@@ -81,8 +87,12 @@ pub struct ScanStats {
     /// Of `reused`, those confirmed without reading `stat`: alone in their thread group
     /// and idle (the UID then comes fresh with the identity check).
     pub quick: u64,
+    /// Threads other than leaders, of container processes with more than one, whose
+    /// links were read, and those whose links were reused.
+    pub threads_read: u64,
+    pub threads_reused: u64,
     /// Syscalls made by the per-process pass (`read` plus `reused` entries, and those
-    /// that failed or vanished).
+    /// that failed or vanished; threads included).
     pub per_process_syscalls: u64,
     /// Syscalls made through the procfs reader by the whole scan, per-process pass
     /// included (listing, host reference, uid_maps, mountinfo).
@@ -214,6 +224,8 @@ impl Scanner {
                 && self.last_end.is_some_and(|end| {
                     started.saturating_duration_since(end) >= self.opts.idle_gap
                 }),
+            kernel_types: process::kernel_types(&host),
+            tasks: self.opts.read_threads,
         };
         let prev = &self.procs;
         let mut procs = std::mem::take(&mut self.spare);
@@ -230,6 +242,8 @@ impl Scanner {
             stats.read = w.read;
             stats.reused = w.reused;
             stats.quick = w.quick;
+            stats.threads_read = w.tasks_read;
+            stats.threads_reused = w.tasks_reused;
         } else {
             let chunk = pids.len().div_ceil(threads);
             let results: Vec<(Vec<Proc>, Worker, u64)> = std::thread::scope(|s| {
@@ -255,6 +269,8 @@ impl Scanner {
                 stats.read += w.read;
                 stats.reused += w.reused;
                 stats.quick += w.quick;
+                stats.threads_read += w.tasks_read;
+                stats.threads_reused += w.tasks_reused;
                 stats.per_process_syscalls += calls;
             }
         }

@@ -10,7 +10,7 @@ use crate::procfs::fd::Dir;
 use crate::procfs::parse;
 
 use super::hostref;
-use super::process::{read_proc, Ctx, ProcError, Worker};
+use super::process::{kernel_types, read_proc, Ctx, ProcError, Worker};
 use super::{list_pids, read_uid_map, ScanError, ScanOptions};
 
 /// Why a single process could not be read for `inspect`/`diff`.
@@ -58,6 +58,8 @@ pub fn read_one(opts: &ScanOptions, pid: u32) -> Result<ProcessView, ProcessErro
         cgroups: &cgroups,
         procfs: proc_dir.is_procfs(),
         quick: false,
+        kernel_types: kernel_types(&host),
+        tasks: opts.read_threads,
     };
     let mut w = Worker::default();
     let record = match read_proc(&ctx, pid, None, &mut w) {
