@@ -180,6 +180,17 @@ impl Scanner {
         Some(self.procs[i].alone)
     }
 
+    /// Whether the latest scan took the links of thread `tid` of container process `pid`
+    /// from the scan before it instead of reading them; `None` if it did not record that
+    /// thread. For tests.
+    #[doc(hidden)]
+    pub fn reused_thread_links(&self, pid: u32, tid: u32) -> Option<bool> {
+        let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
+        let tasks = self.procs[i].tasks();
+        let j = tasks.binary_search_by_key(&tid, |t| t.tid).ok()?;
+        Some(tasks[j].reused)
+    }
+
     /// Container processes in a host namespace that the latest scan found first: each
     /// is taken once (the exec counter counts it).
     pub fn take_first_found(&mut self) -> Vec<ProcRecord> {

@@ -248,6 +248,8 @@ pub(super) struct Task {
     activity: Option<Activity>,
     pub(super) comm: Comm,
     pub(super) ns: Inodes,
+    /// This scan took `ns` from the previous one.
+    pub(super) reused: bool,
 }
 
 impl Proc {
@@ -626,6 +628,7 @@ fn read_task(
             && b.activity == activity
             && b.start_time == start_time
     });
+    let reused = unchanged.is_some();
     let ns = match unchanged {
         Some(b) => {
             w.tasks_reused += 1;
@@ -647,6 +650,7 @@ fn read_task(
         activity,
         comm,
         ns,
+        reused,
     })
 }
 
