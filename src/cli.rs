@@ -57,6 +57,47 @@ pub struct Flags {
         global = true
     )]
     pub procfs: Option<String>,
+    /// The host's root (`/host/root` in a pod), under which the container runtimes' state
+    /// directories are read for names and declared namespaces. [default: /]
+    #[arg(
+        long = "path.rootfs",
+        env = "NSEXPORTER_PATH_ROOTFS",
+        value_name = "PATH",
+        global = true
+    )]
+    pub rootfs: Option<String>,
+    /// containerd's task state directory, under --path.rootfs. [default: /run/containerd/io.containerd.runtime.v2.task]
+    #[arg(
+        long = "runtime.containerd-dir",
+        env = "NSEXPORTER_RUNTIME_CONTAINERD_DIR",
+        value_name = "PATH",
+        global = true
+    )]
+    pub runtime_containerd_dir: Option<String>,
+    /// CRI-O's run root (containers/storage runroot), under --path.rootfs. [default: /run/containers/storage]
+    #[arg(
+        long = "runtime.crio-dir",
+        env = "NSEXPORTER_RUNTIME_CRIO_DIR",
+        value_name = "PATH",
+        global = true
+    )]
+    pub runtime_crio_dir: Option<String>,
+    /// Docker's data root, under --path.rootfs. [default: /var/lib/docker]
+    #[arg(
+        long = "runtime.docker-dir",
+        env = "NSEXPORTER_RUNTIME_DOCKER_DIR",
+        value_name = "PATH",
+        global = true
+    )]
+    pub runtime_docker_dir: Option<String>,
+    /// Podman's (rootful) graph root, under --path.rootfs. [default: /var/lib/containers/storage]
+    #[arg(
+        long = "runtime.podman-dir",
+        env = "NSEXPORTER_RUNTIME_PODMAN_DIR",
+        value_name = "PATH",
+        global = true
+    )]
+    pub runtime_podman_dir: Option<String>,
     /// Time between scans, e.g. 15s, 1m. [default: 15s]
     #[arg(
         long = "scan.interval",

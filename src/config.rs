@@ -36,6 +36,8 @@ pub struct Settings {
     pub events_retention: Duration,
     pub scan_threads: usize,
     pub default_runtime: Runtime,
+    /// Where each container runtime keeps its state, under `paths.rootfs`.
+    pub runtime_dirs: crate::runtime::Locations,
     pub log_level: tracing::level_filters::LevelFilter,
     pub log_format: LogFormat,
 }
@@ -66,6 +68,7 @@ struct Raw {
     path: RawPath,
     scan: RawScan,
     container: RawContainer,
+    runtime: RawRuntime,
     log: RawLog,
 }
 
@@ -86,6 +89,20 @@ struct RawWeb {
 #[serde(deny_unknown_fields)]
 struct RawPath {
     procfs: String,
+    rootfs: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    #[serde(rename = "containerd-dir")]
+    containerd_dir: String,
+    #[serde(rename = "crio-dir")]
+    crio_dir: String,
+    #[serde(rename = "docker-dir")]
+    docker_dir: String,
+    #[serde(rename = "podman-dir")]
+    podman_dir: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +136,27 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("web.config-file", "", "web_config_file"),
     ("web.max-requests", "40", "max_requests"),
     ("path.procfs", "/proc", "procfs"),
+    ("path.rootfs", "/", "rootfs"),
+    (
+        "runtime.containerd-dir",
+        "/run/containerd/io.containerd.runtime.v2.task",
+        "runtime_containerd_dir",
+    ),
+    (
+        "runtime.crio-dir",
+        "/run/containers/storage",
+        "runtime_crio_dir",
+    ),
+    (
+        "runtime.docker-dir",
+        "/var/lib/docker",
+        "runtime_docker_dir",
+    ),
+    (
+        "runtime.podman-dir",
+        "/var/lib/containers/storage",
+        "runtime_podman_dir",
+    ),
     ("scan.interval", "15s", "scan_interval"),
     ("scan.threads", "1", "scan_threads"),
     ("scan.events", "false", "scan_events"),
@@ -243,6 +281,29 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
     if raw.path.procfs.is_empty() {
         return Err(invalid("path.procfs", "must not be empty"));
     }
+    if raw.path.rootfs.is_empty() {
+        return Err(invalid("path.rootfs", "must not be empty"));
+    }
+    let runtime_dir = |setting: &'static str, v: &str| -> Result<PathBuf, ConfigError> {
+        let p = PathBuf::from(v.trim());
+        let ok = p.is_absolute()
+            && p.components()
+                .all(|c| !matches!(c, std::path::Component::ParentDir));
+        if ok {
+            Ok(p)
+        } else {
+            Err(invalid(
+                setting,
+                format!("{v:?} must be an absolute path (read under --path.rootfs) without `..`"),
+            ))
+        }
+    };
+    let runtime_dirs = crate::runtime::Locations {
+        containerd: runtime_dir("runtime.containerd-dir", &raw.runtime.containerd_dir)?,
+        crio: runtime_dir("runtime.crio-dir", &raw.runtime.crio_dir)?,
+        docker: runtime_dir("runtime.docker-dir", &raw.runtime.docker_dir)?,
+        podman: runtime_dir("runtime.podman-dir", &raw.runtime.podman_dir)?,
+    };
     let scan_interval = humantime::parse_duration(raw.scan.interval.trim())
         .map_err(|e| invalid("scan.interval", format!("{:?}: {e}", raw.scan.interval)))?;
     if scan_interval < Duration::from_millis(100) || scan_interval > Duration::from_secs(3600) {
@@ -324,12 +385,13 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         telemetry_path,
         web_config,
         max_requests,
-        paths: HostPaths::new(raw.path.procfs),
+        paths: HostPaths::new(raw.path.procfs).with_rootfs(raw.path.rootfs),
         scan_interval,
         scan_events,
         events_retention,
         scan_threads,
         default_runtime,
+        runtime_dirs,
         log_level,
         log_format,
     })

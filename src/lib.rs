@@ -10,6 +10,7 @@
 //!   - `procfs::fd`: dirfd-relative reads of `/proc/<pid>`, syscall counts, error kinds.
 //!   - [`procfs::parse`]: pure parsers of ns links, uid_map, stat, status, cgroup, mountinfo.
 //! - [`cgroup`]: container attribution from cgroup path shapes.
+//! - [`runtime`]: names and declared namespaces from the container runtimes' own files.
 //! - [`scan`]: one pass over /proc into a snapshot: `Scanner`, its options and errors.
 //!   - `scan::process`: the per-process read, with the proof of why its reuse is sound.
 //!   - `scan::summary`: one scan's processes folded into the snapshot; the limits.
@@ -49,6 +50,7 @@ pub mod metrics;
 pub mod model;
 pub mod procfs;
 pub mod report;
+pub mod runtime;
 pub mod sampler;
 pub mod scan;
 pub mod telemetry;
@@ -67,6 +69,7 @@ pub fn scan_options(settings: &Settings) -> ScanOptions {
         paths: settings.paths.clone(),
         default_runtime: settings.default_runtime,
         threads: settings.scan_threads,
+        runtime: settings.runtime_dirs.clone(),
         ..ScanOptions::default()
     }
 }

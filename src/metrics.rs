@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 
 use crate::events::ledger::{ExecRecord, Retained};
-use crate::model::{ContainerRef, HostSource, NsType, Runtime, ScanErrors, Snapshot};
+use crate::model::{ContainerRef, HostSource, Names, NsType, Runtime, ScanErrors, Snapshot};
 
 /// Counters that accumulate over the exporter's life, across scans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,8 +79,9 @@ pub const METRICS: &[(&str, MetricType, &str)] = &[
     ("nsexporter_container_host_root_processes", MetricType::Gauge, "Processes of this container whose host-view effective UID is 0."),
     ("nsexporter_host_root_containers", MetricType::Gauge, "Containers with at least one process whose host-view effective UID is 0."),
     ("nsexporter_container_escaped_processes", MetricType::Gauge, "Processes of this container with a thread in the host namespace of this type that the container itself does not share (entered after it started); only non-zero series."),
+    ("nsexporter_container_namespace_drift", MetricType::Gauge, "Processes of this container not in the namespace its runtime declared: in the host's though declared private, or elsewhere though declared host; only non-zero series."),
     ("nsexporter_container_processes", MetricType::Gauge, "Processes of this container, for every container named by another per-container series."),
-    ("nsexporter_container_info", MetricType::Gauge, "Always 1 for each container named by a per-container series; comm is that of its oldest process."),
+    ("nsexporter_container_info", MetricType::Gauge, "Always 1 for each container named by a per-container series; comm is that of its oldest process; namespace, pod and container come from the runtime's files, empty when unknown."),
     ("nsexporter_container_host_namespace_execs", MetricType::Counter, "Execs by this container's processes that were in the host namespace of this type: exec events (--scan.events), and once each process a scan found first. Kept for --scan.events-retention after the container's last process."),
     ("nsexporter_host_namespace_container_starts", MetricType::Counter, "Containers that started sharing the host namespace of this type after the exporter's first scan."),
     ("nsexporter_scans", MetricType::Counter, "Scans of the host procfs attempted."),
@@ -88,6 +89,7 @@ pub const METRICS: &[(&str, MetricType, &str)] = &[
     ("nsexporter_exec_events", MetricType::Counter, "Exec events received from the kernel's proc connector."),
     ("nsexporter_events_lost", MetricType::Counter, "Process events lost (receive buffer overruns, sequence gaps); each loss starts a full scan."),
     ("nsexporter_scan_errors", MetricType::Counter, "Errors met while scanning, by reason; none of them fails a scan except reason procfs."),
+    ("nsexporter_runtime_read_errors", MetricType::Counter, "Container runtime files that could not be read or parsed, by runtime and kind; each container's files are read once, when it is first seen."),
     ("nsexporter_last_scan_duration_seconds", MetricType::Gauge, "Duration of the latest completed scan."),
     ("nsexporter_last_scan_timestamp_seconds", MetricType::Gauge, "Unix time at which the latest completed scan started."),
     ("nsexporter_host_reference_info", MetricType::Gauge, "Always 1; source tells where the host namespaces were read from: pid1, kthread or fixed."),
@@ -183,6 +185,14 @@ impl Collector for SnapshotCollector {
             &mut e,
             "nsexporter_events_lost",
             [(NoLabels::default(), p.counters.events_lost)],
+        )?;
+        counter(
+            &mut e,
+            "nsexporter_runtime_read_errors",
+            p.snapshot
+                .iter()
+                .flat_map(|s| s.runtime_read_errors.iter())
+                .map(|(r, kind, n)| ([("runtime", r.name()), ("kind", *kind)], *n)),
         )?;
         if let Some(s) = &p.snapshot {
             gauge(
@@ -310,8 +320,28 @@ fn encode_snapshot(
         }
     }
     gauge(e, "nsexporter_container_escaped_processes", escaped)?;
+    let mut drift = Vec::new();
+    let mut drifting = std::collections::HashSet::new();
+    for c in s.containers.values() {
+        for d in c.drift(&s.host.ns) {
+            drifting.insert(&c.container);
+            let [u, id, rt] = id_labels(c);
+            drift.push((
+                [
+                    ("type", d.ns_type.name().to_string()),
+                    u,
+                    id,
+                    rt,
+                    ("declared", d.declared.name().to_string()),
+                ],
+                f64::from(d.processes),
+            ));
+        }
+    }
+    gauge(e, "nsexporter_container_namespace_drift", drift)?;
     // Info for every container another per-container series names: those sharing,
-    // escaped or with host root now, and those the exec counter keeps (present or not).
+    // escaped, with host root or drifting now, and those the exec counter keeps
+    // (present or not).
     let ref_labels = |c: &ContainerRef| {
         [
             ("uid", c.pod_uid.clone()),
@@ -319,14 +349,17 @@ fn encode_snapshot(
             ("runtime", c.runtime.name().to_string()),
         ]
     };
-    let mut info: BTreeMap<&ContainerRef, &str> =
-        retained.iter().map(|(c, r)| (c, r.comm.as_str())).collect();
-    for c in s
-        .containers
-        .values()
-        .filter(|c| c.host_root_processes > 0 || c.any_escaped() || types().any(|t| c.shares(t)))
-    {
-        info.insert(&c.container, &c.comm);
+    let mut info: BTreeMap<&ContainerRef, (&str, &Names)> = retained
+        .iter()
+        .map(|(c, r)| (c, (r.comm.as_str(), &r.names)))
+        .collect();
+    for c in s.containers.values().filter(|c| {
+        c.host_root_processes > 0
+            || c.any_escaped()
+            || types().any(|t| c.shares(t))
+            || drifting.contains(&c.container)
+    }) {
+        info.insert(&c.container, (&c.comm, &c.runtime_info.names));
     }
     // Its process count beside each: "1 of 40" is not "all of them". A container the
     // exec counter keeps after its last process has none.
@@ -341,9 +374,20 @@ fn encode_snapshot(
     gauge(
         e,
         "nsexporter_container_info",
-        info.into_iter().map(|(c, comm)| {
+        info.into_iter().map(|(c, (comm, n))| {
             let [u, id, rt] = ref_labels(c);
-            ([u, id, rt, ("comm", comm.to_string())], 1.0)
+            (
+                [
+                    u,
+                    id,
+                    rt,
+                    ("comm", comm.to_string()),
+                    ("namespace", n.namespace.clone()),
+                    ("pod", n.pod.clone()),
+                    ("container", n.container.clone()),
+                ],
+                1.0,
+            )
         }),
     )?;
     let mut execs = Vec::new();

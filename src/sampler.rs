@@ -212,7 +212,8 @@ impl Sampler {
             self.ledger.record(r, now);
         }
         for c in snap.containers.values() {
-            self.ledger.seen(&c.container, &c.comm, now);
+            self.ledger
+                .seen(&c.container, &c.comm, &c.runtime_info.names, now);
         }
         self.ledger.prune(now);
     }

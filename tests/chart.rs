@@ -330,6 +330,17 @@ fn check_operator_objects(docs: &[Value]) {
                     assert_eq!(e["path"], "/metrics");
                     check_relabelings(&e["relabelings"], "relabelings");
                     check_relabelings(&e["metricRelabelings"], "metricRelabelings");
+                    // The exporter pod's own namespace, pod and container target labels
+                    // would collide with the container names on nsexporter_container_info.
+                    let drops = e["relabelings"].as_array().is_some_and(|l| {
+                        l.iter().any(|r| {
+                            r["action"] == "labeldrop" && r["regex"] == "(namespace|pod|container)"
+                        })
+                    });
+                    assert!(
+                        drops,
+                        "{k} keeps the exporter pod's namespace/pod/container labels"
+                    );
                 }
             }
             "PrometheusRule" => {
@@ -517,15 +528,39 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         "capabilities only work for root in Kubernetes"
     );
 
-    // Host /proc: hostPath /proc, mounted read-only where --path.procfs points.
+    // Host /proc: hostPath /proc, mounted read-only where --path.procfs points; and,
+    // by default, containerd's task state and /run/netns under /host/root, read-only.
     let volumes = pod["volumes"].as_array().expect("volumes");
-    assert_eq!(volumes.len(), 1, "only the host /proc: {volumes:?}");
-    assert_eq!(volumes[0]["hostPath"]["path"], "/proc");
+    let host_paths: Vec<&str> = volumes
+        .iter()
+        .map(|v| {
+            v["hostPath"]["path"]
+                .as_str()
+                .expect("only hostPath volumes")
+        })
+        .collect();
+    assert_eq!(
+        host_paths,
+        [
+            "/proc",
+            "/run/containerd/io.containerd.runtime.v2.task",
+            "/run/netns"
+        ],
+        "{volumes:?}"
+    );
     let mounts = c["volumeMounts"].as_array().expect("volumeMounts");
-    assert_eq!(mounts.len(), 1);
+    assert_eq!(mounts.len(), volumes.len());
     assert_eq!(mounts[0]["name"], volumes[0]["name"]);
     assert_eq!(mounts[0]["mountPath"], "/host/proc");
-    assert_eq!(mounts[0]["readOnly"], true);
+    for m in mounts {
+        assert_eq!(m["readOnly"], true, "{m:?}");
+    }
+    assert_eq!(
+        mounts[1]["mountPath"],
+        "/host/root/run/containerd/io.containerd.runtime.v2.task"
+    );
+    assert_eq!(mounts[2]["mountPath"], "/host/root/run/netns");
+    assert_eq!(mounts[2]["mountPropagation"], "HostToContainer");
     let args: Vec<&str> = c["args"]
         .as_array()
         .expect("args")
@@ -533,6 +568,7 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         .filter_map(Value::as_str)
         .collect();
     assert!(args.contains(&"--path.procfs=/host/proc"), "{args:?}");
+    assert!(args.contains(&"--path.rootfs=/host/root"), "{args:?}");
     assert!(args.contains(&"--web.listen-address=:9816"), "{args:?}");
     assert!(args.contains(&"--scan.interval=15s"), "{args:?}");
 
@@ -564,6 +600,64 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         assert_eq!(&ds["spec"]["template"]["metadata"]["labels"][k], v);
     }
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
+}
+
+/// Each runtime's state directories, and only those, are mounted read-only at their
+/// own path under /host/root; never the node's `/`. With none, no --path.rootfs.
+#[test]
+fn runtime_directories_follow_values_and_never_mount_the_node_root() {
+    let pod_of = |docs: &[Value]| only(docs, "DaemonSet")["spec"]["template"]["spec"].clone();
+    let all = render(&[
+        "--set",
+        "hostRoot.runtimes.crio=true",
+        "--set",
+        "hostRoot.runtimes.docker=true",
+        "--set",
+        "hostRoot.runtimes.podman=true",
+    ]);
+    let pod = pod_of(&all);
+    let paths: Vec<String> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["hostPath"]["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/proc",
+            "/run/containerd/io.containerd.runtime.v2.task",
+            "/run/containers/storage/overlay-containers",
+            "/var/lib/docker/containers",
+            "/var/lib/containers/storage/overlay-containers",
+            "/var/lib/containers/storage/libpod",
+            "/run/netns",
+        ]
+    );
+    let mounts = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for (m, host) in mounts.iter().zip(&paths).skip(1) {
+        assert_eq!(m["readOnly"], true);
+        assert_eq!(
+            m["mountPath"].as_str().unwrap(),
+            format!("/host/root{host}")
+        );
+    }
+    for p in &paths {
+        assert!(
+            p.len() > 1 && !p.ends_with('/'),
+            "a mount of the node's root: {p}"
+        );
+    }
+    let none = render(&["--set", "hostRoot.runtimes.containerd=false"]);
+    let pod = pod_of(&none);
+    assert_eq!(pod["volumes"].as_array().unwrap().len(), 1);
+    let args = pod["containers"][0]["args"].to_string();
+    assert!(!args.contains("--path.rootfs"), "{args}");
+    let err = template_error(&["--set", "hostRoot.mountPath=/"]);
+    assert!(err.contains("mountPath"), "{err}");
 }
 
 #[test]

@@ -88,7 +88,8 @@ fn row(report: &str, id: &str) -> Option<Row> {
             .filter(|t| **t != "-")
             .map(|t| t.to_string())
             .collect(),
-        root: rest[n_shared..].join(" "),
+        // The last column is NAME, one word.
+        root: rest[n_shared..rest.len() - 1].join(" "),
     })
 }
 
@@ -662,8 +663,9 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
 
 fn snapshot(name: &str, args: &[&str]) {
     let fixture = fixture_proc().display().to_string();
+    let rootfs = fixture_rootfs().display().to_string();
     let mut full: Vec<&str> = args.to_vec();
-    full.extend(["--path.procfs", &fixture]);
+    full.extend(["--path.procfs", &fixture, "--path.rootfs", &rootfs]);
     let got = ok(&full);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")

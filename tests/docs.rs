@@ -57,7 +57,12 @@ fn readme_metric_table_matches_real_output() {
         })
         .collect();
     // What a real run emits, on the fixture tree where every metric has series.
-    let text = once(&["--path.procfs", &fixture_proc().display().to_string()]);
+    let text = once(&[
+        "--path.procfs",
+        &fixture_proc().display().to_string(),
+        "--path.rootfs",
+        &fixture_rootfs().display().to_string(),
+    ]);
     let mut emitted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         emitted

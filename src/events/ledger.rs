@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::model::{ContainerRef, NsType};
+use crate::model::{ContainerRef, Names, NsType};
 
 /// One exec (or one process first found by a scan) of a container process in at least
 /// one host namespace.
@@ -47,6 +47,8 @@ pub const RECENT: usize = 1024;
 pub struct Retained {
     /// The `comm` it was last named by.
     pub comm: String,
+    /// The names its runtime's files gave it, while it was present (empty if unknown).
+    pub names: Names,
     /// Execs counted, by namespace type.
     pub execs: [u64; 8],
     /// When a process of it was last seen (a scan, or an exec).
@@ -85,6 +87,7 @@ impl Ledger {
                 .entry(rec.container.clone())
                 .or_insert(Retained {
                     comm: String::new(),
+                    names: Names::default(),
                     execs: [0; 8],
                     last_seen: now,
                 }),
@@ -102,12 +105,15 @@ impl Ledger {
     }
 
     /// A container that still has processes: it stays, and keeps the name its oldest
-    /// process gives it now.
-    pub fn seen(&mut self, container: &ContainerRef, comm: &str, now: Instant) {
+    /// process gives it now, and the names its runtime's files give it.
+    pub fn seen(&mut self, container: &ContainerRef, comm: &str, names: &Names, now: Instant) {
         if let Some(e) = self.containers.get_mut(container) {
             e.last_seen = now;
             if e.comm != comm {
                 e.comm = comm.to_string();
+            }
+            if e.names != *names {
+                e.names.clone_from(names);
             }
         }
     }
@@ -172,7 +178,12 @@ mod tests {
         l.prune(t0 + Duration::from_secs(540));
         assert!(l.containers().contains_key(&c("a")));
         // Seen again (a scan found a process): the retention starts over.
-        l.seen(&c("a"), "renamed", t0 + Duration::from_secs(540));
+        l.seen(
+            &c("a"),
+            "renamed",
+            &Names::default(),
+            t0 + Duration::from_secs(540),
+        );
         l.prune(t0 + Duration::from_secs(1100));
         assert_eq!(l.containers()[&c("a")].comm, "renamed");
         l.prune(t0 + Duration::from_secs(1141));

@@ -49,8 +49,11 @@ pub(crate) fn run(
 #[derive(Debug)]
 pub(crate) struct Escaped {
     container: ContainerRef,
-    /// The container's oldest process, whose namespaces are the container's.
+    /// The container's oldest process, whose namespaces are the container's where its
+    /// runtime's files do not say.
     main_pid: u32,
+    /// The types whose namespace the container's runtime declared.
+    declared: Vec<NsType>,
     escapes: Vec<Escape>,
 }
 
@@ -71,9 +74,14 @@ fn escaped_from(opts: &ScanOptions, v: &ProcessView) -> Result<Option<Escaped>, 
         .filter(|e| e.pid == id || e.tid == id)
         .cloned()
         .collect();
+    let declared = NsType::ALL
+        .into_iter()
+        .filter(|t| s.declared_host(*t, &snap.host.ns).is_some())
+        .collect();
     Ok((!escapes.is_empty()).then(|| Escaped {
         container: c.clone(),
         main_pid: s.main_pid,
+        declared,
         escapes,
     }))
 }
@@ -99,12 +107,19 @@ fn escape_text(id: u32, e: &Escaped) -> String {
             } else {
                 format!("its thread {} ({}) is", x.tid, x.comm)
             };
+            let own = if x.types.iter().all(|t| e.declared.contains(t)) {
+                "as its runtime declared".to_owned()
+            } else {
+                format!(
+                    "the container's namespaces are those of its oldest process, {}",
+                    e.main_pid
+                )
+            };
             format!(
-                "{what} in the host's {} namespace{}, which its container {} does not share (the container's namespaces are those of its oldest process, {})",
+                "{what} in the host's {} namespace{}, which its container {} does not share ({own})",
                 names(&x.types),
                 if x.types.len() == 1 { "" } else { "s" },
                 e.container.container_id(),
-                e.main_pid
             )
         })
         .collect::<Vec<_>>()

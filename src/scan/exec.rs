@@ -208,6 +208,8 @@ impl Scanner {
             started,
         );
         snap.duration = last.duration;
+        self.attach_runtime(&mut snap);
+        super::summary::find_escapes(&self.procs, &mut snap);
         Some((snap, records))
     }
 }

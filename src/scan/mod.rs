@@ -25,6 +25,7 @@ use crate::model::{NsType, ProcRecord, Runtime, ScanErrors, Snapshot, UidMap};
 use crate::procfs::fd::{self as procfd, Dir};
 use crate::procfs::parse;
 use crate::procfs::paths::HostPaths;
+use crate::runtime::{Reader, RuntimeCache};
 
 use mounts::read_pinned;
 use process::{count, read_many, CgroupCache, Ctx, Proc, ProcError, Worker};
@@ -58,6 +59,8 @@ pub struct ScanOptions {
     /// measure what it costs.
     #[doc(hidden)]
     pub read_threads: bool,
+    /// Where each container runtime keeps its state, under `paths.rootfs`.
+    pub runtime: crate::runtime::Locations,
 }
 
 /// A task on a CPU has its CPU time brought up to date at least once a second, by its
@@ -72,6 +75,7 @@ impl Default for ScanOptions {
             threads: 1,
             idle_gap: IDLE_GAP,
             read_threads: true,
+            runtime: crate::runtime::Locations::default(),
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct Scanner {
     stats: ScanStats,
     /// When the latest scan ended.
     last_end: Option<Instant>,
+    /// Each container's runtime files, read when it is first seen.
+    runtime: RuntimeCache,
     /// What the latest scan resolved and read besides the processes, which a fold of
     /// exec'd processes (`exec.rs`) summarises again with them.
     last: Option<LastScan>,
@@ -133,7 +139,13 @@ struct LastScan {
 
 impl Scanner {
     pub fn new(opts: ScanOptions) -> Self {
+        let runtime = RuntimeCache::new(Reader::new(
+            opts.paths.rootfs.clone(),
+            opts.paths.procfs.clone(),
+            opts.runtime.clone(),
+        ));
         Scanner {
+            runtime,
             opts,
             uid_maps: HashMap::new(),
             procs: Vec::new(),
@@ -197,6 +209,14 @@ impl Scanner {
         std::mem::take(&mut self.first_found)
     }
 
+    /// How many times the scanner has read a container's runtime files: once per
+    /// container when first seen (and again for a busy database). For tests: a warm scan
+    /// must not add any.
+    #[doc(hidden)]
+    pub fn runtime_reads(&self) -> u64 {
+        self.runtime.reads()
+    }
+
     /// Forget every cached process, so the next scan reads all of them cold (for
     /// benchmarks).
     pub fn forget(&mut self) {
@@ -206,6 +226,7 @@ impl Scanner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        self.runtime.clear();
     }
 
     /// Run one full scan.
@@ -339,7 +360,7 @@ impl Scanner {
             taken_at,
             duration: started.elapsed(),
         });
-        let snapshot = summarise(
+        let mut snapshot = summarise(
             &self.opts.paths,
             procs,
             pinned,
@@ -349,6 +370,8 @@ impl Scanner {
             taken_at,
             started,
         );
+        self.attach_runtime(&mut snapshot);
+        summary::find_escapes(&self.procs, &mut snapshot);
         // Workers count on their own threads; a single-threaded pass counted on this one.
         stats.syscalls = procfd::syscalls() - syscalls_before
             + if threads > 1 {
@@ -362,6 +385,18 @@ impl Scanner {
             l.duration = snapshot.duration;
         }
         Ok(snapshot)
+    }
+}
+
+impl Scanner {
+    /// Runtime files: read for a container the first time it is seen (a map lookup
+    /// otherwise), and forgotten once it is gone. For scans and folds alike.
+    fn attach_runtime(&mut self, snapshot: &mut Snapshot) {
+        for (c, s) in snapshot.containers.iter_mut() {
+            s.runtime_info = self.runtime.lookup(c);
+        }
+        self.runtime.retain(|c| snapshot.containers.contains_key(c));
+        snapshot.runtime_read_errors = self.runtime.error_pairs();
     }
 }
 

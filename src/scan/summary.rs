@@ -5,31 +5,35 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Instant, SystemTime};
 
 use crate::model::{
-    ContainerRef, ContainerSummary, Escape, NsCount, NsSet, NsType, PinnedNs, RootMapping,
-    ScanErrors, Snapshot, UidMap,
+    ContainerRef, ContainerSummary, Escape, NsCount, NsType, PinnedNs, RootMapping, ScanErrors,
+    Snapshot, UidMap,
 };
 use crate::procfs::parse;
 use crate::procfs::paths::HostPaths;
 
 use super::process::{sanitize_comm, Proc};
 
-/// Mark the processes and threads of each container that have escaped into a host
-/// namespace: those in the host's namespace of a type whose namespace the container
-/// itself does not share (that of its oldest process: the one it was started in). A
-/// process in a new namespace of its own (`unshare` inside the container) has moved the
-/// other way, which is no escape. Threads other than leaders were read only for
-/// container processes (see `process.rs`).
-fn find_escapes(
-    procs: &[Proc],
-    host: &NsSet,
-    containers: &mut BTreeMap<ContainerRef, ContainerSummary>,
-) {
+/// Mark the processes and threads of each container of `snapshot` that have escaped
+/// into a host namespace: those in the host's namespace of a type whose namespace the
+/// container itself does not share ([`ContainerSummary::namespace_is_host`]: the one
+/// its runtime declared, else that of its oldest process, the one it was started in).
+/// A process in a new namespace of its own (`unshare` inside the container) has moved
+/// the other way, which is no escape. Threads other than leaders were read only for
+/// container processes (see `process.rs`). Runs once the runtime's files are attached.
+pub(super) fn find_escapes(procs: &[Proc], snapshot: &mut Snapshot) {
+    let host = &snapshot.host.ns;
     for p in procs.iter().filter(|p| !p.kernel_thread) {
-        let Some(c) = p.container().and_then(|c| containers.get_mut(c)) else {
+        let Some(c) = p.container().and_then(|c| snapshot.containers.get_mut(c)) else {
             continue;
         };
-        // The types where the container's own namespace is not the host's.
-        let private = NsType::ALL.map(|t| host.get(t).is_some() && !c.namespace_is_host(t, host));
+        // The types where the container's own namespace is not the host's. Not `user`:
+        // no task can enter the host's user namespace (`setns` into a user namespace
+        // needs CAP_SYS_ADMIN in it, which no task of a child user namespace has, and
+        // none may re-enter its own), so a container process found there was started
+        // there: its runtime did not make the user namespace it declared, which is
+        // drift (`nsexporter_container_namespace_drift`), not an escape.
+        let private = NsType::ALL
+            .map(|t| t != NsType::User && host.get(t).is_some() && !c.namespace_is_host(t, host));
         let escaped_in = |ns: &super::process::Inodes| -> Vec<NsType> {
             let set = ns.to_set();
             NsType::ALL
@@ -145,6 +149,7 @@ pub(super) fn summarise(
                 uid_map: map.cloned(),
                 escaped_processes: [0; 8],
                 escapes: Vec::new(),
+                runtime_info: Default::default(),
             }),
         };
         s.processes += 1;
@@ -165,7 +170,6 @@ pub(super) fn summarise(
             s.host_root_processes += 1;
         }
     }
-    find_escapes(procs, &host.ns, &mut containers);
     let mut counts = [NsCount::default(); 8];
     let mut pinned = Vec::new();
     for t in NsType::ALL {
@@ -203,5 +207,6 @@ pub(super) fn summarise(
         errors,
         host,
         reader_in_child_userns,
+        runtime_read_errors: Vec::new(),
     }
 }

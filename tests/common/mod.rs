@@ -612,15 +612,24 @@ impl Drop for Lab {
     }
 }
 
-/// `--path.procfs <fixture tree> --scan.interval 1h`: a server that scans the fixture
+/// `--path.procfs <fixture tree> --path.rootfs <its runtime files> --scan.interval 1h`:
+/// a server that scans the fixture
 /// once and then serves that one snapshot.
 pub fn fixture_args() -> Vec<String> {
     vec![
         "--path.procfs".into(),
         fixture_proc().display().to_string(),
+        "--path.rootfs".into(),
+        fixture_rootfs().display().to_string(),
         "--scan.interval".into(),
         "1h".into(),
     ]
+}
+
+/// The directory holding the fixture runtime state (tests/fixtures/make-rootfs.py),
+/// the runtimes' files for the containers of the fixture /proc tree.
+pub fn fixture_rootfs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rootfs")
 }
 
 /// The directory holding the fixture /proc tree.
