@@ -958,3 +958,105 @@ fn with_events_an_nsenter_escape_is_published_without_a_scan() {
     );
     assert_eq!(value(&s, PROCESSES, &[("container_id", &id)]), Some(2.0));
 }
+
+// -------------------------------------------------------------------------------------
+// The runbook
+
+/// The README's runbook for `NsexporterNamespaceEscape`, run as written against a
+/// container whose thread entered the host's network namespace: every command of its
+/// `sh` block, placeholders filled, must succeed and show what the runbook says.
+#[test]
+fn the_escape_runbook_commands_work() {
+    require_root();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("### Alert: NsexporterNamespaceEscape")
+        .nth(1)
+        .expect("the runbook section")
+        .split("\n### ")
+        .next()
+        .unwrap();
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a ```sh block in the runbook");
+    let commands: Vec<&str> = block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(commands.len(), 6, "{commands:?}");
+
+    let image = Image::get();
+    let c = Container::run(
+        &image,
+        &[
+            "--entrypoint",
+            "/bin/escape-helper",
+            "--",
+            "thread",
+            "/hostnet",
+        ],
+    );
+    c.wait_ready();
+    let pid = c.pid();
+    let tid = tids(pid)
+        .into_iter()
+        .find(|t| *t != pid)
+        .expect("its thread");
+    let bin_dir = Path::new(BIN).parent().expect("binary directory");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut outputs = Vec::new();
+    for cmd in &commands {
+        let cmd = cmd
+            .replace("<main pid>", &pid.to_string())
+            .replace("<pid>", &pid.to_string())
+            .replace("<tid>", &tid.to_string())
+            .replace("<type>", "net");
+        assert!(!cmd.contains('<'), "placeholder left in {cmd}");
+        let out = run(Command::new("sh").args(["-c", &cmd]).env("PATH", &path));
+        assert!(
+            out.status.success(),
+            "runbook command failed: {cmd}\n{}",
+            text(&out.stderr)
+        );
+        outputs.push(text(&out.stdout));
+    }
+    // 1: the ESCAPED section lists the thread.
+    let short = &c.id[..12];
+    assert!(
+        outputs[0].lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() == 7 && w[2] == short && w[3] == pid.to_string() && w[4] == tid.to_string()
+        }),
+        "{}",
+        outputs[0]
+    );
+    // 2: inspect of the thread says it escaped, and from which container.
+    let escaped = outputs[1]
+        .lines()
+        .find(|l| l.starts_with("ESCAPED"))
+        .unwrap_or_else(|| panic!("{}", outputs[1]));
+    assert!(escaped.contains(&c.label()), "{escaped}");
+    // 3: the thread's link is the host's, the container's is not.
+    let links: Vec<&str> = outputs[2].lines().collect();
+    assert_eq!(links.len(), 3, "{}", outputs[2]);
+    assert_eq!(
+        links[0], links[1],
+        "the thread is in the host's net namespace"
+    );
+    assert_ne!(links[2], links[1], "the container is not");
+    // 4, 5: what it runs, its parent and capabilities.
+    assert!(outputs[3].contains("escape-helper"), "{}", outputs[3]);
+    assert!(outputs[4].contains("CapEff"), "{}", outputs[4]);
+    // 6: stopped.
+    wait_for(10, "the process to stop", || {
+        (state(pid, pid) == "T").then_some(())
+    });
+}
