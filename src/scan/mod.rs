@@ -95,6 +95,11 @@ pub struct ScanStats {
     /// links were read, and those whose links were reused.
     pub threads_read: u64,
     pub threads_reused: u64,
+    /// `task/` listings (of container processes with more than one thread, and of
+    /// processes whose leader has exited), and processes read through a live thread
+    /// because their leader has exited.
+    pub thread_lists: u64,
+    pub stand_ins: u64,
     /// Syscalls made by the per-process pass (`read` plus `reused` entries, and those
     /// that failed or vanished; threads included).
     pub per_process_syscalls: u64,
@@ -276,6 +281,8 @@ impl Scanner {
             stats.quick = w.quick;
             stats.threads_read = w.tasks_read;
             stats.threads_reused = w.tasks_reused;
+            stats.thread_lists = w.task_lists;
+            stats.stand_ins = w.stand_ins;
         } else {
             let chunk = pids.len().div_ceil(threads);
             let results: Vec<(Vec<Proc>, Worker, u64)> = std::thread::scope(|s| {
@@ -303,6 +310,8 @@ impl Scanner {
                 stats.quick += w.quick;
                 stats.threads_read += w.tasks_read;
                 stats.threads_reused += w.tasks_reused;
+                stats.thread_lists += w.task_lists;
+                stats.stand_ins += w.stand_ins;
                 stats.per_process_syscalls += calls;
             }
         }

@@ -331,6 +331,9 @@ pub(super) struct Worker {
     /// Threads (other than leaders) whose links were read, and those reused.
     pub(super) tasks_read: u64,
     pub(super) tasks_reused: u64,
+    /// `task/` directories listed, and processes read through a stand-in thread.
+    pub(super) task_lists: u64,
+    pub(super) stand_ins: u64,
 }
 
 pub(super) fn count(errors: &mut ScanErrors, e: ProcError, what: &str, pid: u32) {
@@ -453,6 +456,7 @@ pub(super) fn read_proc(
                     return Err(err(ProcError::Vanished));
                 }
                 let (tid, sub, host_euid, ns) = live_thread(ctx, &dir, pid, w).map_err(err)?;
+                w.stand_ins += 1;
                 stand_in = Some((tid, sub));
                 (host_euid, ns, dir_id)
             } else {
@@ -475,7 +479,15 @@ pub(super) fn read_proc(
     let in_container = cgroup.as_ref().is_some_and(|c| c.container.is_some());
     let tasks = if ctx.tasks && in_container && threads > 1 {
         let prev = before.map_or(&[][..], |b| b.tasks());
-        read_tasks(ctx, &dir, pid, prev, w).map_err(err)?
+        match read_tasks(ctx, &dir, pid, prev, w) {
+            Ok(t) => t,
+            Err(ProcError::Vanished) => return Err(err(ProcError::Vanished)),
+            // The process itself was read: keep it, and count what its threads hid.
+            Err(e) => {
+                count(&mut w.errors, e, "threads", pid);
+                Box::default()
+            }
+        }
     } else {
         Box::default()
     };
@@ -560,6 +572,7 @@ fn live_thread(
 
 /// List `task/` of the process whose directory is `dir` into `w.tids`.
 fn list_tasks(dir: &Dir, w: &mut Worker) -> Result<(), ProcError> {
+    w.task_lists += 1;
     let task = dir.open_dir_at(c"task")?;
     task.list_numeric(&mut w.dents, &mut w.tids)?;
     w.tids.sort_unstable();
