@@ -928,7 +928,7 @@ fn a_podman_pod_is_no_escape() {
 
 /// With `--scan.events`, the `nsenter` of a `docker exec` (an exec after `setns`) is read
 /// when it happens and published without waiting for a scan (the interval here is an
-/// hour; `bench/events.sh` measures the latency).
+/// hour; `bench/escapes.sh` measures the latency).
 #[test]
 fn with_events_an_nsenter_escape_is_published_without_a_scan() {
     require_root();
