@@ -20,7 +20,8 @@ pub struct Flags {
         global = true
     )]
     pub config_file: Option<PathBuf>,
-    /// Address to serve on: `host:port`, or `:port` for every interface. [default: :9816]
+    /// Address to serve on: `host:port`, or `:port` for every interface, IPv6 and IPv4
+    /// (IPv4 alone where the kernel has no IPv6). [default: :9816]
     #[arg(
         long = "web.listen-address",
         env = "NSEXPORTER_WEB_LISTEN_ADDRESS",
@@ -133,7 +134,7 @@ pub struct Flags {
     )]
     pub scan_threads: Option<String>,
     /// Runtime assumed for kubelet cgroupfs paths, which do not name it:
-    /// containerd, cri-o or docker. [default: containerd]
+    /// containerd, cri-o, docker or podman. [default: containerd]
     #[arg(
         long = "container.default-runtime",
         env = "NSEXPORTER_CONTAINER_DEFAULT_RUNTIME",

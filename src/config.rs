@@ -1,6 +1,7 @@
 //! Settings: command-line flags, `NSEXPORTER_*` environment variables and an optional
 //! YAML `--config.file`, in that order of precedence, layered with the `config` crate
-//! and checked once at startup. A bad value names its setting.
+//! and checked once at startup. A bad value is named as it was given: the flag, the
+//! environment variable, or the key and the file.
 //!
 //! The flags are declared in [`crate::cli`]; `SETTINGS` names each setting's flag by
 //! its id there.
@@ -11,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, ValueEnum};
+use clap::{ArgMatches, CommandFactory, ValueEnum};
 use serde::Deserialize;
 
+use crate::cli::Flags;
 use crate::http::webconfig::WebConfigSource;
 use crate::model::Runtime;
 use crate::procfs::paths::HostPaths;
@@ -42,23 +44,97 @@ pub struct Settings {
     pub log_format: LogFormat,
 }
 
-/// A setting that cannot be used.
+/// A setting that cannot be used, named as the user wrote it: the flag
+/// (`--scan.interval`), the environment variable (`NSEXPORTER_SCAN_INTERVAL`), or the
+/// key and the file (`scan.interval in /etc/nsexporter.yml`).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("invalid setting {setting}: {message}")]
-    Invalid {
-        setting: &'static str,
-        message: String,
-    },
+    #[error("invalid {origin}: {message}")]
+    Invalid { origin: String, message: String },
     #[error("cannot load settings: {0}")]
     Load(String),
 }
 
-fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        setting,
-        message: message.into(),
+/// Where each setting's value came from, to name it in an error.
+struct Origins {
+    /// (setting key, how to name it).
+    names: Vec<(&'static str, String)>,
+}
+
+impl Origins {
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        let origin = self
+            .names
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or_else(|| key.to_owned(), |(_, name)| name.clone());
+        ConfigError::Invalid {
+            origin,
+            message: message.into(),
+        }
     }
+}
+
+/// How to name the value of flag `id`, given where clap found it.
+fn flag_origin(id: &str, source: ValueSource) -> String {
+    let cmd = Flags::command();
+    let arg = cmd.get_arguments().find(|a| a.get_id() == id);
+    let env = arg
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned());
+    let long = arg.and_then(|a| a.get_long()).map(|l| format!("--{l}"));
+    match source {
+        ValueSource::EnvVariable => env.or(long),
+        _ => long,
+    }
+    .unwrap_or_else(|| id.to_owned())
+}
+
+/// A `config` crate error about the settings file, in our words: no file name of its
+/// own (ours comes first), the key it is about when it knows it.
+fn file_error(file: &std::path::Path, e: &config::ConfigError) -> ConfigError {
+    use config::ConfigError as E;
+    fn describe(e: &E) -> String {
+        match e {
+            E::FileParse { cause, .. } => format!("not valid YAML: {cause}"),
+            E::Type {
+                unexpected,
+                expected,
+                ..
+            } => format!("expected {expected}, found {unexpected}"),
+            E::At { error, key, .. } => match key {
+                Some(k) => format!("{k}: {}", describe(error)),
+                None => describe(error),
+            },
+            E::NotFound(k) => format!("{k} not found"),
+            E::Message(m) => m.clone(),
+            other => other.to_string(),
+        }
+    }
+    let (origin, message) = match e {
+        E::Type { key: Some(k), .. } => (format!("{k} in {}", file.display()), describe(e)),
+        _ => (format!("settings file {}", file.display()), describe(e)),
+    };
+    ConfigError::Invalid { origin, message }
+}
+
+/// A duration such as `15s`, `1m` or `500ms`, with an error in our words (humantime's
+/// lists its units with "(and few variations)").
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        let why = match e {
+            humantime::DurationError::UnknownUnit { unit, .. } => {
+                format!("unknown unit {unit:?}")
+            }
+            humantime::DurationError::NumberOverflow => "too large".to_owned(),
+            humantime::DurationError::Empty => "empty".to_owned(),
+            _ => "not a number followed by a unit".to_owned(),
+        };
+        format!(
+            "{s:?} is not a duration ({why}); write a number and a unit: ms, s, m or h, \
+             e.g. 15s, 1m, 500ms"
+        )
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,7 +246,7 @@ const SETTINGS: &[(&str, &str, &str)] = &[
 /// override the file, which overrides the defaults.
 pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
     let sub = matches.subcommand().map(|(_, m)| m);
-    let value = |id: &str| -> Option<String> {
+    let value = |id: &str| -> Option<(String, ValueSource)> {
         // Global flags given after a subcommand land in the subcommand's matches.
         for m in [Some(matches), sub].into_iter().flatten() {
             let given = matches!(
@@ -181,8 +257,10 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
                 Some(ValueSource::CommandLine | ValueSource::EnvVariable)
             );
             if given {
-                if let Ok(Some(v)) = m.try_get_one::<String>(id) {
-                    return Some(v.clone());
+                if let (Ok(Some(v)), Some(source)) =
+                    (m.try_get_one::<String>(id), m.value_source(id))
+                {
+                    return Some((v.clone(), source));
                 }
             }
         }
@@ -201,44 +279,61 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
             .set_default(*key, *default)
             .map_err(|e| ConfigError::Load(e.to_string()))?;
     }
+    // What the file itself sets, to name a bad value from it by its key and file.
+    let mut from_file = None;
     if let Some(f) = &config_file {
         if !f.is_file() {
-            return Err(invalid(
-                "config.file",
-                format!("{} does not exist or is not a file", f.display()),
-            ));
+            let source = [Some(matches), sub]
+                .into_iter()
+                .flatten()
+                .find_map(|m| m.value_source("config_file"))
+                .unwrap_or(ValueSource::CommandLine);
+            return Err(ConfigError::Invalid {
+                origin: flag_origin("config_file", source),
+                message: format!("{} does not exist or is not a file", f.display()),
+            });
         }
-        b = b.add_source(config::File::from(f.as_path()).format(config::FileFormat::Yaml));
+        let file = config::File::from(f.as_path()).format(config::FileFormat::Yaml);
+        from_file = Some(
+            config::Config::builder()
+                .add_source(file.clone())
+                .build()
+                .map_err(|e| file_error(f, &e))?,
+        );
+        b = b.add_source(file);
     }
+    let mut origins = Origins { names: Vec::new() };
     for (key, _, id) in SETTINGS {
-        if let Some(v) = value(id) {
+        let name = if let Some((v, source)) = value(id) {
             b = b
                 .set_override(*key, v)
                 .map_err(|e| ConfigError::Load(e.to_string()))?;
-        }
+            flag_origin(id, source)
+        } else if let (Some(cfg), Some(f)) = (&from_file, &config_file) {
+            if cfg.get::<config::Value>(key).is_ok() {
+                format!("{key} in {}", f.display())
+            } else {
+                format!("default {key}")
+            }
+        } else {
+            format!("default {key}")
+        };
+        origins.names.push((key, name));
     }
     let cfg = b.build().map_err(|e| match &config_file {
-        Some(f) => invalid("config.file", format!("{}: {e}", f.display())),
+        Some(f) => file_error(f, &e),
         None => ConfigError::Load(e.to_string()),
     })?;
-    let raw: Raw = cfg.try_deserialize().map_err(|e| {
-        invalid(
-            "config.file",
-            format!(
-                "{}: {e}",
-                config_file
-                    .as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
-        )
+    let raw: Raw = cfg.try_deserialize().map_err(|e| match &config_file {
+        Some(f) => file_error(f, &e),
+        None => ConfigError::Load(e.to_string()),
     })?;
-    validate(raw)
+    validate(raw, &origins)
 }
 
-fn validate(raw: Raw) -> Result<Settings, ConfigError> {
+fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
     let listen_address = parse_listen_address(&raw.web.listen_address)
-        .map_err(|m| invalid("web.listen-address", m))?;
+        .map_err(|m| o.invalid("web.listen-address", m))?;
     let telemetry_path = raw.web.telemetry_path;
     if !telemetry_path.starts_with('/')
         || telemetry_path == "/"
@@ -248,7 +343,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             .chars()
             .any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(invalid(
+        return Err(o.invalid(
             "web.telemetry-path",
             format!(
                 "{telemetry_path:?} must be an absolute path other than /, /healthz and /readyz"
@@ -259,7 +354,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         "" => None,
         f => Some(Arc::new(
             WebConfigSource::load(PathBuf::from(f))
-                .map_err(|e| invalid("web.config-file", format!("{f}: {e}")))?,
+                .map_err(|e| o.invalid("web.config-file", format!("{f}: {e}")))?,
         )),
     };
     let max_requests: usize = raw
@@ -270,7 +365,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         .ok()
         .filter(|n| *n <= 100_000)
         .ok_or_else(|| {
-            invalid(
+            o.invalid(
                 "web.max-requests",
                 format!(
                     "{:?} must be a whole number from 0 (no limit) to 100000",
@@ -279,10 +374,10 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             )
         })?;
     if raw.path.procfs.is_empty() {
-        return Err(invalid("path.procfs", "must not be empty"));
+        return Err(o.invalid("path.procfs", "must not be empty"));
     }
     if raw.path.rootfs.is_empty() {
-        return Err(invalid("path.rootfs", "must not be empty"));
+        return Err(o.invalid("path.rootfs", "must not be empty"));
     }
     let runtime_dir = |setting: &'static str, v: &str| -> Result<PathBuf, ConfigError> {
         let p = PathBuf::from(v.trim());
@@ -292,7 +387,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         if ok {
             Ok(p)
         } else {
-            Err(invalid(
+            Err(o.invalid(
                 setting,
                 format!("{v:?} must be an absolute path (read under --path.rootfs) without `..`"),
             ))
@@ -304,10 +399,10 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         docker: runtime_dir("runtime.docker-dir", &raw.runtime.docker_dir)?,
         podman: runtime_dir("runtime.podman-dir", &raw.runtime.podman_dir)?,
     };
-    let scan_interval = humantime::parse_duration(raw.scan.interval.trim())
-        .map_err(|e| invalid("scan.interval", format!("{:?}: {e}", raw.scan.interval)))?;
+    let scan_interval =
+        parse_duration(&raw.scan.interval).map_err(|m| o.invalid("scan.interval", m))?;
     if scan_interval < Duration::from_millis(100) || scan_interval > Duration::from_secs(3600) {
-        return Err(invalid(
+        return Err(o.invalid(
             "scan.interval",
             format!("{:?} must be between 100ms and 1h", raw.scan.interval),
         ));
@@ -315,22 +410,12 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
     let scan_events = match raw.scan.events.trim() {
         "true" => true,
         "false" => false,
-        other => {
-            return Err(invalid(
-                "scan.events",
-                format!("{other:?} must be true or false"),
-            ))
-        }
+        other => return Err(o.invalid("scan.events", format!("{other:?} must be true or false"))),
     };
-    let events_retention =
-        humantime::parse_duration(raw.scan.events_retention.trim()).map_err(|e| {
-            invalid(
-                "scan.events-retention",
-                format!("{:?}: {e}", raw.scan.events_retention),
-            )
-        })?;
+    let events_retention = parse_duration(&raw.scan.events_retention)
+        .map_err(|m| o.invalid("scan.events-retention", m))?;
     if events_retention < Duration::from_secs(1) || events_retention > Duration::from_secs(86400) {
-        return Err(invalid(
+        return Err(o.invalid(
             "scan.events-retention",
             format!("{:?} must be between 1s and 24h", raw.scan.events_retention),
         ));
@@ -343,18 +428,19 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         .ok()
         .filter(|n| (1..=64).contains(n))
         .ok_or_else(|| {
-            invalid(
+            o.invalid(
                 "scan.threads",
                 format!("{:?} must be a whole number from 1 to 64", raw.scan.threads),
             )
         })?;
     let default_runtime =
         Runtime::from_name(raw.container.default_runtime.trim()).ok_or_else(|| {
-            invalid(
+            o.invalid(
                 "container.default-runtime",
                 format!(
-                    "{:?} must be one of containerd, cri-o, docker, podman",
-                    raw.container.default_runtime
+                    "{:?} must be one of {}",
+                    raw.container.default_runtime,
+                    Runtime::ALL.map(Runtime::name).join(", ")
                 ),
             )
         })?;
@@ -366,7 +452,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         .ok()
         .filter(|l| *l != tracing::level_filters::LevelFilter::OFF)
         .ok_or_else(|| {
-            invalid(
+            o.invalid(
                 "log.level",
                 format!(
                     "{:?} must be one of error, warn, info, debug, trace",
@@ -375,7 +461,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             )
         })?;
     let log_format = LogFormat::from_str(raw.log.format.trim(), true).map_err(|_| {
-        invalid(
+        o.invalid(
             "log.format",
             format!("{:?} must be logfmt or json", raw.log.format),
         )
@@ -397,12 +483,12 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
     })
 }
 
-/// `host:port`, `[v6]:port`, or `:port` meaning every IPv4 interface (as the Go
-/// exporters spell it).
+/// `host:port`, `[v6]:port`, or `:port` meaning every interface, IPv6 and IPv4 (as the
+/// Go exporters spell it): `[::]:port`, which the server binds dual-stack.
 pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
     let s = s.trim();
     let full = if let Some(port) = s.strip_prefix(':') {
-        format!("0.0.0.0:{port}")
+        format!("[::]:{port}")
     } else {
         s.to_string()
     };
@@ -425,7 +511,7 @@ mod tests {
     fn listen_addresses() {
         assert_eq!(
             parse_listen_address(":9816").unwrap(),
-            "0.0.0.0:9816".parse().unwrap()
+            "[::]:9816".parse().unwrap()
         );
         assert_eq!(
             parse_listen_address("127.0.0.1:0").unwrap(),

@@ -8,7 +8,9 @@
 //! - [`procfs`]: reading the host's procfs.
 //!   - [`procfs::paths`]: where it is (`--path.procfs`); every path comes from it.
 //!   - `procfs::fd`: dirfd-relative reads of `/proc/<pid>`, syscall counts, error kinds.
-//!   - [`procfs::parse`]: pure parsers of ns links, uid_map, stat, status, cgroup, mountinfo.
+//!   - [`procfs::parse`]: pure parsers of ns links, uid_map, stat, schedstat, status,
+//!     cgroup, mountinfo.
+//!   - [`procfs::own`]: the exporter's own `process_*` figures (procfs-core's parsers).
 //! - [`cgroup`]: container attribution from cgroup path shapes.
 //! - [`runtime`]: names and declared namespaces from the container runtimes' own files.
 //! - [`scan`]: one pass over /proc into a snapshot: `Scanner`, its options and errors.
@@ -30,6 +32,7 @@
 //!   - `http::webconfig`: `--web.config.file`: its format, loading and reloading.
 //!   - `http::tls`: the rustls config: certificates, client certs, versions, suites.
 //!   - `http::auth`: basic auth: the header, bcrypt and the cache of verified users.
+//!   - `http::listen`: the listening socket; `:port` is dual-stack IPv6 and IPv4.
 //! - [`telemetry`]: logging through tracing, as logfmt or JSON.
 //! - [`cli`]: every flag and subcommand (clap), in one place.
 //! - [`config`]: flags over environment, config file and defaults, checked into settings.
@@ -82,6 +85,13 @@ pub fn run_once(settings: &Settings) -> Result<String, scan::ScanError> {
     let mut sampler = Sampler::new(scanner);
     let exp = sampler.publish_snapshot(snapshot);
     Ok(String::from_utf8_lossy(&exp.body(metrics::Format::PrometheusText)).into_owned())
+}
+
+/// The listening socket for `--web.listen-address`: `:port` is dual-stack, IPv6 and
+/// IPv4, or IPv4 alone where there is no IPv6 (see `http::listen`). Call it inside the
+/// tokio runtime.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    http::listen::listen(addr)
 }
 
 /// Serve metrics on `listener` and scan on a background thread until `shutdown`.

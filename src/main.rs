@@ -46,7 +46,7 @@ fn serve(settings: &config::Settings) -> ExitCode {
         }
     };
     rt.block_on(async {
-        let listener = match tokio::net::TcpListener::bind(settings.listen_address).await {
+        let listener = match nsexporter::listen(settings.listen_address) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(address = %settings.listen_address, error = %e, "cannot listen");

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::events::ledger::{ExecRecord, Retained};
 use crate::model::{ContainerRef, HostSource, Names, NsType, Runtime, ScanErrors, Snapshot};
+use crate::procfs::own::ProcessStats;
 
 /// Counters that accumulate over the exporter's life, across scans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,6 +53,9 @@ pub struct Published {
     /// The exec records this publish folded in (an exec event batch, or the processes
     /// a scan found first), for consumers that act on each.
     pub execs: Arc<[ExecRecord]>,
+    /// The exporter's own process figures when this was published (absent when they
+    /// could not be read).
+    pub process: Option<ProcessStats>,
 }
 
 impl Default for Published {
@@ -61,6 +65,7 @@ impl Default for Published {
             counters: Counters::default(),
             retained: Arc::default(),
             execs: Arc::new([]),
+            process: None,
         }
     }
 }
@@ -94,6 +99,13 @@ pub const METRICS: &[(&str, MetricType, &str)] = &[
     ("nsexporter_last_scan_timestamp_seconds", MetricType::Gauge, "Unix time at which the latest completed scan started."),
     ("nsexporter_host_reference_info", MetricType::Gauge, "Always 1; source tells where the host namespaces were read from: pid1, kthread or fixed."),
     ("nsexporter_build_info", MetricType::Gauge, "Always 1; the version of nsexporter that is running."),
+    // The exporter's own process, as the Prometheus client libraries name and explain it.
+    ("process_cpu_seconds", MetricType::Counter, "Total user and system CPU time spent in seconds."),
+    ("process_resident_memory_bytes", MetricType::Gauge, "Resident memory size in bytes."),
+    ("process_virtual_memory_bytes", MetricType::Gauge, "Virtual memory size in bytes."),
+    ("process_open_fds", MetricType::Gauge, "Number of open file descriptors."),
+    ("process_max_fds", MetricType::Gauge, "Maximum number of open file descriptors."),
+    ("process_start_time_seconds", MetricType::Gauge, "Start time of the process since unix epoch in seconds."),
 ];
 
 /// The names as they appear in the exposition (counters with `_total`).
@@ -224,8 +236,35 @@ impl Collector for SnapshotCollector {
             "nsexporter_build_info",
             [([("version", env!("CARGO_PKG_VERSION"))], 1.0)],
         )?;
+        if let Some(ps) = &p.process {
+            encode_process(&mut e, ps)?;
+        }
         Ok(())
     }
+}
+
+/// The `process_*` series, as the client libraries' process collector writes them.
+fn encode_process(e: &mut DescriptorEncoder, p: &ProcessStats) -> Result<(), std::fmt::Error> {
+    let name = "process_cpu_seconds";
+    let mut m = e.encode_descriptor(name, help(name), None, MetricType::Counter)?;
+    ConstCounter::new(p.cpu_seconds).encode(m.encode_family(&NoLabels::default())?)?;
+    let one = |v: f64| [(NoLabels::default(), v)];
+    gauge(
+        e,
+        "process_resident_memory_bytes",
+        one(p.resident_memory_bytes as f64),
+    )?;
+    gauge(
+        e,
+        "process_virtual_memory_bytes",
+        one(p.virtual_memory_bytes as f64),
+    )?;
+    gauge(e, "process_open_fds", one(p.open_fds as f64))?;
+    // Unlimited, as client_golang reports it: the largest value.
+    let max = p.max_fds.map_or(u64::MAX as f64, |m| m as f64);
+    gauge(e, "process_max_fds", one(max))?;
+    gauge(e, "process_start_time_seconds", one(p.start_time_seconds))?;
+    Ok(())
 }
 
 fn encode_snapshot(
@@ -492,5 +531,34 @@ mod tests {
         assert!(!out.contains("nsexporter_namespaces"), "{out}");
         let om = encode(Arc::new(Published::default()), Format::OpenMetrics).unwrap();
         assert!(om.ends_with("# EOF\n"), "{om}");
+    }
+
+    #[test]
+    fn process_series_as_the_client_libraries_write_them() {
+        let p = Published {
+            process: Some(ProcessStats {
+                cpu_seconds: 1.25,
+                resident_memory_bytes: 7 << 20,
+                virtual_memory_bytes: 100 << 20,
+                open_fds: 9,
+                max_fds: Some(1024),
+                start_time_seconds: 1.7e9 + 0.5,
+            }),
+            ..Published::default()
+        };
+        let out = encode(Arc::new(p), Format::PrometheusText).unwrap();
+        for want in [
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.25\n",
+            "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 7340032.0\n",
+            "process_virtual_memory_bytes 104857600.0\n",
+            "process_open_fds 9.0\n",
+            "process_max_fds 1024.0\n",
+            "process_start_time_seconds 1700000000.5\n",
+        ] {
+            assert!(out.contains(want), "{want} not in\n{out}");
+        }
+        // Absent when they could not be read.
+        let out = encode(Arc::new(Published::default()), Format::PrometheusText).unwrap();
+        assert!(!out.contains("process_"), "{out}");
     }
 }

@@ -35,6 +35,19 @@ impl NsType {
         NsType::Uts,
     ];
 
+    /// The types whose sharing exposes the node: what `report` lists by default and
+    /// what the log tells at info level. `cgroup`, `time` and `user` are left out
+    /// because ordinary containers share them (Docker and Kubernetes never make a time
+    /// namespace, a user namespace only with `hostUsers: false`, a cgroup namespace not
+    /// on cgroup v1 hosts); host root is judged separately.
+    pub const EXPOSING: [NsType; 5] = [
+        NsType::Net,
+        NsType::Pid,
+        NsType::Ipc,
+        NsType::Uts,
+        NsType::Mnt,
+    ];
+
     /// The name the kernel uses in `/proc/<pid>/ns/<name>` and in the link text.
     pub const fn name(self) -> &'static str {
         match self {

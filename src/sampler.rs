@@ -2,7 +2,8 @@
 //! span scans (errors, host-namespace starts), and publishes each result, already
 //! encoded, for the HTTP server to hand out.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,6 +13,8 @@ use crate::events::feed::{self, Inbox, Pending, Wake};
 use crate::events::ledger::{ExecRecord, Ledger};
 use crate::metrics::{self, Counters, Format, Published};
 use crate::model::{ContainerRef, NsType, ProcRecord, Snapshot};
+use crate::procfs::own;
+use crate::procfs::paths::OWN_PROCFS;
 use crate::scan::{Change, Fresh, Scanner};
 
 /// One published state: the snapshot and counters, and both encodings of them, made
@@ -127,6 +130,9 @@ pub struct Sampler {
     /// (a failure that persists is logged again once a minute; recovery once).
     failed_in_row: u64,
     last_failure_log: Option<Instant>,
+    /// When "most processes are unreadable" was last logged: it is true of every scan
+    /// while it lasts, so it is logged at most once per [`FAILURE_LOG_EVERY`].
+    last_unreadable_log: Option<Instant>,
     /// Exec counts per container, kept for the retention after its last process.
     ledger: Ledger,
     /// The exec records folded in since the last publish.
@@ -154,6 +160,7 @@ impl Sampler {
             failing: None,
             failed_in_row: 0,
             last_failure_log: None,
+            last_unreadable_log: None,
             ledger: Ledger::new(DEFAULT_RETENTION),
             execs: Vec::new(),
             lost_unlogged: 0,
@@ -339,15 +346,26 @@ impl Sampler {
         // Blind: nothing readable but, at most, the exporter itself (a process may always
         // read its own /proc/<pid>/ns). What it would report then is not the node.
         let blind = e.permission > 0 && snap.processes <= 1;
-        if e.permission > 0 && (blind || e.permission >= snap.processes) {
-            tracing::error!(
-                unreadable = e.permission,
-                readable = snap.processes,
-                procfs = %self.scanner.options().paths.procfs.display(),
-                "most processes' namespaces could not be read: nsexporter needs CAP_SYS_PTRACE \
-                 (ptrace read access) to read /proc/<pid>/ns of other processes; counted in \
-                 nsexporter_scan_errors_total{{reason=\"permission\"}}"
-            );
+        let mostly_unreadable = e.permission > 0 && (blind || e.permission >= snap.processes);
+        if !mostly_unreadable {
+            self.last_unreadable_log = None;
+        }
+        if mostly_unreadable {
+            let due = self
+                .last_unreadable_log
+                .is_none_or(|t| t.elapsed() >= FAILURE_LOG_EVERY);
+            if due {
+                self.last_unreadable_log = Some(Instant::now());
+                tracing::error!(
+                    unreadable = e.permission,
+                    readable = snap.processes,
+                    procfs = %self.scanner.options().paths.procfs.display(),
+                    "most processes' namespaces could not be read: nsexporter needs CAP_SYS_PTRACE \
+                     (ptrace read access) to read /proc/<pid>/ns of other processes; counted in \
+                     nsexporter_scan_errors_total{{reason=\"permission\"}}; logged at most once a \
+                     minute while it lasts"
+                );
+            }
             if blind {
                 self.failing = Some(format!(
                     "{} processes are unreadable and {} readable: CAP_SYS_PTRACE is missing",
@@ -413,12 +431,22 @@ impl Sampler {
     }
 
     fn exposition(&mut self) -> Exposition {
+        // The exporter's own figures, read once per publish like everything else a
+        // scrape hands out (a scrape does no work: it copies the encoded buffer).
+        let process = match own::read(Path::new(OWN_PROCFS)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the exporter's own process figures");
+                None
+            }
+        };
         let mut e = Exposition::new(
             Arc::new(Published {
                 snapshot: self.last.clone(),
                 counters: self.counters.clone(),
                 retained: Arc::new(self.ledger.containers().clone()),
                 execs: std::mem::take(&mut self.execs).into(),
+                process,
             }),
             self.last_success,
         );
@@ -436,9 +464,26 @@ impl Sampler {
             }
         }
         if self.baseline_taken {
+            // One line per container: at info for the types that expose the node, at
+            // debug for those that ordinary containers share.
+            let mut started: BTreeMap<&ContainerRef, Vec<NsType>> = BTreeMap::new();
             for (c, t) in now.difference(&self.sharing) {
                 self.counters.host_ns_starts[t.index()] += 1;
-                tracing::info!(container_id = %c.container_id(), uid = %c.pod_uid, r#type = %t, "container started sharing a host namespace");
+                started.entry(c).or_default().push(*t);
+            }
+            for (c, mut types) in started {
+                types.sort();
+                let (exposing, ordinary): (Vec<NsType>, Vec<NsType>) = types
+                    .into_iter()
+                    .partition(|t| NsType::EXPOSING.contains(t));
+                let names =
+                    |ts: &[NsType]| ts.iter().map(|t| t.name()).collect::<Vec<_>>().join(",");
+                if !exposing.is_empty() {
+                    tracing::info!(container_id = %c.container_id(), uid = %c.pod_uid, types = %names(&exposing), "container started sharing host namespaces");
+                }
+                if !ordinary.is_empty() {
+                    tracing::debug!(container_id = %c.container_id(), uid = %c.pod_uid, types = %names(&ordinary), "container started sharing host namespaces that ordinary containers share");
+                }
             }
         }
         self.baseline_taken = true;

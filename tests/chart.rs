@@ -4,10 +4,19 @@
 //! (`kubernetes-validate`), hand checks of the Prometheus Operator objects that those
 //! schemas do not cover, and the security-relevant fields of the DaemonSet.
 //!
-//! Needs `helm` (3.x) and `python3` with `kubernetes_validate` and `yaml`, plus `promtool`
-//! for the rendered rules; `tests/chart/install-tools.sh` installs them. A missing tool
-//! fails the test with that hint instead of skipping it.
+//! Needs `helm` (3.x), `kubernetes-validate` and, for the rendered rules, `promtool`;
+//! `tests/run.sh` installs them. A missing tool fails the test with that hint instead of
+//! skipping it.
+//!
+//! Why one file of about 800 lines: every test renders the same chart with the same
+//! helm, validator and YAML helpers (the first 360 lines), and the checks of one
+//! rendered object often need the others (the PrometheusRule against the rules file,
+//! the dashboards' ConfigMaps against dashboards/).
 
+mod common;
+
+use common::{require_tool, root};
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -19,11 +28,6 @@ const NAMESPACE: &str = "monitoring";
 /// Kubernetes versions whose schemas the rendered objects must pass: the oldest the
 /// project supports and the newest that kubernetes-validate bundles.
 const KUBE_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
-const INSTALL_HINT: &str = "run tests/chart/install-tools.sh (CI does, from .ci/run)";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn chart_dir() -> PathBuf {
     root().join("charts/nsexporter")
@@ -33,39 +37,21 @@ fn all_on_values() -> PathBuf {
     root().join("tests/chart/all-on.values.yaml")
 }
 
-/// The helm binary: $HELM, else `helm` on PATH, else where install-tools.sh puts it.
+/// The helm binary ($HELM, else `helm` on PATH), checked to be Helm 3.
 fn helm() -> PathBuf {
-    if let Some(h) = std::env::var_os("HELM") {
-        return PathBuf::from(h);
-    }
-    let installed = PathBuf::from("/opt/nsexporter-tools/node_modules/.bin/helm");
-    for candidate in [PathBuf::from("helm"), installed] {
-        if let Ok(out) = Command::new(&candidate)
-            .args(["version", "--template", "{{.Version}}"])
-            .output()
-        {
-            let version = String::from_utf8_lossy(&out.stdout).to_string();
-            assert!(
-                out.status.success() && version.starts_with("v3."),
-                "{} is not Helm 3 (`helm version` said {version:?}); {INSTALL_HINT}",
-                candidate.display()
-            );
-            return candidate;
-        }
-    }
-    panic!("helm not found (not $HELM, not on PATH, not in /opt/nsexporter-tools); {INSTALL_HINT}");
-}
-
-fn python_with(modules: &str) {
-    let out = Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
+    let helm = require_tool("helm");
+    let out = Command::new(&helm)
+        .args(["version", "--template", "{{.Version}}"])
         .output()
-        .unwrap_or_else(|e| panic!("python3 not runnable ({e}); {INSTALL_HINT}"));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", helm.display()));
+    let version = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        out.status.success(),
-        "python3 cannot import {modules}: {}; {INSTALL_HINT}",
-        String::from_utf8_lossy(&out.stderr)
+        out.status.success() && version.starts_with("v3."),
+        "{} is not Helm 3 (`helm version` said {version:?}); {} installs Helm 3",
+        helm.display(),
+        common::SETUP
     );
+    helm
 }
 
 fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
@@ -121,25 +107,14 @@ fn template_error(extra: &[&str]) -> String {
     text(&out.stderr)
 }
 
-/// YAML (one or many documents) to JSON values, through PyYAML.
+/// YAML (one or many documents) to JSON values; empty documents are left out.
 fn yaml_docs(yaml: &str) -> Vec<Value> {
-    python_with("yaml");
-    let script = "import sys, json, yaml\n\
-                  docs = [d for d in yaml.safe_load_all(sys.stdin) if d is not None]\n\
-                  json.dump(docs, sys.stdout)";
-    let out = run(
-        Command::new("python3").args(["-c", script]),
-        Some(yaml.as_bytes()),
-    );
-    assert!(
-        out.status.success(),
-        "rendered YAML does not parse: {}",
-        text(&out.stderr)
-    );
-    match serde_json::from_slice(&out.stdout).expect("python printed JSON") {
-        Value::Array(docs) => docs,
-        other => panic!("expected a list of documents, got {other}"),
-    }
+    serde_yaml_ng::Deserializer::from_str(yaml)
+        .map(|doc| {
+            Value::deserialize(doc).unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}"))
+        })
+        .filter(|doc| !doc.is_null())
+        .collect()
 }
 
 fn render(extra: &[&str]) -> Vec<Value> {
@@ -180,7 +155,7 @@ const OPERATOR_KINDS: [&str; 3] = ["ServiceMonitor", "PodMonitor", "PrometheusRu
 /// not skipped for want of a schema. Prometheus Operator objects have no schema there:
 /// they are checked by `check_operator_objects`.
 fn validate_strict(yaml: &str) {
-    python_with("kubernetes_validate");
+    let validate = require_tool("kubernetes-validate");
     let docs = yaml_docs(yaml);
     let core = docs
         .iter()
@@ -189,14 +164,7 @@ fn validate_strict(yaml: &str) {
     assert!(core > 0, "nothing to validate");
     for version in KUBE_VERSIONS {
         let out = run(
-            Command::new("python3").args([
-                "-m",
-                "kubernetes_validate",
-                "--strict",
-                "-k",
-                version,
-                "-",
-            ]),
+            Command::new(&validate).args(["--strict", "-k", version, "-"]),
             Some(yaml.as_bytes()),
         );
         let report = text(&out.stdout) + &text(&out.stderr);
@@ -463,16 +431,9 @@ fn the_validator_rejects_an_unknown_field() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let file = tmp.path().join("daemonset.json");
     std::fs::write(&file, serde_json::to_vec(ds).expect("json")).expect("write");
-    python_with("kubernetes_validate");
     let out = run(
-        Command::new("python3")
-            .args([
-                "-m",
-                "kubernetes_validate",
-                "--strict",
-                "-k",
-                KUBE_VERSIONS[0],
-            ])
+        Command::new(require_tool("kubernetes-validate"))
+            .args(["--strict", "-k", KUBE_VERSIONS[0]])
             .arg(&file),
         None,
     );
@@ -811,14 +772,11 @@ fn promtool_check(groups: &Value) {
         serde_json::to_vec(&serde_json::json!({ "groups": groups })).expect("json"),
     )
     .expect("write");
-    let out = match Command::new("promtool")
+    let out = Command::new(require_tool("promtool"))
         .args(["check", "rules"])
         .arg(&file)
         .output()
-    {
-        Ok(out) => out,
-        Err(e) => panic!("promtool not runnable ({e}); {INSTALL_HINT}"),
-    };
+        .expect("run promtool");
     assert!(
         out.status.success(),
         "promtool rejects the rendered rules:\n{}{}",

@@ -27,7 +27,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{find, parse_exposition, rand_hex, value, Exporter, Lab, Sample, BIN};
+use common::{
+    find, parse_exposition, rand_hex, require_dockerd, require_root, require_tool, root, value,
+    Exporter, Lab, Sample, BIN,
+};
 use nsexporter::model::{NsType, Snapshot};
 use nsexporter::scan::{ScanOptions, Scanner};
 use serde_json::Value;
@@ -35,16 +38,11 @@ use serde_json::Value;
 const ESCAPED: &str = "nsexporter_container_escaped_processes";
 const SHARING: &str = "nsexporter_container_host_namespace";
 const PROCESSES: &str = "nsexporter_container_processes";
-const HINT: &str = "run tests/docker/start-dockerd.sh (CI does, from .ci/run)";
+const HINT: &str = "tests/run.sh, as root, installs it and starts dockerd (CI does)";
 
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "these tests need root: they read other processes' namespaces and run containers"
-    );
-}
+/// Why every test here needs root.
+const ROOT: &str =
+    "it reads other processes' namespaces, makes namespaces and cgroups, and runs containers";
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -88,9 +86,9 @@ fn host_net() -> String {
 fn helper() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/docker/escape-helper.c");
+        let src = root().join("tests/docker/escape-helper.c");
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("escape-helper");
-        let res = run(Command::new("gcc")
+        let res = run(Command::new(require_tool("gcc"))
             .args(["-O2", "-Wall", "-static", "-pthread", "-o"])
             .arg(&out)
             .arg(&src));
@@ -206,7 +204,7 @@ fn summary<'a>(snap: &'a Snapshot, id: &str) -> &'a nsexporter::model::Container
 /// that thread's links (it was idle): the per-thread proof of `scan/process.rs`.
 #[test]
 fn a_thread_that_enters_the_host_network_later_is_caught_on_the_next_scan() {
-    require_root();
+    require_root(ROOT);
     let host = host_net();
     let host_ino = link(&host).expect("host net");
     // Declared first, dropped last: the helper must be gone before the lab removes its
@@ -285,7 +283,7 @@ fn a_thread_that_enters_the_host_network_later_is_caught_on_the_next_scan() {
 /// process shows the escape.
 #[test]
 fn an_exited_leader_hides_neither_its_namespaces_nor_an_escape() {
-    require_root();
+    require_root(ROOT);
     let host = host_net();
     let mut lab = Lab::new();
     let helper = helper().display().to_string();
@@ -453,7 +451,7 @@ impl Image {
     fn get() -> Image {
         let mut g = IMAGE.lock().unwrap_or_else(|p| p.into_inner());
         if g.1.is_none() {
-            docker(&["info", "--format", "{{.ServerVersion}}"]);
+            require_dockerd();
             let file = run(Command::new("file").args(["-L", "/bin/busybox"]));
             assert!(
                 text(&file.stdout).contains("statically linked"),
@@ -619,7 +617,7 @@ fn wait_process_in_host_net(c: &Container) -> u32 {
 /// process escaped into the host's network namespace, and every view says so.
 #[test]
 fn docker_exec_nsenter_into_the_host_network_is_an_escape() {
-    require_root();
+    require_root(ROOT);
     let image = Image::get();
     let c = Container::run(&image, &[]);
     let main = c.pid();
@@ -696,7 +694,7 @@ fn docker_exec_nsenter_into_the_host_network_is_an_escape() {
 /// escape either.
 #[test]
 fn host_network_and_unshare_inside_a_container_are_no_escape() {
-    require_root();
+    require_root(ROOT);
     let image = Image::get();
     let hostnet = Container::run(&image, &["--network", "host"]);
     let private = Container::run(&image, &[]);
@@ -726,7 +724,7 @@ fn host_network_and_unshare_inside_a_container_are_no_escape() {
 /// namespace and stays; the leader does not. Only `task/<tid>/ns/net` shows it.
 #[test]
 fn a_container_thread_in_the_host_network_is_caught() {
-    require_root();
+    require_root(ROOT);
     let image = Image::get();
     let c = Container::run(
         &image,
@@ -779,7 +777,7 @@ fn a_container_thread_in_the_host_network_is_caught() {
 /// container is an escape.
 #[test]
 fn a_container_whose_leader_exited_hides_nothing() {
-    require_root();
+    require_root(ROOT);
     let image = Image::get();
     let hider = Container::run(
         &image,
@@ -868,7 +866,8 @@ impl Drop for PodmanPod {
 /// a container joins them. Joining a namespace that is not the host's is no escape.
 #[test]
 fn a_podman_pod_is_no_escape() {
-    require_root();
+    require_root(ROOT);
+    require_tool("podman");
     let conf = tempfile::tempdir().unwrap();
     std::fs::write(
         conf.path().join("containers.conf"),
@@ -931,7 +930,7 @@ fn a_podman_pod_is_no_escape() {
 /// hour; `bench/escapes.sh` measures the latency).
 #[test]
 fn with_events_an_nsenter_escape_is_published_without_a_scan() {
-    require_root();
+    require_root(ROOT);
     let image = Image::get();
     let nsx = Exporter::start(&["--scan.interval", "1h", "--scan.events"]);
     nsx.wait_ready();
@@ -967,9 +966,8 @@ fn with_events_an_nsenter_escape_is_published_without_a_scan() {
 /// `sh` block, placeholders filled, must succeed and show what the runbook says.
 #[test]
 fn the_escape_runbook_commands_work() {
-    require_root();
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    require_root(ROOT);
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let section = readme
         .split("### Alert: NsexporterNamespaceEscape")
         .nth(1)

@@ -311,7 +311,7 @@ fn docker(args: &[&str]) -> String {
     let out = run(Command::new("docker").args(args));
     assert!(
         out.status.success(),
-        "docker {args:?} failed: {} (run tests/docker/start-dockerd.sh; CI does, from .ci/run)",
+        "docker {args:?} failed: {}",
         text(&out.stderr)
     );
     text(&out.stdout).trim().to_string()
@@ -322,9 +322,9 @@ fn sleeper_context() -> tempfile::TempDir {
     let ctx = tempfile::tempdir().unwrap();
     let bin = ctx.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).expect(
-        "a static /bin/busybox (busybox-static; tests/docker/start-dockerd.sh installs it)",
-    );
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap_or_else(|e| {
+        panic!("no /bin/busybox ({e}): {SETUP} installs Debian's busybox-static")
+    });
     symlink("busybox", bin.join("sleep")).unwrap();
     ctx
 }
@@ -347,7 +347,7 @@ fn docker_names_from_cri_dockerd_labels() {
     if !root_or_skip("docker_names_from_cri_dockerd_labels") {
         return;
     }
-    docker(&["info", "--format", "{{.ServerVersion}}"]);
+    require_dockerd();
     if docker(&["images", "-q", SLEEPER]).is_empty() {
         let ctx = sleeper_context();
         std::fs::write(
@@ -416,7 +416,7 @@ fn podman(conf: &Path, args: &[&str]) -> String {
         .args(args));
     assert!(
         out.status.success(),
-        "podman {args:?} failed: {} (.ci/run installs podman, runc and catatonit)",
+        "podman {args:?} failed: {}",
         text(&out.stderr)
     );
     text(&out.stdout).trim().to_string()
@@ -429,6 +429,7 @@ fn podman_pod_and_container_names() {
     if !root_or_skip("podman_pod_and_container_names") {
         return;
     }
+    require_tool("podman");
     let conf_dir = tempfile::tempdir().unwrap();
     let conf = conf_dir.path().join("containers.conf");
     std::fs::write(
@@ -505,6 +506,7 @@ fn namespace_drift_runbook_commands_work() {
     if !root_or_skip("namespace_drift_runbook_commands_work") {
         return;
     }
+    require_tool("jq");
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = readme

@@ -388,10 +388,23 @@ fn unavailable_under(flags: &[&str], missing: &str) {
     };
     assert_eq!(value(&s, "nsexporter_scan_events_enabled", &[]), Some(0.0));
     assert!(value(&s, "nsexporter_processes", &[]).unwrap_or(0.0) >= 1.0);
+    // What it logged in its first seconds (bounded: a line per scan would never let
+    // a read-until-quiet loop end, and is itself a fault this test catches below).
     let mut lines = Vec::new();
-    while let Ok(l) = nsx.stderr.recv_timeout(Duration::from_millis(300)) {
+    let quiet_by = Instant::now() + Duration::from_secs(2);
+    while let Ok(l) = nsx
+        .stderr
+        .recv_timeout(quiet_by.saturating_duration_since(Instant::now()))
+    {
         lines.push(l);
     }
+    // At 200 ms, a line per scan would be ten a second; a persistent condition is
+    // logged once (then at most once a minute).
+    let errors = lines.iter().filter(|l| l.contains("level=error")).count();
+    assert!(
+        errors <= 1,
+        "a persistent condition logged per scan: {lines:#?}"
+    );
     let about: Vec<&String> = lines
         .iter()
         .filter(|l| l.contains("process events (--scan.events) are unavailable"))

@@ -15,6 +15,7 @@
 mod auth;
 mod body;
 mod conn;
+pub(crate) mod listen;
 mod tls;
 pub(crate) mod webconfig;
 

@@ -161,7 +161,8 @@ fn read_file(path: &Path, field: &str) -> Result<Vec<u8>, WebConfigError> {
 /// Read the config file and the files it names. Relative paths in the file are relative
 /// to the file's directory, as in exporter-toolkit.
 fn read_inputs(path: &Path) -> Result<Inputs, WebConfigError> {
-    let text = std::fs::read(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    // Without the path: every caller names the file already.
+    let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     let raw = parse_yaml(&text)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);

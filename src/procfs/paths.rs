@@ -3,6 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+/// The exporter's own procfs, where `/proc/self` is this process: the source of the
+/// `process_*` metrics, which describe nsexporter itself and so never come from
+/// `--path.procfs` (the host's, or a fixture tree).
+pub const OWN_PROCFS: &str = "/proc";
+
 /// The roots of the host file systems that nsexporter reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPaths {

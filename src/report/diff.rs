@@ -15,8 +15,8 @@ use crate::scan::ScanOptions;
 pub(crate) fn run(opts: &ScanOptions, args: &DiffArgs, p: Painter) -> Result<String, ReportError> {
     let a = parse_pid(&args.pid_a)?;
     let b = parse_pid(&args.pid_b)?;
-    let va = read_one(opts, a)?;
-    let vb = read_one(opts, b)?;
+    let va = read_one(opts, a).map_err(|e| e.with_other(b))?;
+    let vb = read_one(opts, b).map_err(|e| e.with_other(a))?;
     let d = Diff::new(&va, &vb);
     if args.json {
         to_json(&DiffJson::new(&d))

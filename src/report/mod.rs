@@ -18,7 +18,7 @@ pub mod node;
 pub(crate) mod style;
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -34,17 +34,8 @@ pub(crate) use style::{Cell, Painter, Table, Tone};
 /// removed, renamed or changing meaning); new fields may appear without a bump.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The types whose sharing exposes the node: what `report` lists by default. `cgroup`,
-/// `time` and `user` are left out because ordinary containers share them (Docker and
-/// Kubernetes never make a time namespace, a user namespace only with `hostUsers:
-/// false`, a cgroup namespace not on cgroup v1 hosts); host root is judged separately.
-pub const EXPOSING: [NsType; 5] = [
-    NsType::Net,
-    NsType::Pid,
-    NsType::Ipc,
-    NsType::Uts,
-    NsType::Mnt,
-];
+/// The types whose sharing exposes the node: [`NsType::EXPOSING`].
+pub const EXPOSING: [NsType; 5] = NsType::EXPOSING;
 
 /// Why a terminal command failed: always told in one line.
 #[derive(Debug, thiserror::Error)]
@@ -95,11 +86,7 @@ fn write_stdout(text: &str) -> ExitCode {
 /// Colour only for a terminal, and never when `--no-color` or `NO_COLOR` (any
 /// non-empty value, per no-color.org) says no, or the terminal is `dumb`.
 fn painter(no_color: bool) -> Painter {
-    let env_says_no = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
-        || std::env::var_os("TERM").is_some_and(|t| t == "dumb");
-    Painter {
-        color: !no_color && !env_says_no && std::io::stdout().is_terminal(),
-    }
+    Painter::for_stdout(no_color)
 }
 
 /// A PID as typed by a person.

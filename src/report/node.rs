@@ -10,7 +10,7 @@ use super::{
     HostJson, NsJson, Painter, ReportError, RootJson, Table, Tone, UidMapLineJson, EXPOSING,
 };
 use crate::cli::ReportArgs;
-use crate::model::{ContainerSummary, Escape, NsType, RootMapping, Snapshot};
+use crate::model::{ContainerSummary, Escape, HostSource, NsType, RootMapping, Snapshot};
 use crate::scan::{ScanOptions, Scanner};
 
 pub(crate) fn run(
@@ -236,9 +236,15 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
     }
 
     let e = &s.errors;
+    // The host reference from a kernel thread means PID 1 was refused to a reader that
+    // could read a root kernel thread: the kernel's doing, not a missing privilege.
+    let pid1_refused = s.host.source == HostSource::Kthread && e.permission > 0;
     let skipped: Vec<String> = [
         (e.vanished, "exited while being read"),
-        (e.permission, "unreadable (needs root or CAP_SYS_PTRACE)"),
+        (
+            e.permission - u64::from(pid1_refused),
+            "unreadable (needs root or CAP_SYS_PTRACE)",
+        ),
         (e.parse, "with unparseable /proc content"),
         (e.io, "with read errors"),
     ]
@@ -251,6 +257,18 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
             out,
             "\n{}",
             p.paint(&format!("Not counted: {}.", skipped.join(", ")), Tone::Dim)
+        );
+    }
+    if pid1_refused {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            p.paint(
+                "PID 1 is not counted either: this host's kernel refuses its namespace links \
+                 even to root. The host's namespaces are read from a kernel thread (kthreadd, \
+                 PID 2), which always sits in them.",
+                Tone::Dim
+            )
         );
     }
     if s.reader_in_child_userns {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::model::{NsType, ProcRecord, Runtime, ScanErrors, Snapshot, UidMap};
-use crate::procfs::fd::{self as procfd, Dir};
+use crate::procfs::fd::{self as procfd, Dir, FileBuf};
 use crate::procfs::parse;
 use crate::procfs::paths::HostPaths;
 use crate::runtime::{Reader, RuntimeCache};
@@ -222,6 +222,13 @@ impl Scanner {
         self.runtime.reads()
     }
 
+    /// Make the latest scan look `by` older, as if the next one came that much later:
+    /// the tests' clock for the idle gap, so that they need not wait for it. For tests.
+    #[doc(hidden)]
+    pub fn age_last_scan(&mut self, by: Duration) {
+        self.last_end = self.last_end.and_then(|t| t.checked_sub(by));
+    }
+
     /// Forget every cached process, so the next scan reads all of them cold (for
     /// benchmarks).
     pub fn forget(&mut self) {
@@ -342,7 +349,7 @@ impl Scanner {
 
         // uid_map once per user namespace; an unwritten (empty) map is not cached.
         let mut seen_userns: HashSet<u64> = HashSet::new();
-        let mut buf = Vec::new();
+        let mut buf = FileBuf::default();
         for p in procs.iter().filter(|p| !p.kernel_thread) {
             let Some(userns) = p.ns.get(NsType::User) else {
                 continue;
@@ -417,14 +424,11 @@ const BACKGROUND_NICE: libc::c_int = 10;
 /// Lower the calling thread's CPU priority for background scanning (Linux keeps nice
 /// values per thread). Best effort: raising one's own nice value needs no privilege.
 pub fn lower_priority() {
-    // SAFETY: plain syscalls about the calling thread.
-    let res = unsafe {
-        libc::setpriority(
-            libc::PRIO_PROCESS,
-            libc::gettid() as libc::id_t,
-            BACKGROUND_NICE,
-        )
-    };
+    let tid = nix::unistd::gettid().as_raw() as libc::id_t;
+    // SAFETY: nix 0.32 has no wrapper for setpriority(2) (its `sys::resource` covers
+    // rlimits and rusage only), so libc's is called directly: it takes plain integers,
+    // about the calling thread, and touches no memory of ours.
+    let res = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE) };
     if res != 0 {
         tracing::debug!(error = %io::Error::last_os_error(), "cannot lower the scan thread's priority");
     }
@@ -440,7 +444,7 @@ pub(crate) fn list_pids(paths: &HostPaths) -> io::Result<Vec<u32>> {
     Ok(pids)
 }
 
-fn read_uid_map(proc_dir: &Dir, pid: u32, buf: &mut Vec<u8>) -> Result<UidMap, ProcError> {
+fn read_uid_map(proc_dir: &Dir, pid: u32, buf: &mut FileBuf) -> Result<UidMap, ProcError> {
     let dir = proc_dir.open_pid(pid)?;
     dir.read_at(c"uid_map", buf)?;
     let text =

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::{NsType, ScanErrors};
-use crate::procfs::fd::{is_vanished, Dir};
+use crate::procfs::fd::{is_vanished, Dir, FileBuf};
 use crate::procfs::parse::parse_mountinfo_nsfs;
 
 use super::process::{count, Proc, ProcError};
@@ -26,7 +26,7 @@ pub(super) fn read_pinned(
         }
     }
     let mut out: BTreeMap<(NsType, u64), Vec<String>> = BTreeMap::new();
-    let mut buf = Vec::new();
+    let mut buf = FileBuf::default();
     for pids in by_mntns.values() {
         for (i, &pid) in pids.iter().enumerate() {
             let res = proc_dir

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Mutex;
 
-use crate::model::{ProcRecord, RootMapping, UidMap};
+use crate::model::{HostSource, ProcRecord, RootMapping, UidMap};
 use crate::procfs::fd::Dir;
 use crate::procfs::parse;
 
@@ -20,6 +20,11 @@ pub enum ProcessError {
     NoSuchProcess(u32, String),
     #[error("permission denied reading process {0}: reading another process's namespaces needs root or CAP_SYS_PTRACE")]
     Permission(u32),
+    /// PID 1 refuses a reader that can read a kernel thread's links, so no privilege is
+    /// missing: the kernel denies PID 1's on this host. The PID to compare with the host
+    /// instead, if the command named one.
+    #[error("{}", pid1_refused(*.0))]
+    Pid1Refused(Option<u32>),
     #[error("process {0} is a kernel thread, which always sits in the host namespaces")]
     KernelThread(u32),
     #[error("process {0}: unparseable /proc content: {1}")]
@@ -28,6 +33,31 @@ pub enum ProcessError {
     Io(u32, io::Error),
     #[error(transparent)]
     Procfs(#[from] ScanError),
+}
+
+fn pid1_refused(other: Option<u32>) -> String {
+    let what_to_do = match other {
+        Some(pid) => format!("`nsexporter inspect {pid}` compares process {pid} with them"),
+        None => "`nsexporter inspect <pid>` compares any process with them, and \
+                 `readlink /proc/2/ns/*` shows them"
+            .to_owned(),
+    };
+    format!(
+        "PID 1's namespace links are refused even to root on this host: the kernel denies \
+         them (it lets nsexporter read a kernel thread's, so no privilege is missing). \
+         Kernel threads always sit in the host's namespaces, so the host's are read from \
+         one, kthreadd (PID 2): {what_to_do}"
+    )
+}
+
+impl ProcessError {
+    /// For `diff`: name the other process in PID 1's refusal.
+    pub fn with_other(self, other: u32) -> ProcessError {
+        match self {
+            ProcessError::Pid1Refused(None) if other != 1 => ProcessError::Pid1Refused(Some(other)),
+            e => e,
+        }
+    }
 }
 
 /// One process, read on its own, with what is needed to judge it.
@@ -70,6 +100,9 @@ pub fn read_one(opts: &ScanOptions, pid: u32) -> Result<ProcessView, ProcessErro
             return Err(match e {
                 ProcError::Vanished => {
                     ProcessError::NoSuchProcess(pid, procfs.display().to_string())
+                }
+                ProcError::Permission if pid == 1 && host.source == HostSource::Kthread => {
+                    ProcessError::Pid1Refused(None)
                 }
                 ProcError::Permission => ProcessError::Permission(pid),
                 ProcError::Parse(p) => ProcessError::Parse(pid, p),

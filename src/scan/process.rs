@@ -88,8 +88,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::cgroup::{attribute, Attribution};
 use crate::model::{ContainerRef, NsSet, NsType, ProcRecord, Runtime, ScanErrors};
-use crate::procfs::fd::{is_permission, is_vanished, task_path, Dir, DirId};
-use crate::procfs::parse::{self, parse_cgroup, parse_status_euid};
+use crate::procfs::fd::{is_permission, is_vanished, task_path, Dir, DirId, FileBuf};
+use crate::procfs::parse::{
+    self, parse_cgroup, parse_schedstat, parse_stat_view, parse_status_euid,
+};
 
 use super::hostref;
 
@@ -320,7 +322,7 @@ pub(super) fn kernel_types(host: &crate::model::HostRef) -> Option<[bool; 8]> {
 /// and counts.
 #[derive(Default)]
 pub(super) struct Worker {
-    pub(super) file: Vec<u8>,
+    pub(super) file: FileBuf,
     /// Directory entries and the TIDs listed from them.
     dents: Vec<u8>,
     tids: Vec<u32>,
@@ -381,18 +383,6 @@ pub(super) fn read_many(
             Err((false, e)) => count(&mut w.errors, e, "process", pid),
         }
     }
-}
-
-/// The `stat` fields a scan needs, without allocating.
-struct StatView<'a> {
-    comm: &'a [u8],
-    /// Field 3, the state letter.
-    state: u8,
-    kernel_thread: bool,
-    minflt: u64,
-    /// Field 20.
-    threads: u64,
-    start_time: u64,
 }
 
 /// Read one process or kernel thread; `before` is what the previous scan saw at this
@@ -772,74 +762,6 @@ fn attribution(ctx: &Ctx<'_>, before: Option<&Proc>, raw: &[u8]) -> Arc<CgroupEn
     entry
 }
 
-/// The fields of `/proc/<pid>/stat` a scan needs. `comm` may hold spaces and
-/// parentheses, so it is the text between the first `(` and the *last* `)`; the fields
-/// after it are counted from field 3.
-fn parse_stat_view(bytes: &[u8]) -> Result<StatView<'_>, parse::ParseError> {
-    let open = bytes
-        .iter()
-        .position(|&b| b == b'(')
-        .ok_or(parse::ParseError::Stat("no '(' before comm"))?;
-    let close = bytes
-        .iter()
-        .rposition(|&b| b == b')')
-        .filter(|&c| c > open)
-        .ok_or(parse::ParseError::Stat("no ')' after comm"))?;
-    let mut state = None;
-    let mut flags = None;
-    let mut minflt = None;
-    let mut threads = None;
-    let mut start_time = None;
-    // Field 3 (state) is index 0: flags is field 9, minflt 10, num_threads 20,
-    // starttime 22.
-    let fields = bytes[close + 1..]
-        .split(|b| *b == b' ' || *b == b'\n')
-        .filter(|f| !f.is_empty());
-    for (i, f) in fields.enumerate() {
-        match i {
-            0 => state = f.first().copied(),
-            6 => flags = decimal(f),
-            7 => minflt = decimal(f),
-            17 => threads = decimal(f),
-            19 => {
-                start_time = decimal(f);
-                break;
-            }
-            _ => {}
-        }
-    }
-    Ok(StatView {
-        comm: &bytes[open + 1..close],
-        state: state.ok_or(parse::ParseError::Stat("no state field"))?,
-        kernel_thread: flags.ok_or(parse::ParseError::Stat("no flags field"))? & parse::PF_KTHREAD
-            != 0,
-        minflt: minflt.ok_or(parse::ParseError::Stat("no minflt field"))?,
-        threads: threads.ok_or(parse::ParseError::Stat("no num_threads field"))?,
-        start_time: start_time.ok_or(parse::ParseError::Stat("no starttime field"))?,
-    })
-}
-
-/// `/proc/<pid>/schedstat`: `<runtime ns> <run delay ns> <times switched in>`.
-fn parse_schedstat(text: &[u8]) -> Option<(u64, u64)> {
-    let mut f = text
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|f| !f.is_empty());
-    let runtime = decimal(f.next()?)?;
-    let _delay = f.next()?;
-    let pcount = decimal(f.next()?)?;
-    Some((runtime, pcount))
-}
-
-fn decimal(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 20 {
-        return None;
-    }
-    b.iter().try_fold(0u64, |v, &c| {
-        c.is_ascii_digit()
-            .then(|| v.checked_mul(10)?.checked_add(u64::from(c - b'0')))?
-    })
-}
-
 /// `comm` is up to 15 bytes the process chose itself: keep it printable UTF-8.
 pub(super) fn sanitize_comm(raw: &[u8]) -> String {
     String::from_utf8_lossy(&raw[..raw.len().min(64)])
@@ -851,33 +773,6 @@ pub(super) fn sanitize_comm(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_view_fields() {
-        let s = b"4242 (a) b) S\n(c) S 1 4242 4242 0 -1 4194560 731 0 0 0 1 2 0 0 20 0 1 0 98765 \
-                  8192000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
-        let v = parse_stat_view(s).unwrap();
-        assert_eq!(v.comm, b"a) b) S\n(c");
-        assert_eq!(v.state, b'S');
-        assert!(!v.kernel_thread);
-        assert_eq!(v.minflt, 731);
-        assert_eq!(v.start_time, 98765);
-        let k = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 3 0 0 \
-                  18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 17 0 0 0 0 0 0\n";
-        let v = parse_stat_view(k).unwrap();
-        assert!(v.kernel_thread);
-        assert_eq!(v.start_time, 3);
-        assert!(parse_stat_view(b"1 (x) S 0 1 1").is_err());
-        assert!(parse_stat_view(b"1 x) S").is_err());
-    }
-
-    #[test]
-    fn schedstat() {
-        assert_eq!(parse_schedstat(b"1234567 89 42\n"), Some((1234567, 42)));
-        assert_eq!(parse_schedstat(b"0 0 0\n"), Some((0, 0)));
-        assert_eq!(parse_schedstat(b"12 34\n"), None);
-        assert_eq!(parse_schedstat(b"x 1 2\n"), None);
-    }
 
     #[test]
     fn inodes_round_trip() {
