@@ -13,11 +13,14 @@
 //!   sharing; a Podman pod (infra container and a container joining it) is no escape.
 //! - With `--scan.events`, the `nsenter` escape is published without waiting for a scan.
 //! - The README's runbook for `NsexporterNamespaceEscape`, run as written.
+//! - The alerting sidecar pushes `NsexporterNamespaceEscape` to a real Alertmanager past
+//!   an allow-list that allows everything; only `alerts.escape-opt-out` holds one back.
 //!
-//! Needs root, a running dockerd (`tests/docker/start-dockerd.sh`), Podman with runc and
+//! Needs root, `prometheus-alertmanager`, a running dockerd (`tests/docker/start-dockerd.sh`), Podman with runc and
 //! catatonit, gcc (static glibc) and the host's static `/bin/busybox`. Every container,
 //! image, pod and process made here is removed by a Drop guard, also when a test fails.
 
+mod am;
 mod common;
 
 use std::collections::BTreeMap;
@@ -1057,4 +1060,124 @@ fn the_escape_runbook_commands_work() {
     wait_for(10, "the process to stop", || {
         (state(pid, pid) == "T").then_some(())
     });
+}
+
+// -------------------------------------------------------------------------------------
+// The alerting sidecar
+
+/// The sidecar (`--alertmanager.url`) sends NsexporterNamespaceEscape to a real
+/// Alertmanager with the rule's labels and words, although its allow-list allows every
+/// container (by namespace, container name and comm): that list never quiets an escape.
+/// A second escaped container, opted out by `container_id` in `alerts.escape-opt-out`,
+/// is held back and counted. The alert resolves when the escaped process is gone.
+#[test]
+fn the_sidecar_sends_the_escape_past_its_allow_list_and_resolves_it() {
+    require_root(ROOT);
+    let image = Image::get();
+    let tmp = tempfile::tempdir().unwrap();
+    let am = am::Alertmanager::start(tmp.path(), "am");
+    let c = Container::run(&image, &[]);
+    let opted = Container::run(&image, &[]);
+    let (id, opted_id) = (c.label(), opted.label());
+    let config = tmp.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "alerts:\n  allow:\n    namespaces: [\".*\"]\n    containers: [\".*\"]\n    \
+             comms: [\".*\"]\n  escape-opt-out:\n    containers: [\"{opted_id}\"]\n"
+        ),
+    )
+    .unwrap();
+    let nsx = Exporter::start(&[
+        "--scan.interval",
+        "500ms",
+        "--alertmanager.url",
+        &am.url(),
+        "--alertmanager.resend-interval",
+        "5s",
+        "--config.file",
+        &config.display().to_string(),
+    ]);
+    nsx.wait_ready();
+    for x in [&c, &opted] {
+        x.exec_detached(&["/bin/nsenter", "--net=/hostnet", "/bin/sleep", "3601"]);
+    }
+    let pid = wait_process_in_host_net(&c);
+    let escape_of = |container_id: &str| -> Result<Option<Value>, String> {
+        Ok(am.alerts()?.into_iter().find(|a| {
+            a["labels"]["alertname"] == "NsexporterNamespaceEscape"
+                && a["labels"]["container_id"] == container_id
+                && a["labels"]["source"] == "nsexporter-sidecar"
+        }))
+    };
+    let t0 = Instant::now();
+    let alert = am::wait_for(
+        "the escape alert in Alertmanager",
+        Duration::from_secs(30),
+        || escape_of(&id)?.ok_or_else(|| format!("{:?}", am.sidecar_keys())),
+    );
+    println!(
+        "docker exec nsenter -> escape alert in Alertmanager after {:?}",
+        t0.elapsed()
+    );
+    let labels = &alert["labels"];
+    for (k, v) in [
+        ("severity", "critical"),
+        ("type", "net"),
+        ("runtime", "docker"),
+        ("comm", "sleep"),
+    ] {
+        assert_eq!(labels[k], v, "{k}: {alert}");
+    }
+    let a = &alert["annotations"];
+    assert_eq!(
+        a["summary"],
+        "A container process entered a host namespace that its container does not share."
+    );
+    assert_eq!(
+        a["runbook_url"],
+        "https://github.com/nsexporter/nsexporter/blob/main/README.md#alert-nsexporternamespaceescape"
+    );
+    let d = a["description"].as_str().unwrap_or_default();
+    assert!(
+        d.contains(&id)
+            && d.contains("1 process(es) in the host net namespace")
+            && d.contains(&format!("PID {pid} (sleep)")),
+        "{d}"
+    );
+    // The allow-list is in force and matches these containers: their host root (no
+    // user namespace) is allowed, not sent. The opted-out container escaped too: held
+    // back, counted as allowed.
+    wait_process_in_host_net(&opted);
+    let allowed = |s: &[Sample], name: &str| {
+        value(
+            s,
+            "nsexporter_alerts",
+            &[("alertname", name), ("state", "allowed")],
+        )
+        .unwrap_or(0.0)
+    };
+    nsx.scrape_until(Duration::from_secs(10), "the opt-out counted", |s| {
+        allowed(s, "NsexporterNamespaceEscape") >= 1.0
+            && allowed(s, "NsexporterContainerHostRoot") >= 2.0
+    });
+    assert_eq!(
+        escape_of(&opted_id).unwrap(),
+        None,
+        "the opt-out held it back"
+    );
+
+    // The escaped process ends: the alert resolves.
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill {pid}");
+    am::wait_for(
+        "the escape alert resolved",
+        Duration::from_secs(30),
+        || match escape_of(&id)? {
+            None => Ok(()),
+            Some(_) => Err("still active".into()),
+        },
+    );
 }
