@@ -614,6 +614,40 @@ fn readme_inhibit_rules() -> String {
         .join("\n")
 }
 
+/// Every kind the sidecar sends (`rules::KINDS`) is in the README: in the table of what
+/// it sends, and in the `inhibit_rules` example, so that its rules' copy is held back
+/// too. A new kind that is not documented fails here.
+#[test]
+fn readme_names_every_sidecar_alert() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## The alerting sidecar")
+        .nth(1)
+        .and_then(|r| {
+            r.split("### Running it next to the Prometheus rules")
+                .next()
+        })
+        .expect("README has the alerting sidecar section");
+    let inhibit = readme_inhibit_rules();
+    let pattern = inhibit
+        .split("alertname=~\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("an alertname=~ matcher in the inhibit_rules example");
+    let re = regex::Regex::new(&format!("^(?:{pattern})$")).unwrap();
+    for name in nsexporter::alerting::rules::alert_names() {
+        assert!(
+            section.contains(&format!("`{name}`")),
+            "{name} is not in the README's table of what the sidecar sends"
+        );
+        assert!(
+            re.is_match(name),
+            "{name} is not in the README's inhibit_rules ({pattern})"
+        );
+    }
+}
+
 #[test]
 fn readme_inhibit_rules_keep_one_page_per_alert_and_node() {
     let tmp = tempfile::tempdir().unwrap();

@@ -45,9 +45,13 @@ const PINNED_WINDOW: Duration = Duration::from_secs(6 * 3600);
 const PINNED_BUCKET: Duration = Duration::from_secs(60);
 
 /// EVERY ALERT KIND THE SIDECAR SENDS, one row each, in evaluation order. To add a kind:
-/// a row here with the function that finds it in a snapshot, a test below, and its row
-/// in the README's "The alerting sidecar" table. `evaluate`, the `nsexporter_alerts`
-/// series ([`alert_names`]) and the golden exposition follow from this table.
+/// a row here with the function that finds it in a snapshot, and a test below. Then:
+/// its row in the README's "The alerting sidecar" table and its name in the
+/// `inhibit_rules` example (checked by `tests/alerting_client.rs`); an alert of that
+/// name and severity in the rules file (checked below, unless listed there as
+/// sidecar-only); its `nsexporter_alerts` series in
+/// `tests/fixtures/golden/metrics-sidecar.prom` (`UPDATE_GOLDEN=1 cargo test --test
+/// golden`). `evaluate` and the series ([`alert_names`]) follow from this table.
 ///
 /// The escape alert (severity critical, fires at once) is a `Find::PerType` row: one
 /// alert per container and type with escaped processes. No allow-list applies to it;
@@ -115,11 +119,11 @@ enum Find {
 
 /// One container as a `Find::Container` function sees it.
 struct Seen<'a> {
-    pub c: &'a ContainerSummary,
+    c: &'a ContainerSummary,
     /// What the allow-list judges.
-    pub subject: Subject<'a>,
+    subject: Subject<'a>,
     /// "Pod ns/pod container c (id)" or "Container id (comm "x")", for descriptions.
-    pub who: String,
+    who: String,
 }
 
 /// What a `Find::Container` function says of one container.
@@ -133,9 +137,9 @@ enum Verdict {
 
 /// An alert that holds: the labels it adds to the base ones, and its annotations.
 struct Finding {
-    pub labels: Vec<(&'static str, String)>,
-    pub summary: &'static str,
-    pub description: String,
+    labels: Vec<(&'static str, String)>,
+    summary: &'static str,
+    description: String,
 }
 
 fn host_network(e: &Evaluator, s: &Seen<'_>) -> Verdict {
@@ -817,7 +821,9 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), KINDS.len(), "alert names repeat in KINDS");
-        for k in KINDS {
+        // Kinds the rules file has no alert for (none yet): named here, on purpose.
+        const SIDECAR_ONLY: &[&str] = &[];
+        for k in KINDS.iter().filter(|k| !SIDECAR_ONLY.contains(&k.name)) {
             let at = rules
                 .find(&format!("- alert: {}\n", k.name))
                 .unwrap_or_else(|| panic!("{} is not an alert of the rules file", k.name));
