@@ -581,8 +581,24 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        // Docker refuses the first `rm -f` of a container whose PID 1 is a zombie (an
-        // exited leader) while it kills the rest: try again until it is gone.
+        // A container whose PID 1 is a zombie leader with a live thread looks stopped to
+        // runc: `rm -f` then removes it without killing that thread, which lives on in
+        // the host's network namespace (with its shim). So SIGKILL its init's thread
+        // group from here first, while the container, and so that PID, is still its own.
+        let init = Command::new("docker")
+            .args(["inspect", "--format", "{{.State.Pid}}", &self.id])
+            .output()
+            .ok()
+            .and_then(|o| text(&o.stdout).trim().parse::<i32>().ok())
+            .filter(|p| *p > 0);
+        if let Some(p) = init {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        // Docker may refuse the first `rm -f` of a container whose PID 1 is a zombie
+        // while it kills the rest: try again until it is gone.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = Command::new("docker")
