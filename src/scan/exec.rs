@@ -107,6 +107,8 @@ impl ExecReader {
             procfs: self.procfs,
             quick: false,
             baseline: false,
+            kernel_types: Some(NsType::ALL.map(|t| self.kernel_types.contains(&t))),
+            tasks: true,
         };
         let proc = match read_container_proc(&ctx, pid, &mut self.w) {
             Ok(Found::Read(p)) if !p.kernel_thread => p,
@@ -266,6 +268,7 @@ impl Scanner {
         );
         snap.duration = last.duration;
         self.attach_runtime(&mut snap);
+        super::summary::find_escapes(&self.procs, &mut snap);
         Some((snap, records))
     }
 }
