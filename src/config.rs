@@ -153,7 +153,7 @@ struct Raw {
     runtime: RawRuntime,
     log: RawLog,
     alertmanager: RawAlertmanager,
-    /// Only in the file: `alerts.allow`.
+    /// Only in the file: `alerts.allow`, `alerts.escape-opt-out`.
     #[serde(default)]
     alerts: RawAlerts,
 }
@@ -380,9 +380,11 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
             .push((URLS.0, format!("{} in {}", URLS.0, f.display())));
     }
     if let Some(f) = &config_file {
-        origins
-            .names
-            .push(("alerts.allow", format!("alerts.allow in {}", f.display())));
+        for key in ["alerts.allow", "alerts.escape-opt-out"] {
+            origins
+                .names
+                .push((key, format!("{key} in {}", f.display())));
+        }
     }
     let cfg = b.build().map_err(|e| match &config_file {
         Some(f) => file_error(f, &e),
@@ -565,7 +567,7 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
     .map_err(|(setting, message)| {
         // The allow-list says which list ("workloads: ..."): name that key in the file.
         match message.split_once(": ").filter(|(k, _)| {
-            setting == "alerts.allow" && !k.is_empty() && !k.contains(char::is_whitespace)
+            setting.starts_with("alerts.") && !k.is_empty() && !k.contains(char::is_whitespace)
         }) {
             Some((key, rest)) => match o.invalid(setting, rest) {
                 ConfigError::Invalid { origin, message } => ConfigError::Invalid {

@@ -92,7 +92,9 @@ pub const METRICS: &[(&str, MetricType, &str)] = &[
     ("nsexporter_container_host_namespace", MetricType::Gauge, "Processes of this container in the host namespace of this type; only sharing pairs are emitted."),
     ("nsexporter_container_host_root_processes", MetricType::Gauge, "Processes of this container whose host-view effective UID is 0."),
     ("nsexporter_host_root_containers", MetricType::Gauge, "Containers with at least one process whose host-view effective UID is 0."),
+    ("nsexporter_container_escaped_processes", MetricType::Gauge, "Processes of this container with a thread in the host namespace of this type that the container itself does not share (entered after it started); only non-zero series."),
     ("nsexporter_container_namespace_drift", MetricType::Gauge, "Processes of this container not in the namespace its runtime declared: in the host's though declared private, or elsewhere though declared host; only non-zero series."),
+    ("nsexporter_container_processes", MetricType::Gauge, "Processes of this container, for every container named by another per-container series."),
     ("nsexporter_container_info", MetricType::Gauge, "Always 1 for each container named by a per-container series; comm is that of its oldest process; namespace, pod and container come from the runtime's files, empty when unknown."),
     ("nsexporter_container_host_namespace_execs", MetricType::Counter, "Execs by this container's processes that were in the host namespace of this type: exec events (--scan.events), and once each process a scan found first. Kept for --scan.events-retention after the container's last process."),
     ("nsexporter_host_namespace_container_starts", MetricType::Counter, "Containers that started sharing the host namespace of this type after the exporter's first scan."),
@@ -375,6 +377,17 @@ fn encode_snapshot(
         "nsexporter_host_root_containers",
         [(NoLabels::default(), host_root_containers as f64)],
     )?;
+    let mut escaped = Vec::new();
+    for c in s.containers.values() {
+        for t in types() {
+            let n = c.escaped_processes[t.index()];
+            if n > 0 {
+                let [u, id, rt] = id_labels(c);
+                escaped.push(([("type", t.name().to_string()), u, id, rt], f64::from(n)));
+            }
+        }
+    }
+    gauge(e, "nsexporter_container_escaped_processes", escaped)?;
     let mut drift = Vec::new();
     let mut drifting = std::collections::HashSet::new();
     for c in s.containers.values() {
@@ -394,8 +407,9 @@ fn encode_snapshot(
         }
     }
     gauge(e, "nsexporter_container_namespace_drift", drift)?;
-    // Info for every container another per-container series names: those sharing, with
-    // host root or drifting now, and those the exec counter keeps (present or not).
+    // Info for every container another per-container series names: those sharing,
+    // escaped, with host root or drifting now, and those the exec counter keeps
+    // (present or not).
     let ref_labels = |c: &ContainerRef| {
         [
             ("uid", c.pod_uid.clone()),
@@ -408,10 +422,23 @@ fn encode_snapshot(
         .map(|(c, r)| (c, (r.comm.as_str(), &r.names)))
         .collect();
     for c in s.containers.values().filter(|c| {
-        c.host_root_processes > 0 || types().any(|t| c.shares(t)) || drifting.contains(&c.container)
+        c.host_root_processes > 0
+            || c.any_escaped()
+            || types().any(|t| c.shares(t))
+            || drifting.contains(&c.container)
     }) {
         info.insert(&c.container, (&c.comm, &c.runtime_info.names));
     }
+    // Its process count beside each: "1 of 40" is not "all of them". A container the
+    // exec counter keeps after its last process has none.
+    gauge(
+        e,
+        "nsexporter_container_processes",
+        info.keys().map(|c| {
+            let n = s.containers.get(*c).map_or(0, |s| s.processes);
+            (ref_labels(c), f64::from(n))
+        }),
+    )?;
     gauge(
         e,
         "nsexporter_container_info",

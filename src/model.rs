@@ -284,6 +284,9 @@ pub struct ProcRecord {
     /// Effective UID as seen from the host user namespace.
     pub host_euid: u32,
     pub container: Option<ContainerRef>,
+    /// The thread whose links, UID and cgroup these are, when the leader has exited
+    /// (`pthread_exit`) while other threads run on; `None`: the leader's own.
+    pub via: Option<u32>,
 }
 
 /// Where the host reference came from.
@@ -343,14 +346,55 @@ pub struct ContainerSummary {
     pub root: RootMapping,
     /// The uid_map of the main process's user namespace, when it could be read.
     pub uid_map: Option<UidMap>,
+    /// How many of its processes have escaped into the host namespace of each type: a
+    /// thread of theirs (the leader's links, or another thread's) is in the host's
+    /// namespace of that type, and the container's own namespace of it is not. A process
+    /// counts once, however many of its threads are there.
+    pub escaped_processes: [u32; 8],
+    /// Each escaped process or thread, by PID and TID.
+    pub escapes: Vec<Escape>,
     /// What its runtime's files say: names and declared namespaces (empty when unknown).
     /// Read once when the container is first seen, shared between scans.
     pub runtime_info: std::sync::Arc<RuntimeInfo>,
 }
 
+/// A process, or one thread of it, of a container, in host namespaces that the container
+/// itself does not share: it entered them (`setns`, `nsenter`) after the container
+/// started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escape {
+    pub pid: u32,
+    /// The thread whose links these are: `pid` itself for the leader's; another thread's
+    /// when only that thread is there, or when it stands for a leader that has exited.
+    pub tid: u32,
+    /// That thread's comm.
+    pub comm: String,
+    /// The host namespace types it is in and the container is not, in label order.
+    pub types: Vec<NsType>,
+}
+
 impl ContainerSummary {
     pub fn shares(&self, t: NsType) -> bool {
         self.host_ns_processes[t.index()] > 0
+    }
+
+    /// Whether a process or thread of it has escaped into the host namespace of `t`.
+    pub fn escaped(&self, t: NsType) -> bool {
+        self.escaped_processes[t.index()] > 0
+    }
+
+    /// Whether any process or thread of it has escaped into a host namespace.
+    pub fn any_escaped(&self) -> bool {
+        self.escaped_processes.iter().any(|n| *n > 0)
+    }
+
+    /// Whether the container's own namespace of type `t` is the host's: the one its
+    /// runtime declared, where the runtime's files say; otherwise that of its oldest
+    /// process, the one it was started in. A process or thread of it in the host's
+    /// namespace of `t` has escaped when this is false.
+    pub fn namespace_is_host(&self, t: NsType, host: &NsSet) -> bool {
+        self.declared_host(t, host)
+            .unwrap_or_else(|| self.main_ns.shares(host, t))
     }
 
     /// Whether the container shares any host namespace among `types`.

@@ -587,6 +587,8 @@ mod tests {
             root: RootMapping::NonRoot,
             uid_map: None,
             runtime_info: Default::default(),
+            escaped_processes: [0; 8],
+            escapes: Vec::new(),
         };
         Snapshot {
             taken_at: std::time::SystemTime::now(),

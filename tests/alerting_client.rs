@@ -46,6 +46,8 @@ fn container(id: &str, host: &[NsType]) -> ContainerSummary {
         root: RootMapping::NonRoot,
         uid_map: None,
         runtime_info: Default::default(),
+        escaped_processes: [0; 8],
+        escapes: Vec::new(),
     }
 }
 

@@ -865,6 +865,25 @@ fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
     assert!(!rendered.contains("NSEXPORTER_ALLOW_NAMESPACES_RE"));
     assert!(!rendered.contains("NSEXPORTER_ALLOW_COMMS_RE"));
     assert!(!rendered.contains("NSEXPORTER_HOST_ROOT_ALLOW_NAMESPACES_RE"));
+    assert!(!rendered.contains("NSEXPORTER_ESCAPE_OPT_OUT"));
+    // The escape alert has only its own opt-out, never the allow-list.
+    let escape = groups
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules").iter())
+        .find(|r| r["alert"] == "NsexporterNamespaceEscape")
+        .expect("NsexporterNamespaceEscape is shipped");
+    let expr = escape["expr"].as_str().expect("expr");
+    assert!(expr.contains(r#"namespace=~"node-debug""#), "{expr}");
+    assert!(
+        expr.contains(r#"container=~"debugger|containerd://0ff1.*""#),
+        "{expr}"
+    );
+    assert!(
+        !expr.contains("calico") && !expr.contains("cilium"),
+        "{expr}"
+    );
     for expr in rendered.split("\\n") {
         if expr.contains("namespace=~") && expr.contains("calico") {
             assert!(expr.contains("kube-system|calico-system"), "{expr}");

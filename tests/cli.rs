@@ -757,6 +757,11 @@ fn snapshot_inspect_on_fixture() {
     snapshot("inspect-201.txt", &["inspect", "201", "--no-color"]);
     // A systemd service with only a private mount namespace.
     snapshot("inspect-120.txt", &["inspect", "120", "--no-color"]);
+    // Escapes: a shell entered into the host's net namespace, a process whose second
+    // thread is there, and a process whose exited leader's thread stands for it.
+    snapshot("inspect-810.txt", &["inspect", "810", "--no-color"]);
+    snapshot("inspect-800.txt", &["inspect", "800", "--no-color"]);
+    snapshot("inspect-850.txt", &["inspect", "850", "--no-color"]);
 }
 
 #[test]
@@ -775,8 +780,53 @@ fn fixture_json_matches_the_fixture() {
         v["host_reference"]["namespaces"].get("time").is_none(),
         "the fixture kernel has no time namespaces"
     );
-    assert_eq!(v["containers_total"], 6);
-    assert_eq!(v["processes"], 14);
+    assert_eq!(v["containers_total"], 8);
+    assert_eq!(v["processes"], 17);
+    // The escaped pod: its app's thread 805 and the shell 810, in the host's net.
+    let app = v["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["comm"] == "app")
+        .expect("the escaped pod is listed");
+    assert_eq!(strs(&app["escaped_host_namespaces"]), ["net"]);
+    assert_eq!(app["escaped_processes"]["net"], 2);
+    assert_eq!(
+        app["host_namespace_processes"]["net"], 1,
+        "the leaders' view"
+    );
+    let escapes: Vec<(u64, u64, String)> = app["escapes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(strs(&e["types"]), ["net"]);
+            (
+                e["pid"].as_u64().unwrap(),
+                e["tid"].as_u64().unwrap(),
+                e["comm"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        escapes,
+        [
+            (800, 805, "worker".to_string()),
+            (810, 810, "sh".to_string())
+        ]
+    );
+    let i = json(&["inspect", "810", "--json", "--path.procfs", &fixture]);
+    assert_eq!(i["escaped_from"]["container_id"], app["container_id"]);
+    assert_eq!(i["escapes"][0]["tid"], 810);
+    let i = json(&["inspect", "201", "--json", "--path.procfs", &fixture]);
+    assert!(
+        i["escaped_from"].is_null(),
+        "a hostNetwork pod did not escape"
+    );
+    assert_eq!(i["escapes"].as_array().map(Vec::len), Some(0));
+    let i = json(&["inspect", "850", "--json", "--path.procfs", &fixture]);
+    assert_eq!(i["process"]["via_thread"], 851);
+    assert_eq!(i["process"]["container"]["runtime"], "docker");
     let pinned: Vec<String> = v["pinned"]
         .as_array()
         .unwrap()
@@ -829,6 +879,7 @@ fn every_json_field_is_documented_in_the_readme() {
     for args in [
         vec!["report", "--json", "--all"],
         vec!["inspect", "300", "--json"],
+        vec!["inspect", "810", "--json"],
         vec!["inspect", "1", "--json"],
         vec!["diff", "200", "201", "--json"],
     ] {

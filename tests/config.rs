@@ -254,11 +254,11 @@ fn flags_override_environment_override_file() {
     let empty = tempfile::tempdir().unwrap();
     let empty = empty.path().display().to_string();
     let procs = |out: &str| value(&parse_exposition(out), "nsexporter_processes", &[]);
-    // The file alone points at the fixture tree (14 processes).
+    // The file alone points at the fixture tree (17 processes).
     let file = format!("path:\n  procfs: {fixture}\n");
     let (code, out, err) = run(&[], &[], Some(&file));
     assert_eq!(code, 0, "{err}");
-    assert_eq!(procs(&out), Some(14.0));
+    assert_eq!(procs(&out), Some(17.0));
     // The environment beats the file: an empty directory, which is not a procfs.
     let (code, out, err) = run(&[], &[("NSEXPORTER_PATH_PROCFS", &empty)], Some(&file));
     assert_eq!(code, 1, "{out}");
@@ -270,7 +270,7 @@ fn flags_override_environment_override_file() {
         Some(&format!("path:\n  procfs: {empty}\n")),
     );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(procs(&out), Some(14.0));
+    assert_eq!(procs(&out), Some(17.0));
 }
 
 #[test]
@@ -305,7 +305,7 @@ fn json_logs() {
         .expect("a debug line for the scan");
     let v: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
     assert_eq!(v["level"], "DEBUG");
-    assert_eq!(v["processes"], 14);
+    assert_eq!(v["processes"], 17);
 }
 
 #[test]

@@ -140,7 +140,7 @@ fn break_and_repair<G>(mut e: Exporter, log: &str, reason: &str, brk: impl FnOnc
     assert!(e.alive(), "nsexporter exited");
     let r = e.get("/metrics");
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("nsexporter_processes 14"), "{}", r.body);
+    assert!(r.body.contains("nsexporter_processes 17"), "{}", r.body);
     drop(guard);
     assert_eq!(e.wait_readyz(200, SOON), 200, "/readyz did not recover");
     e.wait_log("scan succeeded again", SOON);
@@ -202,7 +202,7 @@ fn absent_sysctl_files_are_logged_and_counted_but_not_fatal() {
     let s = parse_exposition(&e.get("/metrics").body);
     assert!(find(&s, "nsexporter_namespace_limit", &[]).is_empty());
     // Everything else is still reported, and the exporter is ready: it does its job.
-    assert_eq!(value(&s, "nsexporter_processes", &[]), Some(14.0));
+    assert_eq!(value(&s, "nsexporter_processes", &[]), Some(17.0));
     assert_eq!(e.get("/readyz").status, 200);
     // The files come back: the limits do too.
     drop(moved);

@@ -119,7 +119,7 @@ fn fixture_attribution_is_right() {
         value(&s, "nsexporter_namespaces_pinned", &[("type", "uts")]),
         Some(1.0)
     );
-    assert_eq!(value(&s, "nsexporter_processes", &[]), Some(14.0));
+    assert_eq!(value(&s, "nsexporter_processes", &[]), Some(17.0));
     assert_eq!(
         value(
             &s,
@@ -132,12 +132,12 @@ fn fixture_attribution_is_right() {
         value(&s, "nsexporter_host_reference_info", &[("source", "pid1")]),
         Some(1.0)
     );
-    // Runtimes: two containerd pods' containers + the kind pod, one CRI-O (conmon is
-    // not a container), one Docker (the kind node), one Podman.
+    // Runtimes: three containerd pods' containers + the kind pod, one CRI-O (conmon is
+    // not a container), two Docker (the kind node, the hider), one Podman.
     for (rt, n) in [
-        ("containerd", 3.0),
+        ("containerd", 4.0),
         ("cri-o", 1.0),
-        ("docker", 1.0),
+        ("docker", 2.0),
         ("podman", 1.0),
     ] {
         assert_eq!(
@@ -160,12 +160,53 @@ fn fixture_attribution_is_right() {
     let net = find(
         &s,
         "nsexporter_container_host_namespace",
-        &[("type", "net")],
+        &[
+            ("type", "net"),
+            ("uid", "11111111-2222-3333-4444-555555555555"),
+        ],
     );
     assert_eq!(net.len(), 2);
-    assert!(net
-        .iter()
-        .all(|x| x.labels["uid"] == "11111111-2222-3333-4444-555555555555"));
+    // The escaped pod: its app's second thread and a later shell are in the host's net
+    // namespace, which the pod does not share: two of its two processes escaped. Only
+    // the shell's own links show it (the leader's do not).
+    let app = "cccccccc-dddd-eeee-ffff-000000000000";
+    let escaped = find(&s, "nsexporter_container_escaped_processes", &[]);
+    assert_eq!(escaped.len(), 1, "{escaped:?}");
+    assert_eq!(escaped[0].labels["uid"], app);
+    assert_eq!(escaped[0].labels["type"], "net");
+    assert_eq!(escaped[0].value, 2.0);
+    let id = escaped[0].labels["container_id"].as_str();
+    assert_eq!(
+        value(
+            &s,
+            "nsexporter_container_host_namespace",
+            &[("container_id", id), ("type", "net")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "nsexporter_container_processes",
+            &[("container_id", id)]
+        ),
+        Some(2.0)
+    );
+    // The hider's leader exited (a zombie whose links and cgroup are gone): its thread
+    // stands for it, so it is still attributed to its container and shares the host's
+    // net namespace, and nothing is dropped (the one vanished error is PID 700's).
+    let hider = find(&s, "nsexporter_container_info", &[("comm", "hider")]);
+    assert_eq!(hider.len(), 1, "{hider:?}");
+    let id = hider[0].labels["container_id"].as_str();
+    assert!(id.starts_with("docker://"), "{id}");
+    assert_eq!(
+        value(
+            &s,
+            "nsexporter_container_host_namespace",
+            &[("container_id", id), ("type", "net")]
+        ),
+        Some(1.0)
+    );
     // The kind pod is attributed to itself, with its static-pod UID.
     assert_eq!(
         find(

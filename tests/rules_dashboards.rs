@@ -54,6 +54,11 @@ const TOKENS: &[(&str, &str)] = &[
     ("NSEXPORTER_ALLOW_COMMS_RE", r"my\.agent"),
     ("NSEXPORTER_HOST_ROOT_ALLOW_NAMESPACES_RE", "rook-ceph"),
     ("NSEXPORTER_JOB_RE", "custom-scrape"),
+    ("NSEXPORTER_ESCAPE_OPT_OUT_NAMESPACES_RE", "debug-tools"),
+    (
+        "NSEXPORTER_ESCAPE_OPT_OUT_CONTAINERS_RE",
+        "node-shell|docker://0ff1",
+    ),
 ];
 
 fn read(rel: &str) -> String {

@@ -588,8 +588,8 @@ fn runtime_files_are_read_once_per_container() {
         ..ScanOptions::default()
     });
     let first = scanner.scan().unwrap();
-    assert_eq!(first.containers.len(), 6);
-    assert_eq!(scanner.runtime_reads(), 6, "one read per container");
+    assert_eq!(first.containers.len(), 8);
+    assert_eq!(scanner.runtime_reads(), 8, "one read per container");
     let named = first
         .containers
         .values()
@@ -598,10 +598,10 @@ fn runtime_files_are_read_once_per_container() {
     assert_eq!(named, 4, "the fixture names four of them");
     for _ in 0..3 {
         let again = scanner.scan().unwrap();
-        assert_eq!(again.containers.len(), 6);
+        assert_eq!(again.containers.len(), 8);
         assert_eq!(
             scanner.runtime_reads(),
-            6,
+            8,
             "a warm scan reads no runtime file"
         );
     }

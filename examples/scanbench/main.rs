@@ -25,6 +25,14 @@
 //! scanbench mounts N M R N mount namespaces of M bind mounts each: warm scans against
 //!                        the quiet node and the same processes without the mounts, with
 //!                        and without keeping tables open (see mounts.rs).
+//! scanbench threads N K R
+//!                        a node of multi-threaded container processes: fork N
+//!                        processes of K threads each into 50 Docker-shaped container
+//!                        cgroups, then R rounds of cold and warm scans (warm ones at
+//!                        least 5 s apart) with and without reading the threads of
+//!                        container processes; print a Markdown table (median ms,
+//!                        syscalls, threads read and reused), then kill the processes
+//!                        and remove the cgroups.
 //! ```
 
 mod mounts;
@@ -52,13 +60,14 @@ fn main() {
         Some("soak") => soak(arg(1)),
         Some("file") => file(&args[1..]),
         Some("mounts") => mounts::run(arg(1), arg(2), arg(3)),
+        Some("threads") => threads(arg(1), arg(2), arg(3)),
         _ => usage(),
     }
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: scanbench spawn N | measure ROUNDS | passes ref|fastest|cold|warm|stat K | soak K | file NAME... | mounts N M ROUNDS"
+        "usage: scanbench spawn N | measure ROUNDS | passes ref|fastest|cold|warm|stat K | soak K | file NAME... | mounts N M ROUNDS | threads N K ROUNDS"
     );
     std::process::exit(2);
 }
@@ -448,4 +457,177 @@ fn file(names: &[String]) {
             best.as_secs_f64() * 1e6 / pids.len() as f64
         );
     }
+}
+
+// ------------------------------------------------------------------------------------
+// threads
+
+/// The processes and cgroups of the `threads` load; killed and removed on drop.
+struct ThreadLoad {
+    pids: Vec<libc::pid_t>,
+    cgroups: Vec<String>,
+}
+
+/// The cgroup hierarchies the load uses on this hybrid host: v2, and v1 `pids`.
+const LOAD_ROOTS: [&str; 2] = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/pids"];
+
+impl Drop for ThreadLoad {
+    fn drop(&mut self) {
+        for &pid in &self.pids {
+            // SAFETY: our own children.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        for cg in self.cgroups.iter().rev() {
+            for root in LOAD_ROOTS {
+                let dir = format!("{root}{cg}");
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while std::path::Path::new(&dir).exists()
+                    && std::fs::remove_dir(&dir).is_err()
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+}
+
+extern "C" fn park(_: *mut libc::c_void) -> *mut libc::c_void {
+    loop {
+        // SAFETY: plain syscall.
+        unsafe { libc::pause() };
+    }
+}
+
+fn threads(n: usize, k: usize, rounds: usize) {
+    const CONTAINERS: usize = 50;
+    let k = k.max(1);
+    // SAFETY: plain syscall.
+    let me = unsafe { libc::getpid() };
+    let top = format!("/nsxbench-{me}");
+    let mut load = ThreadLoad {
+        pids: Vec::with_capacity(n),
+        cgroups: vec![top.clone(), format!("{top}/docker")],
+    };
+    for c in 0..CONTAINERS {
+        load.cgroups
+            .push(format!("{top}/docker/{:064x}", 0xbe_0000 + c));
+    }
+    for cg in &load.cgroups {
+        for root in LOAD_ROOTS {
+            std::fs::create_dir_all(format!("{root}{cg}")).expect("mkdir cgroup");
+        }
+    }
+    let [ready_r, ready_w] = pipe();
+    for i in 0..n {
+        // SAFETY: this process is single-threaded here (no scan has run yet), so the
+        // child may create threads; they only pause.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != me {
+                    libc::_exit(1);
+                }
+                for _ in 1..k {
+                    let mut t: libc::pthread_t = 0;
+                    if libc::pthread_create(&mut t, std::ptr::null(), park, std::ptr::null_mut())
+                        != 0
+                    {
+                        libc::_exit(1);
+                    }
+                }
+                libc::write(ready_w, b"r".as_ptr().cast(), 1);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        load.pids.push(pid);
+        let cg = &load.cgroups[2 + i % CONTAINERS];
+        for root in LOAD_ROOTS {
+            std::fs::write(format!("{root}{cg}/cgroup.procs"), pid.to_string())
+                .expect("move into the container cgroup");
+        }
+    }
+    let mut got = 0;
+    let mut buf = [0u8; 4096];
+    while got < n {
+        // SAFETY: reading into a local buffer.
+        let r = unsafe { libc::read(ready_r, buf.as_mut_ptr().cast(), buf.len()) };
+        assert!(r > 0, "ready pipe: {}", std::io::Error::last_os_error());
+        got += r as usize;
+    }
+    // Let every thread reach its pause, so that warm scans find them idle.
+    std::thread::sleep(Duration::from_secs(2));
+    let with = |read_threads| ScanOptions {
+        read_threads,
+        ..opts(1)
+    };
+    let entries = ScanOptions::default().paths.procfs;
+    let entries = RefLoop::new(&entries).pids().len();
+    let mut warm_on = Spaced::new(with(true));
+    let mut warm_off = Spaced::new(with(false));
+    let names = [
+        "cold scan, threads read",
+        "cold scan, threads not read",
+        "warm scan, threads read",
+        "warm scan, threads not read",
+    ];
+    let mut series: Vec<Series> = names
+        .iter()
+        .map(|&name| Series {
+            name,
+            samples: Vec::new(),
+        })
+        .collect();
+    let mut stats = [nsexporter::scan::ScanStats::default(); 4];
+    for _ in 0..rounds {
+        for (i, on) in [(0, true), (1, false)] {
+            let mut s = Scanner::new(with(on));
+            series[i].samples.push(time(|| s.scan().expect("scan")).0);
+            stats[i] = s.last_stats();
+        }
+        series[2].samples.push(warm_on.scan());
+        stats[2] = warm_on.scanner.last_stats();
+        series[3].samples.push(warm_off.scan());
+        stats[3] = warm_off.scanner.last_stats();
+    }
+    println!(
+        "### {n} container processes of {k} threads in {CONTAINERS} containers ({} other threads), {entries} /proc entries, {rounds} rounds",
+        n * (k - 1)
+    );
+    println!();
+    println!("| what | median ms | min ms | max ms | × without threads | syscalls | threads read | threads reused |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, s) in series.iter().enumerate() {
+        let med = s.median().as_secs_f64();
+        let base = series[i | 1].median().as_secs_f64();
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} | {} |",
+            s.name,
+            med * 1e3,
+            s.samples.iter().min().unwrap().as_secs_f64() * 1e3,
+            s.samples.iter().max().unwrap().as_secs_f64() * 1e3,
+            med / base,
+            stats[i].syscalls,
+            stats[i].threads_read,
+            stats[i].threads_reused,
+        );
+    }
+    let threads = (n * (k - 1)).max(1) as f64;
+    for (label, on, off) in [("cold", 0, 1), ("warm", 2, 3)] {
+        let dt = series[on].median().as_secs_f64() - series[off].median().as_secs_f64();
+        let ds = stats[on].syscalls as f64 - stats[off].syscalls as f64;
+        println!(
+            "\n{label}: reading the threads adds {:.1} µs and {:.1} syscalls per thread",
+            dt * 1e6 / threads,
+            ds / threads
+        );
+    }
+    drop(load);
 }

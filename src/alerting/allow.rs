@@ -17,6 +17,13 @@
 //! comm. Patterns are RE2-style regexes anchored at both ends, as PromQL anchors them,
 //! so an entry is a whole-name pattern; an unknown (empty) name never matches.
 //!
+//! # Escapes
+//! None of the above quiets `NsexporterNamespaceEscape`, not even the exporter's own pod:
+//! a workload allowed to share a host namespace is not allowed to enter one it does not
+//! share. Its only opt-out is explicit, the config file's `alerts.escape-opt-out`
+//! ([`EscapeOptOutConfig`]), as the rules' `prometheusRule.escapeOptOut`: pod namespaces,
+//! and containers by name or `container_id`.
+//!
 //! # The exporter's own pod
 //! It is always allowed, found by kernel facts, never by a name anyone could take:
 //! - its pod UID (or, outside Kubernetes, its container) from the exporter's own
@@ -73,6 +80,19 @@ pub struct AllowConfig {
     pub host_root_namespaces: Vec<String>,
 }
 
+/// The config file's `alerts.escape-opt-out`: who NsexporterNamespaceEscape leaves
+/// alone. Empty by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscapeOptOutConfig {
+    /// Pod namespaces (known names only).
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Container names (known names only) or `container_id`s (`<runtime>://<id>`).
+    #[serde(default)]
+    pub containers: Vec<String>,
+}
+
 /// What is known about one container, for matching.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
@@ -100,6 +120,9 @@ pub struct AllowList {
     own: Option<ContainerRef>,
     /// The exporter's own IPC namespace, that of its pod.
     own_ipc: Option<u64>,
+    /// `alerts.escape-opt-out`.
+    escape_namespaces: Option<Regex>,
+    escape_containers: Option<Regex>,
 }
 
 fn check(key: &str, p: &str) -> Result<(), String> {
@@ -193,7 +216,28 @@ impl AllowList {
             host_root_namespaces: join("host-root-namespaces", &host_root)?,
             own,
             own_ipc: None,
+            escape_namespaces: None,
+            escape_containers: None,
         })
+    }
+
+    /// The escape alert's opt-out (`alerts.escape-opt-out`); errors name the list.
+    pub fn with_escape_opt_out(mut self, cfg: &EscapeOptOutConfig) -> Result<AllowList, String> {
+        self.escape_namespaces = compile("namespaces", &cfg.namespaces)?;
+        self.escape_containers = compile("containers", &cfg.containers)?;
+        Ok(self)
+    }
+
+    /// Whether NsexporterNamespaceEscape leaves `s` alone: only an explicit opt-out of
+    /// its pod namespace, or of the container by name or `container_id`. Nothing else,
+    /// not the allow-list, not the exporter's own pod.
+    pub fn opts_out_of_escape(&self, s: &Subject<'_>) -> bool {
+        matches(&self.escape_namespaces, s.namespace)
+            || matches(&self.escape_containers, s.container_name)
+            || matches(
+                &self.escape_containers,
+                Some(s.container.container_id().as_str()),
+            )
     }
 
     /// The exporter's own IPC namespace (`<procfs>/self/ns/ipc`): a container in it,

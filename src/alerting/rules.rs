@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `NsexporterHostNetworkContainer`, `…HostPIDContainer`, `…HostIPCContainer` | a container not allowed has a process in the host net/pid/ipc namespace | `type`, `container_id`, `uid`, `runtime`, `comm` (+ names) |
 //! | `NsexporterContainerHostRoot` | a container not allowed (nor in a host-root namespace) has a process with host-view effective UID 0 | `container_id`, `uid`, `runtime`, `comm` (+ names) |
+//! | `NsexporterNamespaceEscape` | a container not opted out has a process or thread in a host namespace of a type that the container itself does not share (escaped); the allow-list does not apply | `type`, `container_id`, `uid`, `runtime`, `comm` (+ names) |
 //! | `NsexporterNamespacesNearLimit` | namespaces of a type above 85% of `user.max_<type>_namespaces` | `type` |
 //! | `NsexporterPinnedNamespacesGrowing` | at least 10 pinned namespaces of a type, and 5 more than the lowest count seen in the last 6 hours | `type` |
 //!
@@ -43,19 +44,18 @@ const PINNED_WINDOW: Duration = Duration::from_secs(6 * 3600);
 /// The pinned-count history keeps one minimum per bucket of this length.
 const PINNED_BUCKET: Duration = Duration::from_secs(60);
 
-/// EVERY ALERT KIND THE SIDECAR SENDS, one row each, in evaluation order. To add a kind
-/// (as the escapes issue adds `NsexporterNamespaceEscape`): a row here with the function
-/// that finds it in a snapshot, and a test below. Then: its row in the README's "The
-/// alerting sidecar" table and its name in the `inhibit_rules` example (checked by
-/// `tests/alerting_client.rs`); an alert of that name and severity in the rules file
-/// (checked below, unless listed there as sidecar-only); its `nsexporter_alerts` series
-/// in `tests/fixtures/golden/metrics-sidecar.prom` (`UPDATE_GOLDEN=1 cargo test --test
+/// EVERY ALERT KIND THE SIDECAR SENDS, one row each, in evaluation order. To add a kind:
+/// a row here with the function that finds it in a snapshot, and a test below. Then:
+/// its row in the README's "The alerting sidecar" table and its name in the
+/// `inhibit_rules` example (checked by `tests/alerting_client.rs`); an alert of that
+/// name and severity in the rules file (checked below, unless listed there as
+/// sidecar-only); its `nsexporter_alerts` series in
+/// `tests/fixtures/golden/metrics-sidecar.prom` (`UPDATE_GOLDEN=1 cargo test --test
 /// golden`). `evaluate` and the series ([`alert_names`]) follow from this table.
 ///
-/// The escape alert (severity critical, fires at once) is a `Find::Container` row whose
-/// function reads the container's escaped processes from the snapshot; its opt-out is by
-/// pod namespace or container name only, so it needs its own `AllowList` section rather
-/// than `allows`.
+/// The escape alert (severity critical, fires at once) is a `Find::PerType` row: one
+/// alert per container and type with escaped processes. No allow-list applies to it;
+/// its opt-out is by pod namespace or container only ([`AllowList::opts_out_of_escape`]).
 pub const KINDS: &[Kind] = &[
     Kind {
         name: "NsexporterHostNetworkContainer",
@@ -76,6 +76,11 @@ pub const KINDS: &[Kind] = &[
         name: "NsexporterContainerHostRoot",
         severity: "info",
         find: Find::Container(host_root),
+    },
+    Kind {
+        name: "NsexporterNamespaceEscape",
+        severity: "critical",
+        find: Find::PerType(escape),
     },
     Kind {
         name: "NsexporterNamespacesNearLimit",
@@ -106,6 +111,8 @@ enum Find {
     /// Once per container; the alert gets the container's labels (`container_id`,
     /// `uid`, `runtime`, `comm` and the names) besides the finding's own.
     Container(fn(&Evaluator, &Seen<'_>) -> Verdict),
+    /// Once per container and namespace type, with the container's labels as above.
+    PerType(fn(&Evaluator, &Seen<'_>, NsType) -> Verdict),
     /// Once per snapshot, for the node; any number of findings (e.g. one per type).
     Node(fn(&mut Evaluator, &Snapshot) -> Vec<Finding>),
 }
@@ -164,7 +171,9 @@ fn host_ipc(e: &Evaluator, s: &Seen<'_>) -> Verdict {
 
 fn host_namespace(e: &Evaluator, s: &Seen<'_>, t: NsType, what: &str) -> Verdict {
     let n = s.c.host_ns_processes[t.index()];
-    if n == 0 {
+    // Processes that escaped into a namespace the container does not share are not the
+    // workload's sharing: that is NsexporterNamespaceEscape's, as in the rules.
+    if n == 0 || s.c.escaped_processes[t.index()] > 0 {
         return Verdict::Quiet;
     }
     if e.allow.allows(&s.subject) {
@@ -198,6 +207,61 @@ fn host_root(e: &Evaluator, s: &Seen<'_>) -> Verdict {
             "{} on node {} has {} process(es) whose effective UID is 0 in the host user \
              namespace: root in the container is root on the node.",
             s.who, e.node, s.c.host_root_processes
+        ),
+    })
+}
+
+/// Most escaped PIDs and TIDs one description lists (`nsexporter report` lists all).
+const ESCAPES_LISTED: usize = 10;
+
+/// NsexporterNamespaceEscape for type `t`: processes of the container that are in the
+/// host's namespace of `t`, which the container itself does not share. The allow-list
+/// never quiets it (the exporter's own pod included): a workload allowed to share a host
+/// namespace is not allowed to enter one it does not share; only the explicit opt-out
+/// does. Labels and annotations are the rule's; the description also names the escaped
+/// PIDs and TIDs, which the sidecar has at hand.
+fn escape(e: &Evaluator, s: &Seen<'_>, t: NsType) -> Verdict {
+    let n = s.c.escaped_processes[t.index()];
+    if n == 0 {
+        return Verdict::Quiet;
+    }
+    if e.allow.opts_out_of_escape(&s.subject) {
+        return Verdict::Allowed;
+    }
+    let who = match (s.subject.namespace, s.subject.pod) {
+        (Some(_), Some(_)) => format!("{}, comm {:?},", s.who, s.c.comm),
+        _ => format!(
+            "Container {}, comm {:?},",
+            s.c.container.container_id(),
+            s.c.comm
+        ),
+    };
+    let listed: Vec<String> =
+        s.c.escapes
+            .iter()
+            .filter(|x| x.types.contains(&t))
+            .map(|x| match x.tid == x.pid {
+                true => format!("PID {} ({})", x.pid, x.comm),
+                false => format!("PID {} TID {} ({})", x.pid, x.tid, x.comm),
+            })
+            .collect();
+    let more = listed.len().saturating_sub(ESCAPES_LISTED);
+    let mut which = listed
+        .into_iter()
+        .take(ESCAPES_LISTED)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if more > 0 {
+        which.push_str(&format!(" and {more} more"));
+    }
+    Verdict::Fires(Finding {
+        labels: vec![("type", t.name().into())],
+        summary: "A container process entered a host namespace that its container does not share.",
+        description: format!(
+            "{who} on node {} has {n} process(es) in the host {t} namespace, which the \
+             container itself does not share: they entered it after it started (setns, \
+             nsenter). `nsexporter report` on the node lists each PID, TID and comm: {which}.",
+            e.node
         ),
     })
 }
@@ -323,13 +387,17 @@ impl Evaluator {
             let seen = seen(c, host_ipc);
             let labels = container_labels(&seen);
             for k in KINDS {
-                let Find::Container(find) = k.find else {
-                    continue;
+                let verdicts = match k.find {
+                    Find::Container(find) => vec![find(self, &seen)],
+                    Find::PerType(find) => NsType::ALL.map(|t| find(self, &seen, t)).into(),
+                    Find::Node(_) => continue,
                 };
-                match find(self, &seen) {
-                    Verdict::Quiet => {}
-                    Verdict::Allowed => *ev.allowed.entry(k.name).or_default() += 1,
-                    Verdict::Fires(f) => ev.firing.push(self.alert(k, f, &labels)),
+                for v in verdicts {
+                    match v {
+                        Verdict::Quiet => {}
+                        Verdict::Allowed => *ev.allowed.entry(k.name).or_default() += 1,
+                        Verdict::Fires(f) => ev.firing.push(self.alert(k, f, &labels)),
+                    }
                 }
             }
         }
@@ -483,6 +551,8 @@ mod tests {
             root: RootMapping::NonRoot,
             uid_map: None,
             runtime_info: Default::default(),
+            escaped_processes: [0; 8],
+            escapes: Vec::new(),
         }
     }
 
@@ -657,6 +727,120 @@ mod tests {
         // Unknown names are left out, not empty labels.
         let ev = e.evaluate(&snapshot(vec![container("cc", "x", &[NsType::Net], 0)]));
         assert!(!ev.firing[0].labels.contains_key("pod"));
+    }
+
+    /// An escape fires whatever the allow-list says, with the rule's labels and words
+    /// and the escaped PIDs/TIDs; the host-network alert leaves that type to it; only the
+    /// explicit opt-out holds it back.
+    #[test]
+    fn an_escape_fires_past_the_allow_list_and_only_the_opt_out_holds_it() {
+        use crate::model::Escape;
+        let escaped = |id: &str| {
+            let mut c = container(id, "app", &[NsType::Net], 0);
+            c.escaped_processes[NsType::Net.index()] = 2;
+            c.escaped_processes[NsType::Mnt.index()] = 1;
+            c.escapes = vec![
+                Escape {
+                    pid: 500,
+                    tid: 500,
+                    comm: "sh".into(),
+                    types: vec![NsType::Mnt, NsType::Net],
+                },
+                Escape {
+                    pid: 510,
+                    tid: 512,
+                    comm: "worker".into(),
+                    types: vec![NsType::Net],
+                },
+            ];
+            c
+        };
+        // The allow-list allows "app" (and would allow it in the host network): a
+        // container outside Kubernetes, where a comm counts.
+        let mut e = evaluator(AllowConfig {
+            comms: vec!["app".into()],
+            ..AllowConfig::default()
+        });
+        let mut aa = escaped("aa");
+        aa.container.pod_uid.clear();
+        let ev = e.evaluate(&snapshot(vec![aa]));
+        let mut got: Vec<(String, String)> = ev
+            .firing
+            .iter()
+            .map(|a| (a.labels["alertname"].clone(), a.labels["type"].clone()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("NsexporterNamespaceEscape".into(), "mnt".into()),
+                ("NsexporterNamespaceEscape".into(), "net".into()),
+            ],
+            "the escape and nothing else: no host-network alert for an escaped type"
+        );
+        assert!(!ev.allowed.contains_key("NsexporterHostNetworkContainer"));
+        let net = ev
+            .firing
+            .iter()
+            .find(|a| a.labels["type"] == "net")
+            .unwrap();
+        let want: BTreeMap<String, String> = [
+            ("alertname", "NsexporterNamespaceEscape"),
+            ("severity", "critical"),
+            ("node", "node-a"),
+            ("source", "nsexporter-sidecar"),
+            ("type", "net"),
+            ("container_id", "containerd://aa"),
+            ("runtime", "containerd"),
+            ("comm", "app"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(net.labels, want);
+        assert_eq!(
+            net.annotations["summary"],
+            "A container process entered a host namespace that its container does not share."
+        );
+        assert_eq!(
+            net.annotations["description"],
+            "Container containerd://aa, comm \"app\", on node node-a has 2 process(es) in \
+             the host net namespace, which the container itself does not share: they \
+             entered it after it started (setns, nsenter). `nsexporter report` on the node \
+             lists each PID, TID and comm: PID 500 (sh), PID 510 TID 512 (worker)."
+        );
+        assert_eq!(
+            net.annotations["runbook_url"],
+            "https://github.com/nsexporter/nsexporter/blob/main/README.md#alert-nsexporternamespaceescape"
+        );
+
+        // The explicit opt-out, by container_id: held back and counted, per type.
+        let opt_out = |cfg: crate::alerting::allow::EscapeOptOutConfig| {
+            Evaluator::new(
+                "node-a".into(),
+                AllowList::new(&AllowConfig::default(), None)
+                    .unwrap()
+                    .with_escape_opt_out(&cfg)
+                    .unwrap(),
+            )
+        };
+        let mut e = opt_out(crate::alerting::allow::EscapeOptOutConfig {
+            containers: vec!["containerd://a.".into()],
+            ..Default::default()
+        });
+        let ev = e.evaluate(&snapshot(vec![escaped("aa"), escaped("bb")]));
+        assert_eq!(ev.allowed["NsexporterNamespaceEscape"], 2);
+        assert!(ev
+            .firing
+            .iter()
+            .all(|a| a.labels["container_id"] == "containerd://bb"));
+        assert_eq!(ev.firing.len(), 2);
+        // A namespace opt-out needs the namespace known: an unnamed container stays.
+        let mut e = opt_out(crate::alerting::allow::EscapeOptOutConfig {
+            namespaces: vec![".*".into()],
+            ..Default::default()
+        });
+        assert_eq!(e.evaluate(&snapshot(vec![escaped("aa")])).firing.len(), 2);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The sidecar's settings, checked once at startup: the `alertmanager.*` flags and the
-//! config file's `alerts.allow`. Every problem names its setting.
+//! config file's `alerts.allow` and `alerts.escape-opt-out`. Every problem names its
+//! setting.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::allow::{AllowConfig, AllowList};
+use super::allow::{AllowConfig, AllowList, EscapeOptOutConfig};
 use super::client::AlertmanagerUrl;
 use super::httpconfig::HttpConfig;
 use super::AlertingSettings;
@@ -34,6 +35,9 @@ pub struct RawAlertmanager {
 pub struct RawAlerts {
     #[serde(default)]
     pub allow: AllowConfig,
+    /// Who NsexporterNamespaceEscape leaves alone (nobody by default).
+    #[serde(default, rename = "escape-opt-out")]
+    pub escape_opt_out: EscapeOptOutConfig,
 }
 
 /// A config file may give `url` as one string or a list.
@@ -130,7 +134,9 @@ pub fn build(
         ))?;
     let allow = AllowList::new(&alerts.allow, own)
         .map_err(|m| ("alerts.allow", m))?
-        .with_own_ipc(own_ipc);
+        .with_own_ipc(own_ipc)
+        .with_escape_opt_out(&alerts.escape_opt_out)
+        .map_err(|m| ("alerts.escape-opt-out", m))?;
     if urls.is_empty() {
         return Ok(None);
     }
@@ -230,9 +236,20 @@ mod tests {
                 comms: vec!["(".into()],
                 ..AllowConfig::default()
             },
+            escape_opt_out: Default::default(),
         };
         let e = build(&raw(&["http://a:9093"]), &bad, None, None, "n".into()).unwrap_err();
         assert_eq!(e.0, "alerts.allow");
         assert!(e.1.contains("comms"), "{e:?}");
+        let bad = RawAlerts {
+            allow: AllowConfig::default(),
+            escape_opt_out: crate::alerting::allow::EscapeOptOutConfig {
+                containers: vec!["[".into()],
+                ..Default::default()
+            },
+        };
+        let e = build(&raw(&["http://a:9093"]), &bad, None, None, "n".into()).unwrap_err();
+        assert_eq!(e.0, "alerts.escape-opt-out");
+        assert!(e.1.contains("containers"), "{e:?}");
     }
 }

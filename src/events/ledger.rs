@@ -277,6 +277,7 @@ mod tests {
             ns,
             host_euid: 0,
             container: Some(c("a")),
+            via: None,
         }
     }
 

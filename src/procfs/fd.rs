@@ -210,6 +210,58 @@ impl Dir {
     }
 }
 
+impl Dir {
+    /// The numeric entries of this directory (the TIDs of a `task` directory) into `out`,
+    /// cleared first, by `getdents64` into `buf`: no allocation once both have grown.
+    /// Reads from the directory's current position, so once per opened directory.
+    pub(crate) fn list_numeric(&self, buf: &mut Vec<u8>, out: &mut Vec<u32>) -> io::Result<()> {
+        out.clear();
+        buf.clear();
+        if buf.capacity() < 4096 {
+            buf.reserve(4096);
+        }
+        let mut dir = rustix::fs::RawDir::new(&self.0, buf.spare_capacity_mut());
+        loop {
+            // An empty buffer means that this `next` makes one `getdents64` call.
+            if dir.is_buffer_empty() {
+                counted(1);
+            }
+            match dir.next() {
+                None => return Ok(()),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(entry)) => {
+                    let name = entry.file_name().to_bytes();
+                    let n = (!name.is_empty() && name.len() <= 10)
+                        .then(|| std::str::from_utf8(name).ok()?.parse::<u32>().ok())
+                        .flatten();
+                    if let Some(n) = n {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `task/<tid>/<name>`, NUL-terminated in `buf`: a path relative to a `/proc/<pid>`
+/// directory that reaches one of its threads without opening that thread's directory.
+pub(crate) fn task_path<'b>(tid: u32, name: &CStr, buf: &'b mut [u8; 64]) -> &'b CStr {
+    let mut digits = [0u8; 16];
+    let tid = pid_cstr(tid, &mut digits).to_bytes();
+    let name = name.to_bytes();
+    // "task/" + at most 10 digits + "/" + the name: the names used are a few bytes long.
+    let name = &name[..name.len().min(64 - 5 - tid.len() - 2)];
+    let sep: &[u8] = if name.is_empty() { b"" } else { b"/" };
+    let mut len = 0;
+    for part in [&b"task/"[..], tid, sep, name] {
+        buf[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    buf[len] = 0;
+    // The name has no NUL (it came from a CStr), nor have the digits: exactly one NUL.
+    CStr::from_bytes_with_nul(&buf[..=len]).unwrap_or(c"task")
+}
+
 /// What `fstat` says of a `/proc/<pid>` directory on a procfs.
 ///
 /// - `uid`: the task's effective UID as the reader's user namespace sees it. procfs makes
@@ -344,6 +396,36 @@ mod tests {
             &dir.read_single_at(c"schedstat", &mut buf).unwrap_err()
         ));
         assert!(!Dir::open(Path::new("/")).unwrap().is_procfs());
+    }
+
+    #[test]
+    fn task_paths() {
+        let mut b = [0u8; 64];
+        assert_eq!(task_path(42, c"stat", &mut b).to_bytes(), b"task/42/stat");
+        assert_eq!(task_path(42, c"", &mut b).to_bytes(), b"task/42");
+        assert_eq!(
+            task_path(u32::MAX, c"ns/cgroup", &mut b).to_bytes(),
+            b"task/4294967295/ns/cgroup"
+        );
+    }
+
+    /// A thread's directory is listed under `task`, with the leader's.
+    #[test]
+    fn lists_the_threads_of_this_process() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tx.send(nix::unistd::gettid().as_raw() as u32).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let task = Dir::open(Path::new("/proc/self/task")).unwrap();
+        let (mut buf, mut tids) = (Vec::new(), Vec::new());
+        task.list_numeric(&mut buf, &mut tids).unwrap();
+        let me = nix::unistd::getpid().as_raw() as u32;
+        assert!(tids.contains(&me) && tids.contains(&tid), "{tids:?}");
+        stop_tx.send(()).unwrap();
+        t.join().unwrap();
     }
 
     #[test]

@@ -6,14 +6,15 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::node::EscapeJson;
 use super::{
     attribution_text, parse_pid, root_text, root_tone, shared_tone, supported_types, to_json,
-    uid_map_text, Cell, HostJson, Painter, ProcessJson, ReportError, Table, Tone,
+    uid_map_text, Cell, ContainerRefJson, HostJson, Painter, ProcessJson, ReportError, Table, Tone,
 };
 use crate::cli::InspectArgs;
-use crate::model::NsType;
+use crate::model::{ContainerRef, Escape, NsType};
 use crate::scan::one::{read_one, ProcessView};
-use crate::scan::ScanOptions;
+use crate::scan::{ScanOptions, Scanner};
 
 /// The order of flags in the `nsenter` line: the types that matter most for a debug
 /// session first. nsenter itself enters them in its own fixed order.
@@ -35,11 +36,94 @@ pub(crate) fn run(
 ) -> Result<String, ReportError> {
     let pid = parse_pid(&args.pid)?;
     let v = read_one(opts, pid)?;
+    let escaped = escaped_from(opts, &v)?;
     if args.json {
-        to_json(&InspectJson::new(&v))
+        to_json(&InspectJson::new(&v, escaped.as_ref()))
     } else {
-        Ok(render(&v, p))
+        Ok(render(&v, escaped.as_ref(), p))
     }
+}
+
+/// The container a process (or thread) escaped from, with what escaped: the process
+/// itself, or one of its threads, into host namespaces the container does not share.
+#[derive(Debug)]
+pub(crate) struct Escaped {
+    container: ContainerRef,
+    /// The container's oldest process, whose namespaces are the container's where its
+    /// runtime's files do not say.
+    main_pid: u32,
+    /// The types whose namespace the container's runtime declared.
+    declared: Vec<NsType>,
+    escapes: Vec<Escape>,
+}
+
+/// Whether the inspected process or thread escaped from its container. That takes the
+/// container's own namespaces, so a scan of the node: only for a container's process.
+fn escaped_from(opts: &ScanOptions, v: &ProcessView) -> Result<Option<Escaped>, ReportError> {
+    let Some(c) = &v.record.container else {
+        return Ok(None);
+    };
+    let snap = Scanner::new(opts.clone()).scan()?;
+    let Some(s) = snap.containers.get(c) else {
+        return Ok(None);
+    };
+    let id = v.record.pid;
+    let escapes: Vec<Escape> = s
+        .escapes
+        .iter()
+        .filter(|e| e.pid == id || e.tid == id)
+        .cloned()
+        .collect();
+    let declared = NsType::ALL
+        .into_iter()
+        .filter(|t| s.declared_host(*t, &snap.host.ns).is_some())
+        .collect();
+    Ok((!escapes.is_empty()).then(|| Escaped {
+        container: c.clone(),
+        main_pid: s.main_pid,
+        declared,
+        escapes,
+    }))
+}
+
+/// `net` or `net and ipc`.
+fn names(types: &[NsType]) -> String {
+    let n: Vec<&str> = types.iter().map(|t| t.name()).collect();
+    match n.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => n.join(""),
+    }
+}
+
+/// The escape in words, one sentence per process or thread.
+fn escape_text(id: u32, e: &Escaped) -> String {
+    e.escapes
+        .iter()
+        .map(|x| {
+            let what = if x.tid == id && x.pid == id {
+                "yes: it is".to_owned()
+            } else if x.tid == id {
+                format!("yes: this thread of process {} is", x.pid)
+            } else {
+                format!("its thread {} ({}) is", x.tid, x.comm)
+            };
+            let own = if x.types.iter().all(|t| e.declared.contains(t)) {
+                "as its runtime declared".to_owned()
+            } else {
+                format!(
+                    "the container's namespaces are those of its oldest process, {}",
+                    e.main_pid
+                )
+            };
+            format!(
+                "{what} in the host's {} namespace{}, which its container {} does not share ({own})",
+                names(&x.types),
+                if x.types.len() == 1 { "" } else { "s" },
+                e.container.container_id(),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// How one type of the process relates to the host's.
@@ -108,7 +192,7 @@ fn look_command(t: NsType, pid: u32) -> Option<(String, &'static str)> {
     }
 }
 
-fn render(v: &ProcessView, p: Painter) -> String {
+fn render(v: &ProcessView, escaped: Option<&Escaped>, p: Painter) -> String {
     let supported = supported_types(&[&v.record.ns, &v.host.ns]);
     let mut out = String::new();
     let mut head = Table::new(&["", ""]);
@@ -121,6 +205,21 @@ fn render(v: &ProcessView, p: Painter) -> String {
         Cell::toned("CONTAINER", Tone::Bold),
         Cell::plain(attribution_text(r.container.as_ref())),
     ]);
+    if let Some(e) = escaped {
+        head.row(vec![
+            Cell::toned("ESCAPED", Tone::Bold),
+            Cell::toned(escape_text(r.pid, e), Tone::Danger),
+        ]);
+    }
+    if let Some(tid) = r.via {
+        head.row(vec![
+            Cell::toned("LINKS", Tone::Bold),
+            Cell::toned(
+                format!("of its thread {tid}: its leader has exited (pthread_exit) while other threads run on"),
+                Tone::Notice,
+            ),
+        ]);
+    }
     head.row(vec![
         Cell::toned("ROOT", Tone::Bold),
         Cell::toned(root_text(v), root_tone(&v.root)),
@@ -222,6 +321,11 @@ struct InspectJson {
     /// The `nsenter` command line as separate arguments; `null` when every namespace is
     /// the host's.
     nsenter: Option<Vec<String>>,
+    /// The container the process (or this thread, or one of its threads) escaped from:
+    /// it is in host namespaces the container does not share; `null` when none did.
+    escaped_from: Option<ContainerRefJson>,
+    /// What escaped: the process, this thread, or threads of this process.
+    escapes: Vec<EscapeJson>,
 }
 
 #[derive(Debug, Serialize)]
@@ -234,7 +338,7 @@ struct TypeJson {
 }
 
 impl InspectJson {
-    fn new(v: &ProcessView) -> InspectJson {
+    fn new(v: &ProcessView, escaped: Option<&Escaped>) -> InspectJson {
         let supported = supported_types(&[&v.record.ns, &v.host.ns]);
         InspectJson {
             schema_version: super::SCHEMA_VERSION,
@@ -253,6 +357,10 @@ impl InspectJson {
                 .collect(),
             private: to_enter(v, &supported).iter().map(|t| t.name()).collect(),
             nsenter: nsenter_args(v, &supported),
+            escaped_from: escaped.map(|e| ContainerRefJson::new(&e.container)),
+            escapes: escaped.map_or_else(Vec::new, |e| {
+                e.escapes.iter().map(EscapeJson::new).collect()
+            }),
         }
     }
 }

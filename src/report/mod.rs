@@ -256,6 +256,9 @@ pub(crate) struct ProcessJson {
     /// `null` for a host process (its cgroup names no container).
     pub container: Option<ContainerRefJson>,
     pub namespaces: NsJson,
+    /// The thread whose links, UID and cgroup stand for the process because its leader
+    /// has exited while other threads run on; `null`: the leader's own.
+    pub via_thread: Option<u32>,
 }
 
 impl ProcessJson {
@@ -270,6 +273,7 @@ impl ProcessJson {
             uid_map: uid_map_json(v.uid_map.as_ref()),
             container: v.record.container.as_ref().map(ContainerRefJson::new),
             namespaces: ns_json(&v.record.ns, supported),
+            via_thread: v.record.via,
         }
     }
 }

@@ -10,7 +10,7 @@ use super::{
     HostJson, NsJson, Painter, ReportError, RootJson, Table, Tone, UidMapLineJson, EXPOSING,
 };
 use crate::cli::ReportArgs;
-use crate::model::{ContainerSummary, HostSource, NsType, RootMapping, Snapshot};
+use crate::model::{ContainerSummary, Escape, HostSource, NsType, RootMapping, Snapshot};
 use crate::scan::{ScanOptions, Scanner};
 
 pub(crate) fn run(
@@ -27,9 +27,10 @@ pub(crate) fn run(
 }
 
 /// Whether `report` lists a container without `--all`: it has a process in the host's
-/// net, pid, ipc, uts or mnt namespace, or a process whose host-view effective UID is 0.
+/// net, pid, ipc, uts or mnt namespace, a process or thread that escaped into any host
+/// namespace, or a process whose host-view effective UID is 0.
 pub fn shown_by_default(c: &ContainerSummary) -> bool {
-    c.shares_any(&EXPOSING) || c.host_root_processes > 0
+    c.shares_any(&EXPOSING) || c.any_escaped() || c.host_root_processes > 0
 }
 
 /// The containers to list, pods together: by pod UID, then runtime and ID.
@@ -49,9 +50,28 @@ fn listed(s: &Snapshot, all: bool) -> Vec<&ContainerSummary> {
     v
 }
 
-/// The types a container shares with the host, in label order.
+/// The types a container shares with the host, in label order: through a process's
+/// links, or a thread that escaped there.
 fn shared_types(c: &ContainerSummary, supported: &[NsType]) -> Vec<NsType> {
-    supported.iter().copied().filter(|t| c.shares(*t)).collect()
+    supported
+        .iter()
+        .copied()
+        .filter(|t| c.shares(*t) || c.escaped(*t))
+        .collect()
+}
+
+/// The types into which a process or thread of the container escaped, in label order.
+fn escaped_types(c: &ContainerSummary, supported: &[NsType]) -> Vec<NsType> {
+    supported
+        .iter()
+        .copied()
+        .filter(|t| c.escaped(*t))
+        .collect()
+}
+
+/// `net` or `net ipc`.
+fn type_names(types: &[NsType]) -> String {
+    types.iter().map(|t| t.name()).collect::<Vec<_>>().join(" ")
 }
 
 fn render(s: &Snapshot, all: bool, p: Painter) -> String {
@@ -68,7 +88,7 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
                 " (--all)".to_owned()
             } else {
                 format!(
-                    ", those sharing {} with the host or running a process as host root (--all shows every one)",
+                    ", those sharing {} with the host, escaped into a host namespace or running a process as host root (--all shows every one)",
                     EXPOSING.map(NsType::name).join(", ")
                 )
             }
@@ -92,6 +112,64 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
         }
         out.push_str(&t.render(p));
         drift_lines(&mut out, s, &list, p);
+        if list.iter().any(|c| c.any_escaped()) {
+            let _ = writeln!(
+                out,
+                "{}",
+                p.paint(
+                    "!: escaped, the container's own namespace of that type is not the host's (see ESCAPED)",
+                    Tone::Dim
+                )
+            );
+        }
+    }
+
+    out.push('\n');
+    let escapes: Vec<(&ContainerSummary, &Escape)> = s
+        .containers
+        .values()
+        .flat_map(|c| c.escapes.iter().map(move |e| (c, e)))
+        .collect();
+    heading(
+        &mut out,
+        p,
+        &format!(
+            "ESCAPED: {} in a host namespace that its container does not share",
+            match escapes.len() {
+                1 => "1 process or thread".to_owned(),
+                n => format!("{n} processes or threads"),
+            }
+        ),
+    );
+    if escapes.is_empty() {
+        out.push_str("none\n");
+    } else {
+        let mut t = Table::new(&[
+            "RUNTIME",
+            "POD UID",
+            "CONTAINER",
+            "PID",
+            "TID",
+            "COMM",
+            "HOST",
+        ]);
+        for (c, e) in escapes {
+            let pod = if c.container.pod_uid.is_empty() {
+                "-"
+            } else {
+                c.container.pod_uid.as_str()
+            };
+            t.row(vec![
+                Cell::plain(c.container.runtime.name()),
+                Cell::plain(pod),
+                Cell::plain(short_id(&c.container.id)),
+                Cell::plain(e.pid.to_string()),
+                Cell::plain(e.tid.to_string()),
+                Cell::plain(e.comm.clone()),
+                Cell::toned(type_names(&e.types), Tone::Danger),
+            ]);
+        }
+        out.push_str(&t.render(p));
     }
 
     out.push('\n');
@@ -276,7 +354,15 @@ fn container_row(c: &ContainerSummary, supported: &[NsType]) -> Vec<Cell> {
     }
     for (i, t) in types.iter().enumerate() {
         let n = c.host_ns_processes[t.index()];
-        let text = if n < c.processes {
+        let text = if c.escaped(*t) {
+            // Entered after the container started: the processes that did, marked.
+            format!(
+                "{}({}/{})!",
+                t.name(),
+                c.escaped_processes[t.index()],
+                c.processes
+            )
+        } else if n < c.processes {
             // Only some processes: typically one that was entered into the host's.
             format!("{}({n}/{})", t.name(), c.processes)
         } else {
@@ -343,6 +429,13 @@ struct ContainerJson {
     shared_host_namespaces: Vec<&'static str>,
     /// For each shared type, how many of its processes are in the host's namespace.
     host_namespace_processes: std::collections::BTreeMap<&'static str, u32>,
+    /// Types into which a process or thread escaped: in the host's namespace of that
+    /// type, which the container's own is not.
+    escaped_host_namespaces: Vec<&'static str>,
+    /// For each escaped type, how many of its processes escaped (a process counts once).
+    escaped_processes: std::collections::BTreeMap<&'static str, u32>,
+    /// Each escaped process or thread.
+    escapes: Vec<EscapeJson>,
     /// Processes with host-view effective UID 0.
     host_root_processes: u32,
     /// The main process's root mapping.
@@ -366,6 +459,28 @@ struct NamesJson {
     namespace: String,
     pod: String,
     container: String,
+}
+
+/// One process, or one thread of it, in host namespaces its container does not share.
+#[derive(Debug, Serialize)]
+pub(crate) struct EscapeJson {
+    pub pid: u32,
+    /// The thread whose links these are (`pid` for the leader's own).
+    pub tid: u32,
+    pub comm: String,
+    /// The host namespace types it is in and the container is not.
+    pub types: Vec<&'static str>,
+}
+
+impl EscapeJson {
+    pub(crate) fn new(e: &Escape) -> EscapeJson {
+        EscapeJson {
+            pid: e.pid,
+            tid: e.tid,
+            comm: e.comm.clone(),
+            types: e.types.iter().map(|t| t.name()).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -399,6 +514,7 @@ impl ReportJson {
             .into_iter()
             .map(|c| {
                 let shared = shared_types(c, &s.supported);
+                let escaped = escaped_types(c, &s.supported);
                 ContainerJson {
                     container: ContainerRefJson::new(&c.container),
                     owner_uid: c.container.owner_uid,
@@ -409,8 +525,15 @@ impl ReportJson {
                     shared_host_namespaces: shared.iter().map(|t| t.name()).collect(),
                     host_namespace_processes: shared
                         .iter()
+                        .filter(|t| c.shares(**t))
                         .map(|t| (t.name(), c.host_ns_processes[t.index()]))
                         .collect(),
+                    escaped_host_namespaces: escaped.iter().map(|t| t.name()).collect(),
+                    escaped_processes: escaped
+                        .iter()
+                        .map(|t| (t.name(), c.escaped_processes[t.index()]))
+                        .collect(),
+                    escapes: c.escapes.iter().map(EscapeJson::new).collect(),
                     host_root_processes: c.host_root_processes,
                     root: (&c.root).into(),
                     root_text: c.root.to_string(),

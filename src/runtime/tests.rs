@@ -876,6 +876,8 @@ fn the_declared_namespace_accessor_for_escape_detection() {
         host_root_processes: 0,
         root: RootMapping::NonRoot,
         uid_map: None,
+        escaped_processes: [0; 8],
+        escapes: Vec::new(),
         runtime_info: std::sync::Arc::new(info),
     };
     assert_eq!(c.declared_host(NsType::Net, &host), Some(false));
@@ -890,4 +892,19 @@ fn the_declared_namespace_accessor_for_escape_detection() {
         "an unresolved join"
     );
     assert_eq!(c.declared_host(NsType::Uts, &host), None, "not declared");
+    // The container's own namespace, for escapes: the declared one, else the oldest
+    // process's (here in the host's uts and net namespaces).
+    let mut c = c;
+    host.set(NsType::Uts, Some(30));
+    c.main_ns.set(NsType::Net, Some(10));
+    c.main_ns.set(NsType::Uts, Some(30));
+    assert!(!c.namespace_is_host(NsType::Net, &host), "declared private");
+    assert!(
+        c.namespace_is_host(NsType::Pid, &host),
+        "declared a join of the host's"
+    );
+    assert!(
+        c.namespace_is_host(NsType::Uts, &host),
+        "not declared: the oldest process's"
+    );
 }

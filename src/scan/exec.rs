@@ -103,6 +103,8 @@ impl ExecReader {
             delegation: &self.delegation,
             procfs: self.procfs,
             quick: false,
+            kernel_types: Some(NsType::ALL.map(|t| self.kernel_types.contains(&t))),
+            tasks: true,
         };
         let proc = match read_proc(&ctx, pid, None, &mut self.w) {
             Ok(p) if !p.kernel_thread => p,
@@ -224,6 +226,7 @@ impl Scanner {
         );
         snap.duration = last.duration;
         self.attach_runtime(&mut snap);
+        super::summary::find_escapes(&self.procs, &mut snap);
         Some((snap, records))
     }
 }

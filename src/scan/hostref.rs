@@ -4,7 +4,7 @@
 use std::io;
 
 use crate::model::{HostRef, HostSource, NsSet, NsType};
-use crate::procfs::fd::{Dir, FileBuf};
+use crate::procfs::fd::{task_path, Dir, FileBuf};
 use crate::procfs::parse::{parse_ns_link, parse_stat_view};
 
 /// The inodes the kernel gives its initial namespaces (`PROC_*_INIT_INO`). `net` and
@@ -26,11 +26,26 @@ pub(crate) fn read_ns_links(proc_dir: &Dir, pid: u32) -> io::Result<NsSet> {
 }
 
 pub(crate) fn read_ns_links_in(dir: &Dir) -> io::Result<NsSet> {
+    read_links(dir, None)
+}
+
+/// Read every namespace link of thread `tid` of the process whose directory is `dir`
+/// (`task/<tid>/ns/*`), as [`read_ns_links_in`] does.
+pub(crate) fn read_task_ns_links(dir: &Dir, tid: u32) -> io::Result<NsSet> {
+    read_links(dir, Some(tid))
+}
+
+fn read_links(dir: &Dir, tid: Option<u32>) -> io::Result<NsSet> {
     let mut set = NsSet::default();
     let mut buf = [0u8; 128];
+    let mut path = [0u8; 64];
     let mut any = false;
     for t in NsType::ALL {
-        match dir.readlink_at(t.link_cstr(), &mut buf) {
+        let name = match tid {
+            None => t.link_cstr(),
+            Some(tid) => task_path(tid, t.link_cstr(), &mut path),
+        };
+        match dir.readlink_at(name, &mut buf) {
             Ok(text) => {
                 let inode = parse_ns_link(text, t)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;

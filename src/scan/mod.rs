@@ -92,6 +92,11 @@ pub struct ScanOptions {
     /// to check the bound.
     #[doc(hidden)]
     pub max_kept_mount_tables: usize,
+    /// Read the threads of container processes, to find those that entered a host
+    /// namespace alone (see `process.rs`). Not a setting: the benchmarks turn it off to
+    /// measure what it costs.
+    #[doc(hidden)]
+    pub read_threads: bool,
     /// Where each container runtime keeps its state, under `paths.rootfs`.
     pub runtime: crate::runtime::Locations,
 }
@@ -108,6 +113,7 @@ impl Default for ScanOptions {
             threads: 1,
             idle_gap: IDLE_GAP,
             max_kept_mount_tables: mounts::default_kept(),
+            read_threads: true,
             runtime: crate::runtime::Locations::default(),
         }
     }
@@ -124,8 +130,17 @@ pub struct ScanStats {
     /// Of `reused`, those confirmed without reading `stat`: alone in their thread group
     /// and idle (the UID then comes fresh with the identity check).
     pub quick: u64,
+    /// Threads other than leaders, of container processes with more than one, whose
+    /// links were read, and those whose links were reused.
+    pub threads_read: u64,
+    pub threads_reused: u64,
+    /// `task/` listings (of container processes with more than one thread, and of
+    /// processes whose leader has exited), and processes read through a live thread
+    /// because their leader has exited.
+    pub thread_lists: u64,
+    pub stand_ins: u64,
     /// Syscalls made by the per-process pass (`read` plus `reused` entries, and those
-    /// that failed or vanished).
+    /// that failed or vanished; threads included).
     pub per_process_syscalls: u64,
     /// Syscalls made through the procfs reader by the whole scan, per-process pass
     /// included (listing, host reference, uid_maps, mountinfo opens).
@@ -244,6 +259,17 @@ impl Scanner {
         self.mounts.last_read(mntns)
     }
 
+    /// Whether the latest scan took the links of thread `tid` of container process `pid`
+    /// from the scan before it instead of reading them; `None` if it did not record that
+    /// thread. For tests.
+    #[doc(hidden)]
+    pub fn reused_thread_links(&self, pid: u32, tid: u32) -> Option<bool> {
+        let i = self.procs.binary_search_by_key(&pid, |p| p.pid).ok()?;
+        let tasks = self.procs[i].tasks();
+        let j = tasks.binary_search_by_key(&tid, |t| t.tid).ok()?;
+        Some(tasks[j].reused)
+    }
+
     /// Container processes in a host namespace that the latest scan found first: each
     /// is taken once (the exec counter counts it).
     pub fn take_first_found(&mut self) -> Vec<ProcRecord> {
@@ -325,6 +351,8 @@ impl Scanner {
                 && self.last_end.is_some_and(|end| {
                     started.saturating_duration_since(end) >= self.opts.idle_gap
                 }),
+            kernel_types: process::kernel_types(&host),
+            tasks: self.opts.read_threads,
         };
         let prev = &self.procs;
         let mut procs = std::mem::take(&mut self.spare);
@@ -342,6 +370,10 @@ impl Scanner {
             stats.read = w.read;
             stats.reused = w.reused;
             stats.quick = w.quick;
+            stats.threads_read = w.tasks_read;
+            stats.threads_reused = w.tasks_reused;
+            stats.thread_lists = w.task_lists;
+            stats.stand_ins = w.stand_ins;
         } else {
             let chunk = pids.len().div_ceil(threads);
             let results: Vec<(Vec<Proc>, Worker, u64)> = std::thread::scope(|s| {
@@ -368,6 +400,10 @@ impl Scanner {
                 stats.read += w.read;
                 stats.reused += w.reused;
                 stats.quick += w.quick;
+                stats.threads_read += w.tasks_read;
+                stats.threads_reused += w.tasks_reused;
+                stats.thread_lists += w.task_lists;
+                stats.stand_ins += w.stand_ins;
                 stats.per_process_syscalls += calls;
             }
         }
@@ -419,13 +455,14 @@ impl Scanner {
         self.uid_maps.retain(|k, _| seen_userns.contains(k));
 
         // The nsfs mounts of every mount namespace that a process is in, read through up
-        // to three of its members (tried in turn if one has exited).
-        let mut members: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+        // to three of its members (tried in turn if one has exited); a member whose
+        // leader has exited is read through the live thread that stands for it.
+        let mut members: BTreeMap<u64, Vec<(u32, Option<u32>)>> = BTreeMap::new();
         for p in procs.iter().filter(|p| !p.kernel_thread) {
             if let Some(m) = p.ns.get(NsType::Mnt) {
                 let v = members.entry(m).or_default();
                 if v.len() < 3 {
-                    v.push(p.pid);
+                    v.push((p.pid, p.via()));
                 }
             }
         }
@@ -451,6 +488,7 @@ impl Scanner {
             started,
         );
         self.attach_runtime(&mut snapshot);
+        summary::find_escapes(&self.procs, &mut snapshot);
         // Workers count on their own threads; a single-threaded pass counted on this one.
         stats.syscalls = procfd::syscalls() - syscalls_before
             + if threads > 1 {

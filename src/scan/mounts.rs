@@ -41,7 +41,7 @@ use std::os::fd::AsFd;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::model::{NsType, ScanErrors};
-use crate::procfs::fd::{is_vanished, Dir};
+use crate::procfs::fd::{is_vanished, task_path, Dir};
 use crate::procfs::parse::{parse_mountinfo_nsfs_line, parse_ns_link, NsfsMount};
 
 use super::process::{count, ProcError};
@@ -122,7 +122,7 @@ impl MountTables {
     pub(super) fn read(
         &mut self,
         proc_dir: &Dir,
-        members: &BTreeMap<u64, Vec<u32>>,
+        members: &BTreeMap<u64, Vec<(u32, Option<u32>)>>,
         procfs: bool,
         errors: &mut ScanErrors,
     ) -> (BTreeMap<(NsType, u64), Vec<String>>, MountStats) {
@@ -223,16 +223,21 @@ fn changed_since_last_poll(tables: &HashMap<u64, Table>) -> std::collections::Ha
 }
 
 /// Open and read the mount table of namespace `ns` through the first of `pids` that is
-/// still in it. `None` (the error counted) when none could be read.
+/// still in it (each a PID and, for a process whose leader has exited, the live thread
+/// that stands for it). `None` (the error counted) when none could be read.
 fn read_table(
     proc_dir: &Dir,
     ns: u64,
-    pids: &[u32],
+    pids: &[(u32, Option<u32>)],
     buf: &mut Vec<u8>,
     errors: &mut ScanErrors,
 ) -> Option<(File, Vec<NsfsMount>, u64)> {
-    for (i, &pid) in pids.iter().enumerate() {
+    for (i, &(pid, via)) in pids.iter().enumerate() {
         let res = proc_dir.open_pid(pid).and_then(|dir| {
+            let dir = match via {
+                Some(tid) => dir.open_dir_at(task_path(tid, c"", &mut [0u8; 64]))?,
+                None => dir,
+            };
             let file = dir.open_file_at(c"mountinfo")?;
             // The file shows the namespace the task was in when it was opened: make sure
             // that is still `ns` (else it left, which for `ns` is as good as gone).

@@ -11,7 +11,7 @@ use crate::procfs::parse;
 
 use super::delegation::Delegation;
 use super::hostref;
-use super::process::{count_tasks, read_proc, Ctx, ProcError, Worker};
+use super::process::{count_tasks, kernel_types, read_proc, Ctx, ProcError, Worker};
 use super::{list_pids, read_uid_map, visible, ScanError, ScanOptions};
 
 /// Why a single process could not be read for `inspect`/`diff`.
@@ -99,6 +99,8 @@ pub fn read_one(opts: &ScanOptions, pid: u32) -> Result<ProcessView, ProcessErro
         delegation: &delegation,
         procfs: is_procfs,
         quick: false,
+        kernel_types: kernel_types(&host),
+        tasks: opts.read_threads,
     };
     let mut w = Worker::default();
     let record = match read_proc(&ctx, pid, None, &mut w) {

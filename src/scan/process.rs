@@ -46,12 +46,41 @@
 //!   syscalls (`fstat`, `schedstat`, `cgroup`); of any other unchanged process 11
 //!   (`stat`, `schedstat`, `cgroup`); neither allocates.
 //!
+//! # Threads: escapes that the leader's links do not show
+//! `/proc/<pid>/ns/*` are the leader's links. Any thread may `setns` on its own, and only
+//! `task/<tid>/ns/*` show it. For a *container* process with more than one thread (the
+//! only processes whose threads can escape the container), every scan lists `task/`
+//! and reads each other thread through paths relative to the process's directory:
+//! `task/<tid>/stat`, `task/<tid>/schedstat`, then the eight `task/<tid>/ns/*`. The
+//! process proof holds per thread, unchanged: only a thread itself changes its own
+//! namespaces (`setns` and `unshare` act on the caller alone; an `execve` by another
+//! thread ends this one), and its own `schedstat` shows whether it has executed anything
+//! since the baseline, which is read before its links. So the same identity (TID and the
+//! thread's start time), the same `schedstat` and a state that is not running prove its
+//! links unchanged, and a warm read of such a thread is 6 syscalls (`stat`,
+//! `schedstat`); a cold one 14. The list is read on every scan (4 syscalls: the
+//! directory, two `getdents64`), so a new thread is always found. A TID taken over by a
+//! new thread between two of these reads cannot make a stale link pass: the next scan's
+//! `stat` shows the new thread's start time.
+//!
+//! When the leader has ended with `pthread_exit` while other threads run on, it is a
+//! zombie that keeps the PID: `stat` shows state `Z`, its `ns/*` links fail with `ENOENT`
+//! (all but `user` and `pid`, which it keeps), and its cgroup v1 lines read `/`. A
+//! process must not hide its namespaces or its container that way, so a live thread,
+//! the first in `task/` whose links are all there, stands for it: its directory gives
+//! the UID, the links and the cgroup. A read that lacks a type the kernel has (the host
+//! reference says which) is never taken for a kernel without that type: a lone process
+//! lost it to its exit and is counted as vanished; a process with threads gets a stand-in;
+//! when no thread can be read either, the error is counted. A zombie leader never passes
+//! the reuse check (its state is `Z`), so such a process is read again on every scan.
+//!
 //! The cgroup can change without the task running (runc writes the PID into
 //! `cgroup.procs`), so `cgroup` is read on every scan, but parsed and attributed once
 //! per distinct content: the raw bytes are compared with the ones cached for the
 //! process, and attributions are shared by content across processes. The uid_map is
 //! read once per user namespace, and only once it is written (an empty map can still be
-//! written). `tests/cache.rs` and `tests/threads.rs` prove it on the real kernel.
+//! written). `tests/cache.rs` and `tests/threads.rs` prove it on the real kernel, and
+//! `tests/escapes.rs` the thread reads and the stand-in.
 
 use std::collections::HashMap;
 use std::io;
@@ -59,7 +88,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::cgroup::{attribute_with_origin, Attribution};
 use crate::model::{ContainerRef, NsSet, NsType, ProcRecord, Runtime, ScanErrors};
-use crate::procfs::fd::{is_permission, is_vanished, Dir, DirId, FileBuf};
+use crate::procfs::fd::{is_permission, is_vanished, task_path, Dir, DirId, FileBuf};
 use crate::procfs::parse::{
     self, parse_cgroup, parse_schedstat, parse_stat_view, parse_status_euid,
 };
@@ -197,11 +226,49 @@ pub(super) struct Proc {
     pub(super) ns: Inodes,
     /// `None` for kernel threads and when the cgroup file could not be read.
     cgroup: Option<Arc<CgroupEntry>>,
+    /// What its threads say, for a container process with more than one, or a process
+    /// whose leader has exited (`None` for all others: no allocation).
+    threads: Option<Box<Threads>>,
+}
+
+/// The threads of one process, where they matter.
+#[derive(Debug, Clone, Default)]
+struct Threads {
+    /// The thread whose links, UID and cgroup stand for the process, because its leader
+    /// has exited while other threads run on (`None`: the leader's own).
+    via: Option<u32>,
+    /// The threads other than the leader of a container process, sorted by TID.
+    tasks: Box<[Task]>,
+}
+
+/// One thread of a container process, other than its leader, as a scan read it; kept
+/// until the next scan, which reuses its links when it provably has not run since.
+#[derive(Debug, Clone)]
+pub(super) struct Task {
+    pub(super) tid: u32,
+    /// Field 22 of the thread's own `stat`: with `tid`, the thread's identity.
+    start_time: u64,
+    activity: Option<Activity>,
+    pub(super) comm: Comm,
+    pub(super) ns: Inodes,
+    /// This scan took `ns` from the previous one.
+    pub(super) reused: bool,
 }
 
 impl Proc {
     pub(super) fn container(&self) -> Option<&ContainerRef> {
         self.cgroup.as_ref().and_then(|c| c.container.as_ref())
+    }
+
+    /// The thread that stands for the process because its leader has exited.
+    pub(super) fn via(&self) -> Option<u32> {
+        self.threads.as_ref().and_then(|t| t.via)
+    }
+
+    /// Its threads other than the leader, if it is a container process with more than
+    /// one (sorted by TID).
+    pub(super) fn tasks(&self) -> &[Task] {
+        self.threads.as_ref().map_or(&[], |t| &t.tasks)
     }
 
     pub(super) fn record(&self) -> ProcRecord {
@@ -212,6 +279,7 @@ impl Proc {
             ns: self.ns.to_set(),
             host_euid: self.host_euid,
             container: self.container().cloned(),
+            via: self.via(),
         }
     }
 }
@@ -228,6 +296,29 @@ pub(super) struct Ctx<'a> {
     pub(super) procfs: bool,
     /// This scan started long enough after the last one for the quick check.
     pub(super) quick: bool,
+    /// The namespace types this kernel has, when known (from the host reference): a read
+    /// that lacks one lost it to an exit, or to a leader that exited before its threads.
+    pub(super) kernel_types: Option<[bool; 8]>,
+    /// Read the threads of container processes (a setting only for the benchmarks).
+    pub(super) tasks: bool,
+}
+
+impl Ctx<'_> {
+    /// Whether `ns` lacks a type this kernel has.
+    fn lacks_types(&self, ns: &Inodes) -> bool {
+        self.kernel_types.is_some_and(|k| {
+            NsType::ALL
+                .iter()
+                .any(|t| k[t.index()] && ns.get(*t).is_none())
+        })
+    }
+}
+
+/// The types of `host` that are known: the kernel's, unless the host reference is the
+/// fixed fallback (which lacks net and mnt, and cannot tell which types the kernel has).
+pub(super) fn kernel_types(host: &crate::model::HostRef) -> Option<[bool; 8]> {
+    (host.source != crate::model::HostSource::Fixed)
+        .then(|| NsType::ALL.map(|t| host.ns.get(t).is_some()))
 }
 
 /// Per-worker state: reusable buffers (so a scan does not allocate per file), errors
@@ -235,6 +326,9 @@ pub(super) struct Ctx<'a> {
 #[derive(Default)]
 pub(super) struct Worker {
     pub(super) file: FileBuf,
+    /// Directory entries and the TIDs listed from them.
+    dents: Vec<u8>,
+    tids: Vec<u32>,
     pub(super) errors: ScanErrors,
     pub(super) read: u64,
     pub(super) reused: u64,
@@ -242,6 +336,12 @@ pub(super) struct Worker {
     /// Tasks seen: the thread counts of the processes whose `stat` could be read (a lone
     /// process confirmed without it is one), for [`crate::model::Visibility`].
     pub(super) tasks: u64,
+    /// Threads (other than leaders) whose links were read, and those reused.
+    pub(super) tasks_read: u64,
+    pub(super) tasks_reused: u64,
+    /// `task/` directories listed, and processes read through a stand-in thread.
+    pub(super) task_lists: u64,
+    pub(super) stand_ins: u64,
 }
 
 pub(super) fn count(errors: &mut ScanErrors, e: ProcError, what: &str, pid: u32) {
@@ -337,23 +437,28 @@ pub(super) fn read_proc(
             && b.start_time == start_time
             && b.kernel_thread == kernel_thread
     });
+    // A leader that ended with `pthread_exit` while other threads run on is a zombie
+    // that keeps the PID: its links (all but `user` and `pid`) and its cgroup are gone,
+    // so a live thread stands for the process (see the module docs).
+    let mut stand_in: Option<(u32, Dir)> = None;
     let (host_euid, ns, dir_id) = match unchanged {
         Some(b) => (b.host_euid, b.ns, b.dir_id),
         None => {
-            let (host_euid, dir_id) = if ctx.procfs {
-                // The UID of a task that died before this call reads as 0; the links
-                // read next fail for such a task, so a UID that survives is a live one.
-                let st = dir.stat().map_err(|e| err(e.into()))?;
-                (if kernel_thread { 0 } else { st.uid }, Some(st.id))
-            } else if kernel_thread {
-                (0, None)
+            let (host_euid, dir_id) = read_uid(ctx, &dir, kernel_thread, w).map_err(err)?;
+            let ns = Inodes::from_set(&hostref::read_ns_links_in(&dir).map_err(|e| err(e.into()))?);
+            let exited = state == b'Z' || ctx.lacks_types(&ns);
+            if exited && !kernel_thread {
+                if threads < 2 {
+                    // Alone and exiting: the rest of its links went with it.
+                    return Err(err(ProcError::Vanished));
+                }
+                let (tid, sub, host_euid, ns) = live_thread(ctx, &dir, pid, w).map_err(err)?;
+                w.stand_ins += 1;
+                stand_in = Some((tid, sub));
+                (host_euid, ns, dir_id)
             } else {
-                dir.read_single_at(c"status", &mut w.file)
-                    .map_err(|e| err(e.into()))?;
-                (parse_status_euid(&w.file).map_err(|e| err(e.into()))?, None)
-            };
-            let ns = hostref::read_ns_links_in(&dir).map_err(|e| err(e.into()))?;
-            (host_euid, Inodes::from_set(&ns), dir_id)
+                (host_euid, ns, dir_id)
+            }
         }
     };
     let reused = unchanged.is_some();
@@ -365,8 +470,26 @@ pub(super) fn read_proc(
     let cgroup = if kernel_thread {
         None
     } else {
-        read_cgroup(ctx, &dir, pid, before, w).map_err(err)?
+        let from = stand_in.as_ref().map_or(&dir, |(_, sub)| sub);
+        read_cgroup(ctx, from, pid, before, w).map_err(err)?
     };
+    let in_container = cgroup.as_ref().is_some_and(|c| c.container.is_some());
+    let tasks = if ctx.tasks && in_container && threads > 1 {
+        let prev = before.map_or(&[][..], |b| b.tasks());
+        match read_tasks(ctx, &dir, pid, prev, w) {
+            Ok(t) => t,
+            Err(ProcError::Vanished) => return Err(err(ProcError::Vanished)),
+            // The process itself was read: keep it, and count what its threads hid.
+            Err(e) => {
+                count(&mut w.errors, e, "threads", pid);
+                Box::default()
+            }
+        }
+    } else {
+        Box::default()
+    };
+    let via = stand_in.map(|(tid, _)| tid);
+    let others = (via.is_some() || !tasks.is_empty()).then(|| Box::new(Threads { via, tasks }));
     Ok(Proc {
         pid,
         host_euid,
@@ -383,6 +506,161 @@ pub(super) fn read_proc(
         comm,
         ns,
         cgroup,
+        threads: others,
+    })
+}
+
+/// The host-view effective UID of the task whose directory is `dir`, and the directory's
+/// identity (on a procfs).
+fn read_uid(
+    ctx: &Ctx<'_>,
+    dir: &Dir,
+    kernel_thread: bool,
+    w: &mut Worker,
+) -> Result<(u32, Option<DirId>), ProcError> {
+    if ctx.procfs {
+        // The UID of a task that died before this call reads as 0; the links read next
+        // fail for such a task, so a UID that survives is a live one.
+        let st = dir.stat()?;
+        Ok((if kernel_thread { 0 } else { st.uid }, Some(st.id)))
+    } else if kernel_thread {
+        Ok((0, None))
+    } else {
+        dir.read_single_at(c"status", &mut w.file)?;
+        Ok((parse_status_euid(&w.file)?, None))
+    }
+}
+
+/// A live thread of process `pid`, other than its exited leader, with its directory,
+/// UID and links: the first whose links are all there. When none can be read, the
+/// error of the last one tried (a process whose threads all exited meanwhile has
+/// vanished).
+fn live_thread(
+    ctx: &Ctx<'_>,
+    dir: &Dir,
+    pid: u32,
+    w: &mut Worker,
+) -> Result<(u32, Dir, u32, Inodes), ProcError> {
+    list_tasks(dir, w)?;
+    let tids = std::mem::take(&mut w.tids);
+    let mut last = ProcError::Vanished;
+    let mut path = [0u8; 64];
+    for &tid in tids.iter().filter(|&&t| t != pid) {
+        let attempt = (|| -> Result<_, ProcError> {
+            let sub = dir.open_dir_at(task_path(tid, c"", &mut path))?;
+            let (host_euid, _) = read_uid(ctx, &sub, false, w)?;
+            let ns = Inodes::from_set(&hostref::read_ns_links_in(&sub)?);
+            if ctx.lacks_types(&ns) {
+                return Err(ProcError::Vanished);
+            }
+            Ok((tid, sub, host_euid, ns))
+        })();
+        match attempt {
+            Ok(found) => {
+                w.tids = tids;
+                return Ok(found);
+            }
+            Err(e) => last = e,
+        }
+    }
+    w.tids = tids;
+    Err(last)
+}
+
+/// List `task/` of the process whose directory is `dir` into `w.tids`.
+fn list_tasks(dir: &Dir, w: &mut Worker) -> Result<(), ProcError> {
+    w.task_lists += 1;
+    let task = dir.open_dir_at(c"task")?;
+    task.list_numeric(&mut w.dents, &mut w.tids)?;
+    w.tids.sort_unstable();
+    Ok(())
+}
+
+/// The threads of container process `pid` other than its leader, each reusing what
+/// `prev` (sorted by TID) still proves. A thread that exits while it is read is left
+/// out (it is in no namespace any more); any other error is counted and leaves it out.
+fn read_tasks(
+    ctx: &Ctx<'_>,
+    dir: &Dir,
+    pid: u32,
+    prev: &[Task],
+    w: &mut Worker,
+) -> Result<Box<[Task]>, ProcError> {
+    list_tasks(dir, w)?;
+    let tids = std::mem::take(&mut w.tids);
+    let mut out = Vec::with_capacity(tids.len().saturating_sub(1));
+    for &tid in tids.iter().filter(|&&t| t != pid) {
+        let before = prev
+            .binary_search_by_key(&tid, |t| t.tid)
+            .ok()
+            .map(|i| &prev[i]);
+        match read_task(ctx, dir, tid, before, w) {
+            Ok(t) => out.push(t),
+            Err(ProcError::Vanished) => {}
+            Err(e) => count(&mut w.errors, e, "thread", tid),
+        }
+    }
+    w.tids = tids;
+    Ok(out.into_boxed_slice())
+}
+
+/// Read one thread through paths relative to its process's directory
+/// (`task/<tid>/stat`, `.../schedstat`, `.../ns/*`), by the same proof as a process:
+/// the same identity (TID and start time), the same `schedstat` and a thread that is not
+/// running now mean its links are still those read last time. A TID taken over by a new
+/// thread between two of these reads can only make the next scan read it again: its
+/// `stat` then shows another start time.
+fn read_task(
+    ctx: &Ctx<'_>,
+    dir: &Dir,
+    tid: u32,
+    before: Option<&Task>,
+    w: &mut Worker,
+) -> Result<Task, ProcError> {
+    let mut path = [0u8; 64];
+    dir.read_single_at(task_path(tid, c"stat", &mut path), &mut w.file)?;
+    let stat = parse_stat_view(&w.file)?;
+    let (state, start_time, minflt) = (stat.state, stat.start_time, stat.minflt);
+    let comm = Comm::new(stat.comm);
+    let activity = match dir.read_single_at(task_path(tid, c"schedstat", &mut path), &mut w.file) {
+        Ok(()) => parse_schedstat(&w.file)
+            .filter(|&(runtime, pcount)| runtime > 0 && pcount > 0)
+            .map(|(runtime, pcount)| Activity {
+                runtime,
+                pcount: pcount as u32,
+                minflt: minflt as u32,
+            }),
+        Err(_) => None,
+    };
+    let unchanged = before.filter(|b| {
+        matches!(state, b'S' | b'D' | b'I' | b'T' | b't')
+            && activity.is_some()
+            && b.activity == activity
+            && b.start_time == start_time
+    });
+    let reused = unchanged.is_some();
+    let ns = match unchanged {
+        Some(b) => {
+            w.tasks_reused += 1;
+            b.ns
+        }
+        None => {
+            let ns = Inodes::from_set(&hostref::read_task_ns_links(dir, tid)?);
+            // A thread that lacks a type has exited while it was read.
+            if ctx.lacks_types(&ns) {
+                return Err(ProcError::Vanished);
+            }
+            w.tasks_read += 1;
+            ns
+        }
+    };
+    Ok(Task {
+        tid,
+        start_time,
+        activity,
+        comm,
+        ns,
+        reused,
     })
 }
 

@@ -5,13 +5,82 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Instant, SystemTime};
 
 use crate::model::{
-    ContainerRef, ContainerSummary, NsCount, NsType, PinnedNs, RootMapping, ScanErrors, Snapshot,
-    UidMap, Visibility,
+    ContainerRef, ContainerSummary, Escape, NsCount, NsType, PinnedNs, RootMapping, ScanErrors,
+    Snapshot, UidMap, Visibility,
 };
 use crate::procfs::parse;
 use crate::procfs::paths::HostPaths;
 
 use super::process::{sanitize_comm, Proc};
+
+/// Mark the processes and threads of each container of `snapshot` that have escaped
+/// into a host namespace: those in the host's namespace of a type whose namespace the
+/// container itself does not share ([`ContainerSummary::namespace_is_host`]: the one
+/// its runtime declared, else that of its oldest process, the one it was started in).
+/// A process in a new namespace of its own (`unshare` inside the container) has moved
+/// the other way, which is no escape. Threads other than leaders were read only for
+/// container processes (see `process.rs`). Runs once the runtime's files are attached.
+pub(super) fn find_escapes(procs: &[Proc], snapshot: &mut Snapshot) {
+    let host = &snapshot.host.ns;
+    for p in procs.iter().filter(|p| !p.kernel_thread) {
+        let Some(c) = p.container().and_then(|c| snapshot.containers.get_mut(c)) else {
+            continue;
+        };
+        // The types where the container's own namespace is not the host's. Not `user`:
+        // no task can enter the host's user namespace (`setns` into a user namespace
+        // needs CAP_SYS_ADMIN in it, which no task of a child user namespace has, and
+        // none may re-enter its own), so a container process found there was started
+        // there: its runtime did not make the user namespace it declared, which is
+        // drift (`nsexporter_container_namespace_drift`), not an escape.
+        let private = NsType::ALL
+            .map(|t| t != NsType::User && host.get(t).is_some() && !c.namespace_is_host(t, host));
+        let escaped_in = |ns: &super::process::Inodes| -> Vec<NsType> {
+            let set = ns.to_set();
+            NsType::ALL
+                .into_iter()
+                .filter(|t| private[t.index()] && set.shares(host, *t))
+                .collect()
+        };
+        let own = escaped_in(&p.ns);
+        let mut any = [false; 8];
+        if !own.is_empty() {
+            for t in &own {
+                any[t.index()] = true;
+            }
+            c.escapes.push(Escape {
+                pid: p.pid,
+                tid: p.via().unwrap_or(p.pid),
+                comm: sanitize_comm(p.comm.as_bytes()),
+                types: own.clone(),
+            });
+        }
+        for task in p.tasks() {
+            // A thread counts apart from its process only where the process's own links
+            // do not already say so.
+            let types: Vec<NsType> = escaped_in(&task.ns)
+                .into_iter()
+                .filter(|t| !own.contains(t))
+                .collect();
+            if types.is_empty() || Some(task.tid) == p.via() {
+                continue;
+            }
+            for t in &types {
+                any[t.index()] = true;
+            }
+            c.escapes.push(Escape {
+                pid: p.pid,
+                tid: task.tid,
+                comm: sanitize_comm(task.comm.as_bytes()),
+                types,
+            });
+        }
+        for t in NsType::ALL {
+            if any[t.index()] {
+                c.escaped_processes[t.index()] += 1;
+            }
+        }
+    }
+}
 
 /// Read `/proc/sys/user/max_<type>_namespaces` for every type.
 pub(super) fn read_limits(paths: &HostPaths) -> [Option<u64>; 8] {
@@ -79,6 +148,8 @@ pub(super) fn summarise(
                 host_root_processes: 0,
                 root: RootMapping::classify(p.host_euid, map),
                 uid_map: map.cloned(),
+                escaped_processes: [0; 8],
+                escapes: Vec::new(),
                 runtime_info: Default::default(),
             }),
         };
