@@ -565,7 +565,7 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
         crate::alerting::node_name(&paths),
     )
     .map_err(|(setting, message)| {
-        // The allow-list says which list ("pods: ..."): name that key in the file.
+        // The allow-list says which list ("workloads: ..."): name that key in the file.
         match message.split_once(": ").filter(|(k, _)| {
             setting.starts_with("alerts.") && !k.is_empty() && !k.contains(char::is_whitespace)
         }) {

@@ -6,7 +6,8 @@
 //! unreadable TLS file stops the program at startup with exit code 2. Real Docker
 //! containers on the host network, labelled as cri-dockerd labels a pod's: the alert
 //! carries the names from Docker's own files, and the config file's `alerts.allow`
-//! holds back the allowed one by its namespace. With `--scan.events` and a scan only
+//! holds back the allowed ones by namespace, and by namespace and owner together (a
+//! same-named pod in another namespace still alerts). With `--scan.events` and a scan only
 //! once a minute, the alert is in Alertmanager's API seconds after the exec, and the
 //! resolve after the exit; without events it is not.
 //!
@@ -315,15 +316,19 @@ fn host_network_pod_container(namespace: &str, pod: &str, name: &str) -> docker:
 }
 
 #[test]
-fn docker_containers_are_named_in_the_alert_and_the_allow_list_holds_by_namespace() {
+fn docker_containers_are_named_in_the_alert_and_the_allow_list_holds_by_namespace_and_owner() {
     require_root("Docker containers and the host's /proc");
     let tmp = tempfile::tempdir().unwrap();
     let am = Alertmanager::start(tmp.path(), "am");
     let allowed_ns = format!("infra-{}", rand_hex(4));
+    let ops_ns = format!("ops-{}", rand_hex(4));
     let config = tmp.path().join("config.yml");
     std::fs::write(
         &config,
-        format!("alerts:\n  allow:\n    namespaces: [\"{allowed_ns}\"]\n"),
+        format!(
+            "alerts:\n  allow:\n    namespaces: [\"{allowed_ns}\"]\n    workloads:\n      \
+             - {{namespace: \"{ops_ns}\", kind: DaemonSet, name: agent}}\n"
+        ),
     )
     .unwrap();
     let exporter = Exporter::start(&[
@@ -338,8 +343,13 @@ fn docker_containers_are_named_in_the_alert_and_the_allow_list_holds_by_namespac
     let pod = format!("web-{}-{}", "6d4cf56db6", "h9k2x");
     let shop = host_network_pod_container("shop", &pod, "app");
     let infra = host_network_pod_container(&allowed_ns, "agent-x7k2p", "agent");
+    // Allowed by namespace and owner together; the same name in another namespace is not.
+    let agent = host_network_pod_container(&ops_ns, "agent-b7k2p", "agent");
+    let impostor = host_network_pod_container("shop", "agent-b7k2p", "agent");
     let shop_id = shop.label();
     let infra_id = infra.label();
+    let agent_id = agent.label();
+    let impostor_id = impostor.label();
     let alert = wait_for(
         "the alert naming the shop container",
         Duration::from_secs(15),
@@ -369,10 +379,33 @@ fn docker_containers_are_named_in_the_alert_and_the_allow_list_holds_by_namespac
         d.starts_with(&format!("Pod shop/{pod} container app")),
         "{d}"
     );
-    // The allowed one is held back, and counted as such.
+    let alert = wait_for(
+        "the alert naming the same-named DaemonSet pod in another namespace",
+        Duration::from_secs(15),
+        || {
+            am.alerts()?
+                .into_iter()
+                .find(|a| {
+                    a["labels"]["container_id"] == impostor_id.as_str()
+                        && a["labels"]["alertname"] == "NsexporterHostNetworkContainer"
+                })
+                .ok_or_else(|| format!("{:?}", am.sidecar_keys()))
+        },
+    );
+    let l = &alert["labels"];
+    assert_eq!(
+        (&l["namespace"], &l["workload_kind"], &l["workload"]),
+        (
+            &serde_json::json!("shop"),
+            &serde_json::json!("DaemonSet"),
+            &serde_json::json!("agent")
+        ),
+        "{l}"
+    );
+    // The allowed ones are held back, and counted as such.
     exporter.scrape_until(
         Duration::from_secs(10),
-        "the allowed container counted",
+        "the allowed containers counted",
         |s| {
             sample(
                 s,
@@ -381,13 +414,15 @@ fn docker_containers_are_named_in_the_alert_and_the_allow_list_holds_by_namespac
                     ("alertname", "NsexporterHostNetworkContainer"),
                     ("state", "allowed"),
                 ],
-            ) >= 1.0
+            ) >= 2.0
         },
     );
-    assert!(
-        !has_alert(&am, "NsexporterHostNetworkContainer", &infra_id).unwrap(),
-        "an allowed container was sent"
-    );
+    for id in [&infra_id, &agent_id] {
+        assert!(
+            !has_alert(&am, "NsexporterHostNetworkContainer", id).unwrap(),
+            "an allowed container was sent: {id}"
+        );
+    }
     drop(shop);
     wait_for("resolved after docker rm", Duration::from_secs(10), || {
         (!has_alert(&am, "NsexporterHostNetworkContainer", &shop_id)?)

@@ -1047,7 +1047,9 @@ fn alertmanager_sidecar_gets_urls_credentials_node_name_and_allow_list() {
         .expect("mounted");
     assert_eq!(m["mountPath"], "/etc/nsexporter/alertmanager");
     assert_eq!(m["readOnly"], true);
-    // The allow-list lands in the config file the exporter reads, as the sidecar's keys.
+    // The allow-list lands in the config file the exporter reads, in the rules' forms:
+    // the release's own DaemonSet first, in the release's namespace only, then the
+    // user's {namespace, kind, name} entries; no pod or container names.
     let cm = docs
         .iter()
         .find(|d| {
@@ -1064,14 +1066,37 @@ fn alertmanager_sidecar_gets_urls_credentials_node_name_and_allow_list() {
     assert_eq!(
         cfg["alerts"]["allow"],
         serde_json::json!({
-            "namespaces": ["kube-system"],
-            "pods": ["kube-proxy-[a-z0-9]{5}"],
-            "workloads": ["cilium"],
-            "containers": ["istio-proxy"],
+            "namespaces": ["calico-system"],
+            "workloads": [
+                {"namespace": NAMESPACE, "kind": "DaemonSet", "name": "nsx-nsexporter"},
+                {"namespace": "kube-system", "kind": "DaemonSet", "name": "cilium"},
+                {"namespace": "ops-.*", "kind": "Pod", "name": "debug-[a-z0-9]+"},
+            ],
             "comms": ["cilium-agent"],
-            "host-root-namespaces": ["kube-system", "calico-system"],
+            "host-root-namespaces": ["gpu-operator"],
         })
     );
+    // A fullnameOverride is quoted as a regex, as in the rules.
+    let mut over = all_on_args();
+    over.extend(["--set".into(), "fullnameOverride=ns.x".into()]);
+    let cm_over = render(&strs(&over))
+        .into_iter()
+        .find(|d| kind(d) == "ConfigMap" && d["metadata"]["name"] == "ns.x-config")
+        .expect("config ConfigMap");
+    let cfg_over: Value =
+        serde_yaml_ng::from_str(cm_over["data"]["config.yml"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        cfg_over["alerts"]["allow"]["workloads"][0],
+        serde_json::json!({"namespace": NAMESPACE, "kind": "DaemonSet", "name": "ns\\.x"})
+    );
+    // The chart refuses a workload that is a name alone, as for the rules.
+    let err = template_error(&[
+        "--set",
+        "alertmanager.urls={http://a:9093}",
+        "--set-json",
+        r#"alertmanager.allowList.workloads=["cilium"]"#,
+    ]);
+    assert!(err.contains("workloads"), "{err}");
     // The binary accepts what the chart renders: the config file and the flags (less
     // the credentials file, which the Secret holds).
     let dir = tempfile::tempdir().unwrap();
@@ -1095,14 +1120,44 @@ fn alertmanager_sidecar_gets_urls_credentials_node_name_and_allow_list() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // And refuses a pattern that is not a regex, naming the key.
+    // And refuses a pattern that is not a regex, a name alone, a missing part or the old
+    // pod-name list, naming the key and the entry.
     let bad = dir.path().join("bad.yml");
-    std::fs::write(&bad, "alerts:\n  allow:\n    pods: [\"kube-proxy-[\"]\n").unwrap();
-    let out = run(&bad);
-    assert_eq!(out.status.code(), Some(2));
+    for (file, key, says) in [
+        (
+            "alerts:\n  allow:\n    namespaces: [\"kube-[\"]\n",
+            "alerts.allow.namespaces",
+            "\"kube-[\"",
+        ),
+        (
+            "alerts:\n  allow:\n    workloads: [cilium]\n",
+            "alerts.allow.workloads",
+            "entry 1 \"cilium\" is a name alone",
+        ),
+        (
+            "alerts:\n  allow:\n    workloads:\n      - {namespace: a, kind: Pod, name: b}\n      - {namespace: kube-system, name: cilium}\n",
+            "alerts.allow.workloads",
+            "entry 2",
+        ),
+        (
+            "alerts:\n  allow:\n    pods: [\"kube-proxy-.*\"]\n",
+            "alerts.allow",
+            "pods",
+        ),
+    ] {
+        std::fs::write(&bad, file).unwrap();
+        let out = run(&bad);
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key) && err.contains(says), "{file}: {err}");
+    }
+    let out = {
+        std::fs::write(&bad, "alerts:\n  allow:\n    namespaces: [\"kube-[\"]\n").unwrap();
+        run(&bad)
+    };
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("alerts.allow.pods in {}", bad.display())),
+        err.contains(&format!("alerts.allow.namespaces in {}", bad.display())),
         "{err}"
     );
     // The NetworkPolicy opens egress to Alertmanager and DNS only.

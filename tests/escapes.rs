@@ -1083,7 +1083,7 @@ fn the_escape_runbook_commands_work() {
 
 /// The sidecar (`--alertmanager.url`) sends NsexporterNamespaceEscape to a real
 /// Alertmanager with the rule's labels and words, although its allow-list allows every
-/// container (by namespace, container name and comm): that list never quiets an escape.
+/// container (by namespace, workload and comm): that list never quiets an escape.
 /// A second escaped container, opted out by `container_id` in `alerts.escape-opt-out`,
 /// is held back and counted. The alert resolves when the escaped process is gone.
 #[test]
@@ -1099,8 +1099,9 @@ fn the_sidecar_sends_the_escape_past_its_allow_list_and_resolves_it() {
     std::fs::write(
         &config,
         format!(
-            "alerts:\n  allow:\n    namespaces: [\".*\"]\n    containers: [\".*\"]\n    \
-             comms: [\".*\"]\n  escape-opt-out:\n    containers: [\"{opted_id}\"]\n"
+            "alerts:\n  allow:\n    namespaces: [\".*\"]\n    workloads:\n    \
+             - {{namespace: \".*\", kind: \".*\", name: \".*\"}}\n    comms: [\".*\"]\n  \
+             escape-opt-out:\n    containers: [\"{opted_id}\"]\n"
         ),
     )
     .unwrap();

@@ -12,7 +12,7 @@
 //! | `NsexporterNamespacesNearLimit` | namespaces of a type above 85% of `user.max_<type>_namespaces` | `type` |
 //! | `NsexporterPinnedNamespacesGrowing` | at least 10 pinned namespaces of a type, and 5 more than the lowest count seen in the last 6 hours | `type` |
 //!
-//! "+ names": `namespace`, `pod`, `container` and `workload` where the runtime's files
+//! "+ names": `namespace`, `pod`, `container`, `workload_kind` and `workload` where the runtime's files
 //! name the container (the rules get them from kube-state-metrics or the same files).
 //! The kinds are one table, [`KINDS`]: a new kind is a row there.
 //!
@@ -420,12 +420,14 @@ fn seen(c: &ContainerSummary, host_ipc: Option<u64>) -> Seen<'_> {
     let known = |s: &str| !s.is_empty();
     let namespace = Some(names.namespace.as_str()).filter(|s| known(s));
     let pod = Some(names.pod.as_str()).filter(|s| known(s));
+    let workload = pod.map(workload_of_pod);
     let subject = Subject {
         container: &c.container,
         comm: &c.comm,
         namespace,
         pod,
-        workload: pod.map(workload_of_pod),
+        workload_kind: workload.map(|w| w.0),
+        workload: workload.map(|w| w.1),
         container_name: Some(names.container.as_str()).filter(|s| known(s)),
         pod_ipc: c.main_ns.get(NsType::Ipc).filter(|i| Some(*i) != host_ipc),
     };
@@ -444,6 +446,7 @@ fn container_labels(s: &Seen<'_>) -> Vec<(&'static str, String)> {
         ("comm", c.comm.clone()),
         ("namespace", sub.namespace.unwrap_or("").into()),
         ("pod", sub.pod.unwrap_or("").into()),
+        ("workload_kind", sub.workload_kind.unwrap_or("").into()),
         ("workload", sub.workload.unwrap_or("").into()),
         ("container", sub.container_name.unwrap_or("").into()),
     ]
@@ -496,7 +499,7 @@ fn annotations(alertname: &str, summary: &str, description: String) -> BTreeMap<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerting::allow::AllowConfig;
+    use crate::alerting::allow::{AllowConfig, WorkloadEntry};
     use crate::model::{
         ContainerRef, HostRef, HostSource, NsCount, NsSet, RootMapping, Runtime, ScanErrors,
     };
@@ -641,16 +644,28 @@ mod tests {
             comms: vec!["cilium-agent".into()],
             ..AllowConfig::default()
         });
+        // Outside Kubernetes (no pod UID): allowed by its comm.
+        let mut aa = container("aa", "cilium-agent", &[NsType::Net], 1);
+        aa.container.pod_uid.clear();
+        // In a pod: never by the comm it picked.
+        let cc = container("cc", "cilium-agent", &[NsType::Net], 0);
         let ev = e.evaluate(&snapshot(vec![
-            container("aa", "cilium-agent", &[NsType::Net], 1),
+            aa,
             container("bb", "nginx", &[NsType::Net], 0),
+            cc,
         ]));
         assert_eq!(
             names(&ev),
-            [(
-                "NsexporterHostNetworkContainer".into(),
-                "containerd://bb".into()
-            )]
+            [
+                (
+                    "NsexporterHostNetworkContainer".into(),
+                    "containerd://bb".into()
+                ),
+                (
+                    "NsexporterHostNetworkContainer".into(),
+                    "containerd://cc".into()
+                )
+            ]
         );
         assert_eq!(ev.allowed["NsexporterHostNetworkContainer"], 1);
         assert_eq!(ev.allowed["NsexporterContainerHostRoot"], 1);
@@ -672,7 +687,7 @@ mod tests {
             c
         };
         let mut e = evaluator(AllowConfig {
-            workloads: vec!["cilium".into()],
+            workloads: vec![WorkloadEntry::new("kube-system", "DaemonSet", "cilium")],
             // A named pod is judged by its names, never by the comm it picked.
             comms: vec!["agent".into()],
             ..AllowConfig::default()
@@ -680,15 +695,26 @@ mod tests {
         let ev = e.evaluate(&snapshot(vec![
             named("aa", "kube-system", "cilium-x7k2p", "cilium-agent"),
             named("bb", "team-a", "web-6d4cf56db6-h9k2x", "nginx"),
+            // Named like the allowed DaemonSet, in another namespace: fires.
+            named("cc", "team-b", "cilium-x7k2p", "cilium-agent"),
         ]));
         assert_eq!(ev.allowed["NsexporterHostNetworkContainer"], 1);
-        assert_eq!(ev.firing.len(), 1);
-        let a = &ev.firing[0];
+        assert_eq!(ev.firing.len(), 2);
+        assert!(ev
+            .firing
+            .iter()
+            .any(|a| a.labels["container_id"] == "containerd://cc"));
+        let a = ev
+            .firing
+            .iter()
+            .find(|a| a.labels["container_id"] == "containerd://bb")
+            .unwrap();
         for (k, v) in [
             ("container_id", "containerd://bb"),
             ("namespace", "team-a"),
             ("pod", "web-6d4cf56db6-h9k2x"),
             ("container", "nginx"),
+            ("workload_kind", "Deployment"),
             ("workload", "web"),
         ] {
             assert_eq!(a.labels[k], v, "{k}");
@@ -729,12 +755,15 @@ mod tests {
             ];
             c
         };
-        // The allow-list allows "app" (and would allow it in the host network).
+        // The allow-list allows "app" (and would allow it in the host network): a
+        // container outside Kubernetes, where a comm counts.
         let mut e = evaluator(AllowConfig {
             comms: vec!["app".into()],
             ..AllowConfig::default()
         });
-        let ev = e.evaluate(&snapshot(vec![escaped("aa")]));
+        let mut aa = escaped("aa");
+        aa.container.pod_uid.clear();
+        let ev = e.evaluate(&snapshot(vec![aa]));
         let mut got: Vec<(String, String)> = ev
             .firing
             .iter()
@@ -763,7 +792,6 @@ mod tests {
             ("type", "net"),
             ("container_id", "containerd://aa"),
             ("runtime", "containerd"),
-            ("uid", "aa-pod"),
             ("comm", "app"),
         ]
         .into_iter()
