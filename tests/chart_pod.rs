@@ -1,0 +1,1471 @@
+//! The Helm chart's own pod, run for real: the DaemonSet's pod template, rendered by
+//! `helm template` with every value, played by `podman kube play` with the image built
+//! from the Dockerfile, next to real podman containers (one on the host network, one
+//! running as host root, one in a user namespace). For the default values and for every
+//! chart toggle that changes the pod ([`VARIANTS`]) it checks, from the host:
+//!
+//! - the container process has exactly the chart's UID and GID, capabilities (CapEff,
+//!   CapPrm, CapBnd of /proc/<pid>/status), no-new-privileges, seccomp, a read-only root,
+//!   the host paths mounted read-only where the chart says, its arguments and
+//!   environment, memory and CPU limits, and the host namespaces the chart asks for
+//!   and no others;
+//! - its liveness and readiness probes pass, performed as the kubelet does them;
+//! - its /metrics gives the same verdicts as the bare binary (`nsexporter --once` on the
+//!   host) for every container podman runs here.
+//!
+//! `podman kube play` (4.3 here) does not do everything a kubelet does. Each gap is in
+//! [`GAPS`] (and the README's "Deploying on Kubernetes" section, checked by
+//! `gap_list_is_in_the_readme`) with its translation; [`translate`] refuses any field
+//! of the pod it does not know, so a new chart field fails here until it is translated.
+//!
+//! Podman runs with a private storage, run and hooks directory (a temporary directory:
+//! everything the test creates is removed with it, also on failure), `--runtime runc`
+//! and explicit nofile/nproc limits (containers.conf), and with `--network none` or
+//! `host`, so it creates no network (this machine has no bridge to give a pod).
+//!
+//! Needs root, podman, helm (tests/chart/install-tools.sh), python3 (the OCI hook) and
+//! cargo (the static build of tests/docker/build-image.sh). A missing tool fails the test.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use common::{parse_exposition, Sample};
+
+const RELEASE: &str = "nsx";
+const NAMESPACE: &str = "monitoring";
+const SLEEPER: &str = "localhost/nsexporter-sleeper:chart-pod";
+/// Annotation read by tests/podman/host-namespaces-hook: namespace types (`+`-separated)
+/// the pod's containers keep from the host.
+const HOST_NS_ANNOTATION: &str = "io.nsexporter.test/host-namespaces";
+const TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
+
+/// The chart toggles that change the pod, each run as its own pod. Every check is
+/// derived from the rendered pod, so a new toggle needs only a row here (and, if it
+/// adds a field `podman kube play` lacks, a translation in [`translate`] and [`GAPS`]).
+/// `{free_port}` stands for a free TCP port of the host (for pods on the host network);
+/// a `string:` prefix passes the value with `--set-string`.
+const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "defaults",
+        set: &[],
+    },
+    Variant {
+        name: "hostNetwork",
+        set: &["hostNetwork=true", "exporter.port={free_port}"],
+    },
+    Variant {
+        name: "hostPID and hostIPC",
+        set: &["hostPID=true", "hostIPC=true"],
+    },
+    Variant {
+        name: "exporter settings, host /proc elsewhere, pod labels",
+        set: &[
+            "exporter.port=9900",
+            "exporter.telemetryPath=/ns-metrics",
+            "exporter.scanInterval=5s",
+            "exporter.logLevel=debug",
+            "exporter.logFormat=json",
+            "exporter.extraArgs[0]=--web.max-requests=10",
+            "exporter.extraEnv[0].name=NSEXPORTER_SCAN_THREADS",
+            "string:exporter.extraEnv[0].value=2",
+            "hostProc.mountPath=/node/proc",
+            "podLabels.team=platform",
+            "podAnnotations.example\\.com/owner=platform",
+            "resources.limits.memory=96Mi",
+            "resources.limits.cpu=500m",
+        ],
+    },
+];
+
+struct Variant {
+    name: &'static str,
+    set: &'static [&'static str],
+}
+
+/// What `podman kube play` 4.3 lacks for this chart's pod, and how the test translates
+/// it. The README carries the same list.
+const GAPS: &[(&str, &str, &str)] = &[
+    (
+        "`kind: DaemonSet`",
+        "plays Pods and Deployments only",
+        "the DaemonSet's pod template is played as a Pod named as a DaemonSet pod is (`<release>-nsexporter-<5 characters>`), with its labels and annotations",
+    ),
+    (
+        "`ports`",
+        "publishes every `containerPort` on the host (as if it were a `hostPort`), which needs a bridge and is not what Kubernetes does",
+        "left out of the played pod; the pod gets its own network namespace (`--network none`: loopback only, there is no CNI here) or the host's (`hostNetwork`), and is reached in it, as the kubelet reaches a pod IP",
+    ),
+    (
+        "`livenessProbe`, `readinessProbe` (`httpGet`)",
+        "turns liveness into a podman healthcheck that runs `curl` inside the container (a scratch image has none), on port 0 for a named port, driven by systemd timers (none here); ignores readiness",
+        "left out of the played pod; the test probes as the kubelet does: HTTP GET of the path on the named port from outside the container, in its network namespace, after `initialDelaySeconds`, every `periodSeconds`, `timeoutSeconds` each, until success or `failureThreshold` failures",
+    ),
+    (
+        "`hostPID`, `hostIPC`",
+        "ignored (honoured from podman 4.4 and 4.5)",
+        "an OCI precreate hook (tests/podman/host-namespaces-hook) removes the pid and ipc namespaces from the containers' runtime config, as containerd and CRI-O do",
+    ),
+    (
+        "`hostNetwork`",
+        "host network, but a private UTS namespace",
+        "the same hook also keeps the host's UTS namespace, as Kubernetes runtimes do for hostNetwork pods",
+    ),
+    (
+        "`env[].valueFrom.fieldRef`",
+        "resolves only `metadata.name`, `metadata.uid`, labels and annotations",
+        "other fields (`spec.nodeName`, `metadata.namespace`, `status.podIP`, `status.hostIP`, `spec.serviceAccountName`) become the literal value the kubelet would set on this machine",
+    ),
+    (
+        "`securityContext.seccompProfile: RuntimeDefault`",
+        "read only from annotations; podman applies its default profile anyway",
+        "none needed: checked as `Seccomp: 2` (filter mode)",
+    ),
+    (
+        "`resources.requests`",
+        "CPU request ignored, memory request made a soft limit",
+        "none: requests weigh scheduling and CPU shares only; limits are honoured and checked in the cgroup",
+    ),
+    (
+        "`runAsNonRoot`",
+        "ignored",
+        "checked by the test: with `runAsNonRoot: true` and UID 0 the kubelet would refuse to start the container, and so does the test",
+    ),
+    (
+        "`serviceAccountName`, `automountServiceAccountToken`, `enableServiceLinks`, `imagePullSecrets`, `nodeSelector`, `affinity`, `tolerations`, `priorityClassName`, `dnsPolicy`, `metadata.namespace`",
+        "no API server, scheduler or cluster DNS",
+        "nothing to run on one node; no token is mounted and no service variables are set, as the chart asks",
+    ),
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+// ---------------------------------------------------------------------------------
+// Podman with its own storage
+
+/// A podman whose storage, run state, temporary files and hooks live in one temporary
+/// directory. Dropping it removes every pod, container and image it holds, unmounts
+/// what is left and deletes the directory.
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        let version = Command::new("podman").arg("--version").output();
+        match version {
+            Ok(o) if o.status.success() => eprintln!("chart_pod: {}", text(&o.stdout).trim()),
+            other => panic!("podman is needed (apt-get install podman catatonit): {other:?}"),
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("nsx-chart-pod-")
+            .tempdir()
+            .expect("tempdir");
+        let d = dir.path();
+        for sub in ["root", "run", "tmp", "hooks.d"] {
+            fs::create_dir(d.join(sub)).expect("mkdir");
+        }
+        fs::write(
+            d.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"overlay\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+                d.join("root").display(),
+                d.join("run").display()
+            ),
+        )
+        .expect("storage.conf");
+        // runc: the runtime that works here. The ulimits: this machine's podman fails to
+        // start containers without explicit nofile and nproc limits.
+        fs::write(
+            d.join("containers.conf"),
+            format!(
+                "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
+                 [engine]\nruntime = \"runc\"\ntmp_dir = \"{}\"\nhooks_dir = [\"{}\"]\n\
+                 events_logger = \"file\"\nevents_logfile_path = \"{}\"\n",
+                d.join("tmp").display(),
+                d.join("hooks.d").display(),
+                d.join("events.log").display()
+            ),
+        )
+        .expect("containers.conf");
+        let hook = root().join("tests/podman/host-namespaces-hook");
+        let hook_conf = json!({
+            "version": "1.0.0",
+            "hook": {"path": hook},
+            "when": {"annotations": {format!("^{}$", HOST_NS_ANNOTATION.replace('.', "\\.")): ".+"}},
+            "stages": ["precreate"],
+        });
+        fs::write(
+            d.join("hooks.d/host-namespaces.json"),
+            hook_conf.to_string(),
+        )
+        .expect("hook config");
+        Podman { dir }
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
+            .env(
+                "CONTAINERS_STORAGE_CONF",
+                self.dir.path().join("storage.conf"),
+            );
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("podman");
+        self.env(&mut cmd);
+        cmd
+    }
+
+    fn try_run(&self, args: &[&str]) -> Result<String, String> {
+        let out = run(self.command().args(args));
+        if out.status.success() {
+            Ok(text(&out.stdout).trim().to_string())
+        } else {
+            Err(format!(
+                "podman {args:?} failed ({}): {}{}",
+                out.status,
+                text(&out.stdout),
+                text(&out.stderr)
+            ))
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.try_run(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every container podman holds (infra containers included), full IDs.
+    fn container_ids(&self) -> BTreeSet<String> {
+        self.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}}"])
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn pid(&self, container: &str) -> u32 {
+        let pid = self.ok(&["inspect", "--format", "{{.State.Pid}}", container]);
+        pid.parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .unwrap_or_else(|| panic!("{container} has no running process (State.Pid {pid})"))
+    }
+
+    /// Builds the exporter image from the Dockerfile, through the script users run.
+    fn build_exporter(&self, tag: &str) {
+        let mut cmd = Command::new(root().join("tests/docker/build-image.sh"));
+        cmd.arg(tag).env("NSEXPORTER_IMAGE_ENGINE", "podman");
+        self.env(&mut cmd);
+        let out = run(&mut cmd);
+        assert!(
+            out.status.success(),
+            "tests/docker/build-image.sh (podman) failed:\n{}",
+            text(&out.stderr)
+        );
+    }
+
+    /// A FROM-scratch image holding the host's static busybox; `sleep` is a symlink so
+    /// its containers' comm is "sleep".
+    fn build_sleeper(&self) {
+        let busybox = Path::new("/bin/busybox");
+        let file = run(Command::new("file").arg("-L").arg(busybox));
+        assert!(
+            text(&file.stdout).contains("statically linked"),
+            "/bin/busybox must be static (apt-get install busybox-static): {}",
+            text(&file.stdout)
+        );
+        let ctx = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(ctx.path().join("bin")).unwrap();
+        fs::copy(busybox, ctx.path().join("bin/busybox")).unwrap();
+        std::os::unix::fs::symlink("busybox", ctx.path().join("bin/sleep")).unwrap();
+        fs::write(
+            ctx.path().join("Containerfile"),
+            "FROM scratch\nCOPY bin/ /bin/\nENTRYPOINT [\"/bin/sleep\"]\nCMD [\"3600\"]\n",
+        )
+        .unwrap();
+        let context = ctx.path().display().to_string();
+        self.ok(&["build", "--quiet", "--pull=never", "-t", SLEEPER, &context]);
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        for args in [
+            &["pod", "rm", "--all", "--force", "--time", "0"][..],
+            &["rm", "--all", "--force", "--volumes", "--time", "0"],
+            &["rmi", "--all", "--force"],
+            &["volume", "rm", "--all", "--force"],
+        ] {
+            if let Err(e) = self.try_run(args) {
+                eprintln!("chart_pod cleanup: {e}");
+            }
+        }
+        // Whatever podman left mounted under the directory (overlay layers, shm), deepest
+        // first, before the directory goes.
+        let dir = self.dir.path().display().to_string();
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.starts_with(&dir))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let c = std::ffi::CString::new(p).unwrap();
+            // SAFETY: a valid C string; MNT_DETACH only unmounts.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// A pod played from YAML; removed (with its containers) when dropped.
+struct PlayedPod<'a> {
+    podman: &'a Podman,
+    name: String,
+}
+
+impl Drop for PlayedPod<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self
+            .podman
+            .try_run(&["pod", "rm", "--force", "--time", "0", &self.name])
+        {
+            eprintln!("chart_pod cleanup: {e}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Rendering and translating
+
+fn helm() -> PathBuf {
+    for candidate in [
+        std::env::var_os("HELM").map(PathBuf::from),
+        Some(PathBuf::from("helm")),
+        Some(PathBuf::from(
+            "/opt/nsexporter-tools/node_modules/.bin/helm",
+        )),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if Command::new(&candidate).arg("version").output().is_ok() {
+            return candidate;
+        }
+    }
+    panic!("helm not found; run tests/chart/install-tools.sh (CI does, from .ci/run)");
+}
+
+/// `helm template` with `--set` values; the DaemonSet it renders.
+fn render_daemonset(set: &[String]) -> Value {
+    let mut cmd = Command::new(helm());
+    cmd.args(["template", RELEASE])
+        .arg(root().join("charts/nsexporter"))
+        .args(["--namespace", NAMESPACE]);
+    for s in set {
+        match s.strip_prefix("string:") {
+            Some(value) => cmd.args(["--set-string", value]),
+            None => cmd.args(["--set", s]),
+        };
+    }
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "helm template {set:?} failed: {}",
+        text(&out.stderr)
+    );
+    let yaml = text(&out.stdout);
+    let mut daemonsets = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&yaml) {
+        let v: Value = serde::Deserialize::deserialize(doc).expect("rendered YAML parses");
+        if v["kind"] == "DaemonSet" {
+            daemonsets.push(v);
+        }
+    }
+    assert_eq!(daemonsets.len(), 1, "one DaemonSet expected");
+    daemonsets.remove(0)
+}
+
+/// A probe as the kubelet performs it.
+#[derive(Debug, Clone)]
+struct Probe {
+    kind: &'static str,
+    container: String,
+    path: String,
+    port: u16,
+    initial_delay: Duration,
+    period: Duration,
+    timeout: Duration,
+    failure_threshold: u32,
+}
+
+/// The pod to play, the extra `kube play` arguments, and what the test does itself.
+struct Translated {
+    pod: Value,
+    play_args: Vec<String>,
+    probes: Vec<Probe>,
+    /// Namespace types the pod's containers must share with the host.
+    host_namespaces: BTreeSet<&'static str>,
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    v.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Fails on any key of `v` outside `known`: a field this test does not translate yet.
+fn only_known(v: &Value, known: &[&str], what: &str) {
+    for k in keys(v) {
+        assert!(
+            known.contains(&k.as_str()),
+            "{what}.{k}: a field this test does not know how `podman kube play` handles; \
+             add it to translate() and GAPS (tests/chart_pod.rs) and to the README"
+        );
+    }
+}
+
+fn int(v: &Value, default: u64) -> u64 {
+    v.as_u64().unwrap_or(default)
+}
+
+/// The pod template of `ds` as a Pod for `podman kube play`, with each gap of [`GAPS`]
+/// translated.
+fn translate(ds: &Value, pod_name: &str, node_ip: &str) -> Translated {
+    let template = &ds["spec"]["template"];
+    only_known(template, &["metadata", "spec"], "template");
+    let mut spec = template["spec"].clone();
+    only_known(
+        &spec,
+        &[
+            "serviceAccountName",
+            "automountServiceAccountToken",
+            "enableServiceLinks",
+            "hostNetwork",
+            "hostPID",
+            "hostIPC",
+            "dnsPolicy",
+            "priorityClassName",
+            "imagePullSecrets",
+            "securityContext",
+            "terminationGracePeriodSeconds",
+            "containers",
+            "volumes",
+            "nodeSelector",
+            "affinity",
+            "tolerations",
+        ],
+        "spec",
+    );
+    only_known(
+        &spec["securityContext"],
+        &["seccompProfile", "runAsUser", "runAsGroup", "runAsNonRoot"],
+        "spec.securityContext",
+    );
+    for v in spec["volumes"].as_array().into_iter().flatten() {
+        only_known(v, &["name", "hostPath"], "spec.volumes[]");
+    }
+    let host_network = spec["hostNetwork"] == true;
+    let mut host_namespaces = BTreeSet::new();
+    if host_network {
+        host_namespaces.extend(["net", "uts"]);
+    }
+    if spec["hostPID"] == true {
+        host_namespaces.insert("pid");
+    }
+    if spec["hostIPC"] == true {
+        host_namespaces.insert("ipc");
+    }
+    let pod_ip = if host_network { node_ip } else { "127.0.0.1" };
+    let node_name = hostname();
+    let mut probes = Vec::new();
+    for c in spec["containers"].as_array_mut().expect("containers") {
+        let name = c["name"].as_str().expect("container name").to_string();
+        let what = format!("containers[{name}]");
+        only_known(
+            c,
+            &[
+                "name",
+                "image",
+                "imagePullPolicy",
+                "command",
+                "args",
+                "env",
+                "ports",
+                "livenessProbe",
+                "readinessProbe",
+                "resources",
+                "securityContext",
+                "volumeMounts",
+            ],
+            &what,
+        );
+        only_known(
+            &c["securityContext"],
+            &[
+                "runAsUser",
+                "runAsGroup",
+                "runAsNonRoot",
+                "privileged",
+                "allowPrivilegeEscalation",
+                "readOnlyRootFilesystem",
+                "capabilities",
+                "seccompProfile",
+            ],
+            &format!("{what}.securityContext"),
+        );
+        let ports: BTreeMap<String, u16> = c["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                only_known(p, &["name", "containerPort", "protocol"], "ports[]");
+                (
+                    p["name"].as_str().unwrap_or_default().to_string(),
+                    p["containerPort"].as_u64().expect("containerPort") as u16,
+                )
+            })
+            .collect();
+        for (kind, key) in [
+            ("liveness", "livenessProbe"),
+            ("readiness", "readinessProbe"),
+        ] {
+            let p = &c[key];
+            if p.is_null() {
+                continue;
+            }
+            only_known(
+                p,
+                &[
+                    "httpGet",
+                    "initialDelaySeconds",
+                    "periodSeconds",
+                    "timeoutSeconds",
+                    "failureThreshold",
+                    "successThreshold",
+                ],
+                &format!("{what}.{key}"),
+            );
+            only_known(&p["httpGet"], &["path", "port", "scheme"], "httpGet");
+            assert!(
+                p["httpGet"]["scheme"].is_null() || p["httpGet"]["scheme"] == "HTTP",
+                "only HTTP probes are translated"
+            );
+            let port = match &p["httpGet"]["port"] {
+                Value::String(named) => *ports
+                    .get(named)
+                    .unwrap_or_else(|| panic!("probe port {named:?} is not a port of {name}")),
+                n => n.as_u64().expect("probe port") as u16,
+            };
+            probes.push(Probe {
+                kind,
+                container: name.clone(),
+                path: p["httpGet"]["path"].as_str().unwrap_or("/").to_string(),
+                port,
+                initial_delay: Duration::from_secs(int(&p["initialDelaySeconds"], 0)),
+                period: Duration::from_secs(int(&p["periodSeconds"], 10)),
+                timeout: Duration::from_secs(int(&p["timeoutSeconds"], 1)),
+                failure_threshold: int(&p["failureThreshold"], 3) as u32,
+            });
+        }
+        let obj = c.as_object_mut().unwrap();
+        obj.remove("ports");
+        obj.remove("livenessProbe");
+        obj.remove("readinessProbe");
+        for e in obj
+            .get_mut("env")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let Some(field) = e["valueFrom"]["fieldRef"]["fieldPath"].as_str() else {
+                only_known(e, &["name", "value"], "env[]");
+                continue;
+            };
+            let literal = match field {
+                "metadata.name" | "metadata.uid" => continue,
+                "metadata.namespace" => NAMESPACE.to_string(),
+                "spec.nodeName" => node_name.clone(),
+                "spec.serviceAccountName" => spec_service_account(ds),
+                "status.podIP" | "status.podIPs" => pod_ip.to_string(),
+                "status.hostIP" | "status.hostIPs" => node_ip.to_string(),
+                other => panic!("env fieldRef {other} is not translated"),
+            };
+            let name = e["name"].clone();
+            *e = json!({"name": name, "value": literal});
+        }
+    }
+    let mut metadata = template["metadata"].clone();
+    metadata["name"] = json!(pod_name);
+    metadata["namespace"] = json!(NAMESPACE);
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec});
+    let mut play_args = vec![
+        "--network".to_string(),
+        if host_network { "host" } else { "none" }.to_string(),
+    ];
+    let hook_types: Vec<&str> = host_namespaces
+        .iter()
+        .copied()
+        .filter(|t| *t != "net")
+        .collect();
+    if !hook_types.is_empty() {
+        play_args.push("--annotation".into());
+        play_args.push(format!("{HOST_NS_ANNOTATION}={}", hook_types.join("+")));
+    }
+    Translated {
+        pod,
+        play_args,
+        probes,
+        host_namespaces,
+    }
+}
+
+fn spec_service_account(ds: &Value) -> String {
+    ds["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string()
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string()
+}
+
+/// The address a hostNetwork pod's `status.podIP` and every pod's `status.hostIP` would
+/// be: the host's first global IPv4 address (loopback if it has none).
+fn node_ip() -> String {
+    let out = run(Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]));
+    text(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or("127.0.0.1")
+        .to_string()
+}
+
+/// A name as the DaemonSet controller gives its pods: `<name>-<5 characters>`.
+fn daemonset_pod_name(ds: &Value) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let suffix: String = common::rand_hex(10)
+        .as_bytes()
+        .chunks(2)
+        .map(|b| {
+            let n = u8::from_str_radix(std::str::from_utf8(b).unwrap(), 16).unwrap();
+            ALPHABET[n as usize % ALPHABET.len()] as char
+        })
+        .collect();
+    format!(
+        "{}-{suffix}",
+        ds["metadata"]["name"].as_str().expect("name")
+    )
+}
+
+/// `localhost/` for an image reference without a registry, as podman stores it.
+fn local_reference(image: &str) -> String {
+    let first = image.split('/').next().unwrap_or_default();
+    if image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+        image.to_string()
+    } else {
+        format!("localhost/{image}")
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// What the kernel says
+
+fn ns_link(pid: u32, t: &str) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/ns/{t}"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// The host's namespaces: PID 1's, else kthreadd's (PID 1 refuses even root here).
+fn host_links() -> BTreeMap<&'static str, String> {
+    for pid in [1, 2] {
+        let links: BTreeMap<_, _> = TYPES
+            .iter()
+            .filter_map(|t| ns_link(pid, t).map(|l| (*t, l)))
+            .collect();
+        if links.contains_key("net") {
+            return links;
+        }
+    }
+    panic!("cannot read the host's namespaces from PID 1 or 2 (run the tests as root)");
+}
+
+fn shared_with_host(pid: u32, host: &BTreeMap<&str, String>) -> BTreeSet<String> {
+    host.iter()
+        .filter(|(t, link)| ns_link(pid, t).as_ref() == Some(link))
+        .map(|(t, _)| t.to_string())
+        .collect()
+}
+
+/// `Key:\tvalue` of /proc/<pid>/status.
+fn status_field(pid: u32, key: &str) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+/// (mount point, mount options, fs type) of every mount of the process.
+fn mounts(pid: u32) -> Vec<(String, String, String)> {
+    fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .expect("mountinfo")
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f
+                .iter()
+                .position(|x| *x == "-")
+                .expect("mountinfo separator");
+            (f[4].to_string(), f[5].to_string(), f[sep + 1].to_string())
+        })
+        .collect()
+}
+
+/// Linux capability numbers by Kubernetes name (without CAP_).
+fn capability(name: &str) -> u32 {
+    const CAPS: [&str; 41] = [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    let bare = name.trim_start_matches("CAP_");
+    CAPS.iter()
+        .position(|c| *c == bare)
+        .unwrap_or_else(|| panic!("unknown capability {name}")) as u32
+}
+
+/// A Kubernetes quantity in base units (cores for CPU, bytes for memory).
+fn quantity(q: &Value) -> f64 {
+    let s = match q {
+        Value::String(s) => s.clone(),
+        n => n.to_string(),
+    };
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().unwrap_or_else(|_| panic!("quantity {s}"));
+    let factor = match unit {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        other => panic!("quantity unit {other} in {s}"),
+    };
+    n * factor
+}
+
+/// A file of the process's cgroup in the v1 `controller` hierarchy.
+fn cgroup_file(pid: u32, controller: &str, file: &str) -> String {
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    let path = cgroups
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            ctrls.split(',').any(|c| c == controller).then_some(path)
+        })
+        .unwrap_or_else(|| panic!("process {pid} has no {controller} cgroup"));
+    let dir = fs::read_dir("/sys/fs/cgroup")
+        .expect("/sys/fs/cgroup")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.split(',').any(|c| c == controller))
+        })
+        .unwrap_or_else(|| panic!("no v1 {controller} hierarchy under /sys/fs/cgroup"));
+    fs::read_to_string(dir.join(path.trim_start_matches('/')).join(file))
+        .unwrap_or_else(|e| panic!("{controller}{path}/{file}: {e}"))
+        .trim()
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------
+// HTTP inside a network namespace
+
+/// GET `path` on 127.0.0.1:`port` in the network namespace of `pid` (a thread joins it;
+/// the test's own namespaces stay as they are).
+fn get_in_netns(
+    pid: u32,
+    port: u16,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    let ns = format!("/proc/{pid}/ns/net");
+    let path = path.to_string();
+    std::thread::spawn(move || -> Result<(u16, String), String> {
+        let f = fs::File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
+        // SAFETY: a valid namespace fd; setns only changes this thread's namespace.
+        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("setns {ns}: {}", std::io::Error::last_os_error()));
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: kube-probe/1.30\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+        let resp = text(&raw);
+        let (head, body) = resp.split_once("\r\n\r\n").ok_or("no end of headers")?;
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or("no status")?;
+        Ok((code, body.to_string()))
+    })
+    .join()
+    .expect("probe thread")
+}
+
+/// Performs `p` as the kubelet does, counting from `started`; returns when it first
+/// succeeded, or the failures.
+fn perform(p: &Probe, pid: u32, started: Instant) -> Result<Duration, String> {
+    std::thread::sleep((started + p.initial_delay).saturating_duration_since(Instant::now()));
+    let mut failures = Vec::new();
+    loop {
+        let attempt = Instant::now();
+        match get_in_netns(pid, p.port, &p.path, p.timeout) {
+            Ok((code, _)) if (200..400).contains(&code) => return Ok(started.elapsed()),
+            other => failures.push(format!("{other:?}")),
+        }
+        if failures.len() as u32 >= p.failure_threshold {
+            return Err(failures.join("; "));
+        }
+        std::thread::sleep((attempt + p.period).saturating_duration_since(Instant::now()));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Verdicts
+
+/// What an exposition says about one container: the host namespaces it shares (and
+/// with how many processes), its host-root processes, and its info labels.
+#[derive(Debug, PartialEq)]
+struct Verdict {
+    sharing: BTreeMap<String, f64>,
+    host_root: Option<f64>,
+    info: Option<(String, String, String)>,
+}
+
+fn verdicts(samples: &[Sample], ids: &BTreeSet<String>) -> BTreeMap<String, Verdict> {
+    let of = |s: &Sample| {
+        s.labels
+            .get("container_id")
+            .and_then(|c| c.strip_prefix("podman://"))
+            .filter(|id| ids.contains(*id))
+            .map(str::to_string)
+    };
+    let mut out: BTreeMap<String, Verdict> = ids
+        .iter()
+        .map(|id| {
+            (
+                id.clone(),
+                Verdict {
+                    sharing: BTreeMap::new(),
+                    host_root: None,
+                    info: None,
+                },
+            )
+        })
+        .collect();
+    for s in samples {
+        let Some(id) = of(s) else { continue };
+        let v = out.get_mut(&id).unwrap();
+        match s.name.as_str() {
+            "nsexporter_container_host_namespace" => {
+                v.sharing.insert(s.labels["type"].clone(), s.value);
+            }
+            "nsexporter_container_host_root_processes" => v.host_root = Some(s.value),
+            "nsexporter_container_info" => {
+                v.info = Some((
+                    s.labels["comm"].clone(),
+                    s.labels["runtime"].clone(),
+                    s.labels["uid"].clone(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn node_level(samples: &[Sample]) -> BTreeMap<String, f64> {
+    samples
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.name.as_str(),
+                "nsexporter_namespace_limit" | "nsexporter_host_reference_info"
+            )
+        })
+        .map(|s| (format!("{}{:?}", s.name, s.labels), s.value))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------
+// The containers beside the pod
+
+struct Sleepers {
+    host_net: String,
+    host_root: String,
+    userns: String,
+}
+
+impl Sleepers {
+    fn start(podman: &Podman) -> Sleepers {
+        let run = |args: &[&str]| {
+            let mut full = vec!["run", "-d"];
+            full.extend_from_slice(args);
+            full.push(SLEEPER);
+            podman.ok(&full)
+        };
+        let s = Sleepers {
+            host_net: run(&["--network", "host"]),
+            host_root: run(&["--network", "none"]),
+            userns: run(&[
+                "--network",
+                "none",
+                "--uidmap",
+                "0:100000:65536",
+                "--gidmap",
+                "0:100000:65536",
+            ]),
+        };
+        // The kernel's view must be what the comparisons below rely on.
+        let host = host_links();
+        let net = shared_with_host(podman.pid(&s.host_net), &host);
+        assert!(net.contains("net"), "--network host: {net:?}");
+        let root = podman.pid(&s.host_root);
+        assert!(!shared_with_host(root, &host).contains("net"));
+        assert_eq!(
+            status_field(root, "Uid").split_whitespace().nth(1),
+            Some("0")
+        );
+        let userns = podman.pid(&s.userns);
+        assert!(!shared_with_host(userns, &host).contains("user"));
+        assert_eq!(
+            status_field(userns, "Uid").split_whitespace().nth(1),
+            Some("100000"),
+            "root in the user namespace is host UID 100000"
+        );
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// One variant
+
+fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
+    let port = free_port().to_string();
+    let set: Vec<String> = v
+        .set
+        .iter()
+        .map(|s| s.replace("{free_port}", &port))
+        .collect();
+    let ds = render_daemonset(&set);
+    let pod_name = daemonset_pod_name(&ds);
+    let node_ip = node_ip();
+    let t = translate(&ds, &pod_name, &node_ip);
+    let file = podman.dir.path().join(format!("{pod_name}.yaml"));
+    fs::write(&file, serde_yaml_ng::to_string(&t.pod).unwrap()).expect("write pod");
+    eprintln!(
+        "chart_pod [{}]: podman kube play {} {}",
+        v.name,
+        t.play_args.join(" "),
+        file.display()
+    );
+
+    let mut play: Vec<&str> = vec!["kube", "play"];
+    play.extend(t.play_args.iter().map(String::as_str));
+    let file_arg = file.display().to_string();
+    play.push(&file_arg);
+    let played = PlayedPod {
+        podman,
+        name: pod_name.clone(),
+    };
+    if let Err(e) = podman.try_run(&play) {
+        panic!(
+            "[{}] {e}\npod:\n{}",
+            v.name,
+            serde_yaml_ng::to_string(&t.pod).unwrap()
+        );
+    }
+    let started = Instant::now();
+    let host = host_links();
+    let spec = &t.pod["spec"];
+    let containers = spec["containers"].as_array().unwrap();
+
+    // Every container: identity, privileges, file system, arguments, environment,
+    // limits and namespaces, as rendered.
+    for c in containers {
+        let name = c["name"].as_str().unwrap();
+        let ctr = format!("{pod_name}-{name}");
+        let pid = podman.pid(&ctr);
+        let what = format!("[{}] container {name} (host PID {pid})", v.name);
+        let sc = &c["securityContext"];
+        let pod_sc = &spec["securityContext"];
+        let uid = sc["runAsUser"]
+            .as_u64()
+            .or(pod_sc["runAsUser"].as_u64())
+            .expect("the chart sets runAsUser");
+        let gid = sc["runAsGroup"]
+            .as_u64()
+            .or(pod_sc["runAsGroup"].as_u64())
+            .unwrap_or(uid);
+        let non_root = sc["runAsNonRoot"] == true || pod_sc["runAsNonRoot"] == true;
+        assert!(
+            !(non_root && uid == 0),
+            "{what}: runAsNonRoot with UID 0: the kubelet would refuse to start it"
+        );
+        for (field, want) in [("Uid", uid), ("Gid", gid)] {
+            let ids: Vec<u64> = status_field(pid, field)
+                .split_whitespace()
+                .map(|x| x.parse().unwrap())
+                .collect();
+            assert_eq!(
+                ids,
+                vec![want; 4],
+                "{what}: {field} (real, effective, saved, fs)"
+            );
+        }
+        let caps = &sc["capabilities"];
+        let drop: Vec<&str> = caps["drop"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            drop.contains(&"ALL") && sc["privileged"] != true,
+            "{what}: without drop ALL the runtime's default set applies, and podman's differs \
+             from containerd's: translate it before testing it"
+        );
+        let mask: u64 = caps["add"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| 1u64 << capability(c.as_str().unwrap()))
+            .fold(0, |a, b| a | b);
+        let hex = |m: u64| format!("{m:016x}");
+        // Kubernetes gives added capabilities to root only (no ambient capabilities).
+        let effective = if uid == 0 { mask } else { 0 };
+        assert_eq!(status_field(pid, "CapBnd"), hex(mask), "{what}: CapBnd");
+        assert_eq!(
+            status_field(pid, "CapEff"),
+            hex(effective),
+            "{what}: CapEff"
+        );
+        assert_eq!(
+            status_field(pid, "CapPrm"),
+            hex(effective),
+            "{what}: CapPrm"
+        );
+        assert_eq!(status_field(pid, "CapInh"), hex(0), "{what}: CapInh");
+        assert_eq!(status_field(pid, "CapAmb"), hex(0), "{what}: CapAmb");
+        let no_new_privs = sc["allowPrivilegeEscalation"] == false;
+        assert_eq!(
+            status_field(pid, "NoNewPrivs"),
+            if no_new_privs { "1" } else { "0" },
+            "{what}: NoNewPrivs (allowPrivilegeEscalation: {})",
+            sc["allowPrivilegeEscalation"]
+        );
+        let seccomp = sc["seccompProfile"]["type"]
+            .as_str()
+            .or(pod_sc["seccompProfile"]["type"].as_str());
+        assert_eq!(
+            seccomp,
+            Some("RuntimeDefault"),
+            "{what}: the chart's seccomp"
+        );
+        assert_eq!(
+            status_field(pid, "Seccomp"),
+            "2",
+            "{what}: seccomp filter mode"
+        );
+
+        let mounts = mounts(pid);
+        let mount = |point: &str| mounts.iter().rev().find(|m| m.0 == point).cloned();
+        let (_, root_opts, _) = mount("/").expect("a root mount");
+        let read_only_root = sc["readOnlyRootFilesystem"] == true;
+        assert_eq!(
+            root_opts.split(',').any(|o| o == "ro"),
+            read_only_root,
+            "{what}: root mounted {root_opts}, readOnlyRootFilesystem {read_only_root}"
+        );
+        let volumes = spec["volumes"].as_array().cloned().unwrap_or_default();
+        for vm in c["volumeMounts"].as_array().into_iter().flatten() {
+            let at = vm["mountPath"].as_str().unwrap();
+            let (_, opts, fstype) =
+                mount(at).unwrap_or_else(|| panic!("{what}: nothing mounted at {at}"));
+            assert_eq!(
+                opts.split(',').any(|o| o == "ro"),
+                vm["readOnly"] == true,
+                "{what}: {at} mounted {opts}"
+            );
+            let vol = volumes
+                .iter()
+                .find(|x| x["name"] == vm["name"])
+                .expect("the mount's volume");
+            if vol["hostPath"]["path"] == "/proc" {
+                assert_eq!(fstype, "proc", "{what}: the host /proc at {at}");
+                // The very procfs of the host: it lists the host's PIDs.
+                let probe_pid = podman.pid(&sleepers.host_root);
+                let root_dir = format!("/proc/{pid}/root{at}/{probe_pid}");
+                assert!(
+                    Path::new(&root_dir).exists(),
+                    "{what}: {at} does not show host PID {probe_pid}"
+                );
+            }
+        }
+
+        let cmdline: Vec<String> = fs::read(format!("/proc/{pid}/cmdline"))
+            .expect("cmdline")
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(text)
+            .collect();
+        let args: Vec<String> = c["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(&cmdline[1..], &args[..], "{what}: arguments");
+        let environ = text(&fs::read(format!("/proc/{pid}/environ")).expect("environ"));
+        let environ: BTreeSet<&str> = environ.split('\0').collect();
+        for e in c["env"].as_array().into_iter().flatten() {
+            let want = format!(
+                "{}={}",
+                e["name"].as_str().unwrap(),
+                e["value"].as_str().unwrap_or_default()
+            );
+            assert!(
+                environ.contains(want.as_str()),
+                "{what}: {want} not in {environ:?}"
+            );
+        }
+
+        let limits = &c["resources"]["limits"];
+        if !limits["memory"].is_null() {
+            let want = quantity(&limits["memory"]) as u64;
+            let got: u64 = cgroup_file(pid, "memory", "memory.limit_in_bytes")
+                .parse()
+                .unwrap();
+            assert_eq!(got, want, "{what}: memory limit");
+        }
+        if !limits["cpu"].is_null() {
+            let quota: f64 = cgroup_file(pid, "cpu", "cpu.cfs_quota_us").parse().unwrap();
+            let period: f64 = cgroup_file(pid, "cpu", "cpu.cfs_period_us")
+                .parse()
+                .unwrap();
+            let want = quantity(&limits["cpu"]);
+            assert!(
+                (quota / period - want).abs() < 1e-6,
+                "{what}: CPU limit {} cores, want {want}",
+                quota / period
+            );
+        }
+
+        // No hostUsers: false in the chart (translate() would refuse it): the pod is in
+        // the host's user namespace, and in its own mount namespace.
+        let shared = shared_with_host(pid, &host);
+        for ty in ["net", "pid", "ipc", "uts", "mnt", "user"] {
+            assert_eq!(
+                shared.contains(ty),
+                ty == "user" || t.host_namespaces.contains(ty),
+                "{what}: in the host's {ty} namespace? (the pod asks for {:?})",
+                t.host_namespaces
+            );
+        }
+    }
+
+    // The probes, as the kubelet performs them, all at once (each from the same start).
+    let probes: Vec<_> = t
+        .probes
+        .iter()
+        .map(|p| {
+            let pid = podman.pid(&format!("{pod_name}-{}", p.container));
+            let p = p.clone();
+            std::thread::spawn(move || (p.clone(), perform(&p, pid, started)))
+        })
+        .collect();
+    assert!(
+        t.probes.iter().any(|p| p.kind == "liveness")
+            && t.probes.iter().any(|p| p.kind == "readiness"),
+        "[{}] the chart's container has both probes: {:?}",
+        v.name,
+        t.probes
+    );
+    for h in probes {
+        let (p, result) = h.join().expect("probe thread");
+        match result {
+            Ok(after) => eprintln!(
+                "chart_pod [{}]: {} probe GET :{}{} of {} passed {:.1} s after start",
+                v.name,
+                p.kind,
+                p.port,
+                p.path,
+                p.container,
+                after.as_secs_f64()
+            ),
+            Err(e) => panic!(
+                "[{}] {} probe of {} failed {} times: {e}\nlogs:\n{}",
+                v.name,
+                p.kind,
+                p.container,
+                p.failure_threshold,
+                podman
+                    .try_run(&["logs", &format!("{pod_name}-{}", p.container)])
+                    .unwrap_or_else(|e| e)
+            ),
+        }
+    }
+    // Nothing restarted it (podman would have, under the pod's restartPolicy Always).
+    for c in containers {
+        let ctr = format!("{pod_name}-{}", c["name"].as_str().unwrap());
+        assert_eq!(
+            podman.ok(&[
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{.RestartCount}}",
+                &ctr
+            ]),
+            "running 0",
+            "[{}] {ctr}",
+            v.name
+        );
+    }
+
+    // /metrics of the pod against the bare binary on the host, for every container
+    // podman runs (the sleepers, this pod's infra and exporter containers).
+    let exporter = containers
+        .iter()
+        .find(|c| c["name"] == "nsexporter")
+        .expect("the nsexporter container");
+    let port = t
+        .probes
+        .iter()
+        .find(|p| p.container == "nsexporter")
+        .map(|p| p.port)
+        .expect("the exporter's probe port (its named port `metrics`)");
+    let path = exporter["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|a| a.strip_prefix("--web.telemetry-path="))
+        .unwrap_or("/metrics")
+        .to_string();
+    let pid = podman.pid(&format!("{pod_name}-nsexporter"));
+    let ids = podman.container_ids();
+    let (code, body) = get_in_netns(pid, port, &path, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("[{}] GET {path}: {e}", v.name));
+    assert_eq!(code, 200, "[{}] GET {path}: {body}", v.name);
+    let in_pod = parse_exposition(&body);
+    let bare = parse_exposition(&common::once(&[]));
+    assert_eq!(
+        ids,
+        podman.container_ids(),
+        "containers changed while comparing"
+    );
+    let (pod_v, bare_v) = (verdicts(&in_pod, &ids), verdicts(&bare, &ids));
+    assert_eq!(
+        pod_v, bare_v,
+        "[{}] verdicts: left the chart's pod, right the bare binary",
+        v.name
+    );
+    assert_eq!(
+        node_level(&in_pod),
+        node_level(&bare),
+        "[{}] limits and host reference",
+        v.name
+    );
+    let of = |id: &String| &pod_v[id];
+    assert!(
+        of(&sleepers.host_net).sharing.contains_key("net"),
+        "[{}] host-network sleeper",
+        v.name
+    );
+    assert_eq!(
+        of(&sleepers.host_root).host_root,
+        Some(1.0),
+        "[{}] host-root sleeper",
+        v.name
+    );
+    let userns = of(&sleepers.userns);
+    assert!(
+        userns.host_root.is_none() && !userns.sharing.contains_key("user") && userns.info.is_some(),
+        "[{}] user-namespaced sleeper: {userns:?}",
+        v.name
+    );
+    let own = ids
+        .iter()
+        .find(|id| {
+            pod_v[*id]
+                .info
+                .as_ref()
+                .is_some_and(|i| i.0 == "nsexporter")
+        })
+        .expect("the exporter names its own container");
+    let own_types: BTreeSet<&str> = pod_v[own].sharing.keys().map(String::as_str).collect();
+    for ty in ["net", "pid", "ipc", "uts"] {
+        assert_eq!(
+            own_types.contains(ty),
+            t.host_namespaces.contains(ty),
+            "[{}] the exporter's own container in the host {ty} namespace, by its /metrics",
+            v.name
+        );
+    }
+    for s in in_pod
+        .iter()
+        .filter(|s| s.name == "nsexporter_container_info")
+    {
+        assert_eq!(s.labels["uid"], "", "no pod UID outside Kubernetes: {s:?}");
+    }
+    drop(played);
+}
+
+#[test]
+fn chart_pod_runs_as_rendered_under_podman() {
+    let podman = Podman::new();
+    let image = render_daemonset(&[])["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .expect("rendered image")
+        .to_string();
+    podman.build_exporter(&local_reference(&image));
+    podman.build_sleeper();
+    let sleepers = Sleepers::start(&podman);
+    for v in VARIANTS {
+        let began = Instant::now();
+        play_variant(&podman, &sleepers, v);
+        eprintln!(
+            "chart_pod [{}]: passed in {:.1} s",
+            v.name,
+            began.elapsed().as_secs_f64()
+        );
+    }
+}
+
+#[test]
+fn gap_list_is_in_the_readme() {
+    let readme = fs::read_to_string(root().join("README.md")).expect("README.md");
+    for (field, lacks, translation) in GAPS {
+        let row = format!("| {field} | {lacks} | {translation} |");
+        assert!(
+            readme.contains(&row),
+            "README.md lacks the gap row (tests/chart_pod.rs GAPS):\n{row}"
+        );
+    }
+}
+
+#[test]
+fn translation_refuses_fields_it_does_not_know() {
+    let mut ds = render_daemonset(&[]);
+    ds["spec"]["template"]["spec"]["containers"][0]["startupProbe"] =
+        json!({"httpGet": {"path": "/healthz", "port": "metrics"}});
+    let refused = std::panic::catch_unwind(|| translate(&ds, "nsx-nsexporter-abcde", "127.0.0.1"));
+    assert!(
+        refused.is_err(),
+        "an unknown container field must stop the test"
+    );
+    let ds = render_daemonset(&["hostPID=true".into(), "hostNetwork=true".into()]);
+    let t = translate(&ds, "nsx-nsexporter-abcde", "10.0.0.1");
+    assert_eq!(t.host_namespaces, BTreeSet::from(["net", "pid", "uts"]));
+    assert_eq!(
+        t.play_args,
+        [
+            "--network",
+            "host",
+            "--annotation",
+            &format!("{HOST_NS_ANNOTATION}=pid+uts")
+        ]
+    );
+    let c = &t.pod["spec"]["containers"][0];
+    assert!(c["ports"].is_null() && c["livenessProbe"].is_null() && c["readinessProbe"].is_null());
+    assert_eq!(t.probes.len(), 2);
+    assert!(t.probes.iter().all(|p| p.port == 9816));
+}
