@@ -1076,6 +1076,21 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
     }
     let started = Instant::now();
     let host = host_links();
+    let labels: Value = serde_json::from_str(&podman.ok(&[
+        "pod",
+        "inspect",
+        "--format",
+        "{{json .Labels}}",
+        &pod_name,
+    ]))
+    .expect("pod labels");
+    for (k, want) in t.pod["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        assert_eq!(&labels[k], want, "[{}] pod label {k}", v.name);
+    }
     let spec = &t.pod["spec"];
     let containers = spec["containers"].as_array().unwrap();
 
@@ -1400,11 +1415,10 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
             v.name
         );
     }
-    for s in in_pod
-        .iter()
-        .filter(|s| s.name == "nsexporter_container_info")
-    {
-        assert_eq!(s.labels["uid"], "", "no pod UID outside Kubernetes: {s:?}");
+    // Podman's cgroups name no pod: an empty pod UID for every one of its containers.
+    for (id, verdict) in &pod_v {
+        let uid = verdict.info.as_ref().map(|i| i.2.as_str());
+        assert_eq!(uid, Some(""), "[{}] pod UID of podman://{id}", v.name);
     }
     drop(played);
 }
