@@ -97,6 +97,14 @@ struct Job {
     began: Instant,
 }
 
+/// A failed run (a panic) must not leave promtool processes behind.
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// How the window is cut and backfilled.
 #[derive(Debug, Clone, Copy)]
 pub struct Chunking {
