@@ -73,5 +73,35 @@ fn publish(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, scans, publish);
+/// What a warm scan adds per known container for the runtime files: one cache lookup
+/// (the files themselves are read once, when a container is first seen). 1,000
+/// containers whose files are missing (cached as unknown, like any read), looked up as
+/// a scan does after summarising.
+fn runtime_lookups(c: &mut Criterion) {
+    use nsexporter::model::{ContainerRef, Runtime};
+    use nsexporter::runtime::{Locations, Reader, RuntimeCache};
+    let empty = std::env::temp_dir();
+    let mut cache = RuntimeCache::new(Reader::new(&empty, "/proc", Locations::default()));
+    let refs: Vec<ContainerRef> = (0..1000u32)
+        .map(|i| ContainerRef {
+            runtime: Runtime::Containerd,
+            id: format!("{:064x}", u64::from(i) * 0x9e37_79b9),
+            pod_uid: format!("{i:08x}-2222-3333-4444-555555555555"),
+            owner_uid: None,
+        })
+        .collect();
+    for r in &refs {
+        cache.lookup(r);
+    }
+    c.bench_function("runtime_lookup_1000_known_containers", |b| {
+        b.iter(|| {
+            for r in &refs {
+                std::hint::black_box(cache.lookup(r));
+            }
+        })
+    });
+    assert_eq!(cache.reads(), 1000, "known containers are never read again");
+}
+
+criterion_group!(benches, scans, publish, runtime_lookups);
 criterion_main!(benches);

@@ -2,7 +2,7 @@
 //! derived from the shapes of cgroup paths that kubelet and the runtimes create.
 
 use crate::model::{ContainerRef, Runtime};
-use crate::parse::CgroupLine;
+use crate::procfs::parse::CgroupLine;
 
 /// What a cgroup path says about the process in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,7 +202,7 @@ fn pod_uid(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse_cgroup;
+    use crate::procfs::parse::parse_cgroup;
 
     const ID: &str = "4d1f6c6e2c7a8b9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70";
     const ID2: &str = "0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f704d1f6c6e2c7a8b9e";

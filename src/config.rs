@@ -1,6 +1,10 @@
 //! Settings: command-line flags, `NSEXPORTER_*` environment variables and an optional
 //! YAML `--config.file`, in that order of precedence, layered with the `config` crate
-//! and checked once at startup. A bad value names its setting.
+//! and checked once at startup. A bad value is named as it was given: the flag, the
+//! environment variable, or the key and the file.
+//!
+//! The flags are declared in [`crate::cli`]; `SETTINGS` names each setting's flag by
+//! its id there.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -8,128 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, CommandFactory, ValueEnum};
 use serde::Deserialize;
 
+use crate::cli::Flags;
+use crate::http::webconfig::WebConfigSource;
 use crate::model::Runtime;
-use crate::paths::HostPaths;
-use crate::webconfig::WebConfigSource;
-
-/// nsexporter: which containers share the host's namespaces or run as host root, and
-/// how many namespaces the node holds, from the kernel's own records.
-#[derive(Debug, Parser)]
-#[command(name = "nsexporter", version, about, long_about = None)]
-pub struct Flags {
-    /// YAML file with settings (flags and environment variables override it).
-    #[arg(
-        long = "config.file",
-        env = "NSEXPORTER_CONFIG_FILE",
-        value_name = "PATH",
-        global = true
-    )]
-    pub config_file: Option<PathBuf>,
-    /// Address to serve on: `host:port`, or `:port` for every interface. [default: :9816]
-    #[arg(
-        long = "web.listen-address",
-        env = "NSEXPORTER_WEB_LISTEN_ADDRESS",
-        value_name = "ADDR"
-    )]
-    pub listen_address: Option<String>,
-    /// Path under which to expose metrics. [default: /metrics]
-    #[arg(
-        long = "web.telemetry-path",
-        env = "NSEXPORTER_WEB_TELEMETRY_PATH",
-        value_name = "PATH"
-    )]
-    pub telemetry_path: Option<String>,
-    /// Web config file (exporter-toolkit format): TLS, client certificates, basic auth,
-    /// response headers. Re-read on every new connection, so certificates rotate live.
-    #[arg(
-        long = "web.config.file",
-        env = "NSEXPORTER_WEB_CONFIG_FILE",
-        value_name = "PATH"
-    )]
-    pub web_config_file: Option<String>,
-    /// Most scrapes of the metrics path in flight at once; more get 503. 0: no limit. [default: 40]
-    #[arg(
-        long = "web.max-requests",
-        env = "NSEXPORTER_WEB_MAX_REQUESTS",
-        value_name = "N"
-    )]
-    pub max_requests: Option<String>,
-    /// The host's procfs mount point (`/host/proc` in a pod). [default: /proc]
-    #[arg(
-        long = "path.procfs",
-        env = "NSEXPORTER_PATH_PROCFS",
-        value_name = "PATH",
-        global = true
-    )]
-    pub procfs: Option<String>,
-    /// Time between scans, e.g. 15s, 1m. [default: 15s]
-    #[arg(
-        long = "scan.interval",
-        env = "NSEXPORTER_SCAN_INTERVAL",
-        value_name = "DURATION"
-    )]
-    pub scan_interval: Option<String>,
-    /// Threads that read /proc in parallel during a scan. [default: 1]
-    #[arg(
-        long = "scan.threads",
-        env = "NSEXPORTER_SCAN_THREADS",
-        value_name = "N",
-        global = true
-    )]
-    pub scan_threads: Option<String>,
-    /// Runtime assumed for kubelet cgroupfs paths, which do not name it:
-    /// containerd, cri-o or docker. [default: containerd]
-    #[arg(
-        long = "container.default-runtime",
-        env = "NSEXPORTER_CONTAINER_DEFAULT_RUNTIME",
-        value_name = "RUNTIME",
-        global = true
-    )]
-    pub default_runtime: Option<String>,
-    /// Log level: error, warn, info, debug or trace. [default: info]
-    #[arg(
-        long = "log.level",
-        env = "NSEXPORTER_LOG_LEVEL",
-        value_name = "LEVEL",
-        global = true
-    )]
-    pub log_level: Option<String>,
-    /// Log format: logfmt or json. [default: logfmt]
-    #[arg(
-        long = "log.format",
-        env = "NSEXPORTER_LOG_FORMAT",
-        value_name = "FORMAT",
-        global = true
-    )]
-    pub log_format: Option<String>,
-    /// Run one scan, print the exposition (Prometheus text format) to stdout and exit.
-    #[arg(long)]
-    pub once: bool,
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// Terminal commands for a person on the node.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Table of the node's containers, their host sharing and root mapping, and the
-    /// node's namespace counts and pinned namespaces.
-    Report(crate::report::ReportArgs),
-    /// One process's namespaces side by side with the host's, and how to enter them.
-    Inspect(crate::report::InspectArgs),
-    /// Which namespace types two processes share.
-    Diff(crate::report::DiffArgs),
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Logfmt,
-    Json,
-}
+use crate::procfs::paths::HostPaths;
+use crate::telemetry::LogFormat;
 
 /// Checked settings.
 #[derive(Debug, Clone)]
@@ -142,29 +32,109 @@ pub struct Settings {
     pub max_requests: usize,
     pub paths: HostPaths,
     pub scan_interval: Duration,
+    /// `--scan.events`: receive process events between scans.
+    pub scan_events: bool,
+    /// `--scan.events-retention`.
+    pub events_retention: Duration,
     pub scan_threads: usize,
     pub default_runtime: Runtime,
+    /// Where each container runtime keeps its state, under `paths.rootfs`.
+    pub runtime_dirs: crate::runtime::Locations,
     pub log_level: tracing::level_filters::LevelFilter,
     pub log_format: LogFormat,
 }
 
-/// A setting that cannot be used.
+/// A setting that cannot be used, named as the user wrote it: the flag
+/// (`--scan.interval`), the environment variable (`NSEXPORTER_SCAN_INTERVAL`), or the
+/// key and the file (`scan.interval in /etc/nsexporter.yml`).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("invalid setting {setting}: {message}")]
-    Invalid {
-        setting: &'static str,
-        message: String,
-    },
+    #[error("invalid {origin}: {message}")]
+    Invalid { origin: String, message: String },
     #[error("cannot load settings: {0}")]
     Load(String),
 }
 
-fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        setting,
-        message: message.into(),
+/// Where each setting's value came from, to name it in an error.
+struct Origins {
+    /// (setting key, how to name it).
+    names: Vec<(&'static str, String)>,
+}
+
+impl Origins {
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        let origin = self
+            .names
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or_else(|| key.to_owned(), |(_, name)| name.clone());
+        ConfigError::Invalid {
+            origin,
+            message: message.into(),
+        }
     }
+}
+
+/// How to name the value of flag `id`, given where clap found it.
+fn flag_origin(id: &str, source: ValueSource) -> String {
+    let cmd = Flags::command();
+    let arg = cmd.get_arguments().find(|a| a.get_id() == id);
+    let env = arg
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned());
+    let long = arg.and_then(|a| a.get_long()).map(|l| format!("--{l}"));
+    match source {
+        ValueSource::EnvVariable => env.or(long),
+        _ => long,
+    }
+    .unwrap_or_else(|| id.to_owned())
+}
+
+/// A `config` crate error about the settings file, in our words: no file name of its
+/// own (ours comes first), the key it is about when it knows it.
+fn file_error(file: &std::path::Path, e: &config::ConfigError) -> ConfigError {
+    use config::ConfigError as E;
+    fn describe(e: &E) -> String {
+        match e {
+            E::FileParse { cause, .. } => format!("not valid YAML: {cause}"),
+            E::Type {
+                unexpected,
+                expected,
+                ..
+            } => format!("expected {expected}, found {unexpected}"),
+            E::At { error, key, .. } => match key {
+                Some(k) => format!("{k}: {}", describe(error)),
+                None => describe(error),
+            },
+            E::NotFound(k) => format!("{k} not found"),
+            E::Message(m) => m.clone(),
+            other => other.to_string(),
+        }
+    }
+    let (origin, message) = match e {
+        E::Type { key: Some(k), .. } => (format!("{k} in {}", file.display()), describe(e)),
+        _ => (format!("settings file {}", file.display()), describe(e)),
+    };
+    ConfigError::Invalid { origin, message }
+}
+
+/// A duration such as `15s`, `1m` or `500ms`, with an error in our words (humantime's
+/// lists its units with "(and few variations)").
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        let why = match e {
+            humantime::DurationError::UnknownUnit { unit, .. } => {
+                format!("unknown unit {unit:?}")
+            }
+            humantime::DurationError::NumberOverflow => "too large".to_owned(),
+            humantime::DurationError::Empty => "empty".to_owned(),
+            _ => "not a number followed by a unit".to_owned(),
+        };
+        format!(
+            "{s:?} is not a duration ({why}); write a number and a unit: ms, s, m or h, \
+             e.g. 15s, 1m, 500ms"
+        )
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +144,7 @@ struct Raw {
     path: RawPath,
     scan: RawScan,
     container: RawContainer,
+    runtime: RawRuntime,
     log: RawLog,
 }
 
@@ -194,6 +165,20 @@ struct RawWeb {
 #[serde(deny_unknown_fields)]
 struct RawPath {
     procfs: String,
+    rootfs: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    #[serde(rename = "containerd-dir")]
+    containerd_dir: String,
+    #[serde(rename = "crio-dir")]
+    crio_dir: String,
+    #[serde(rename = "docker-dir")]
+    docker_dir: String,
+    #[serde(rename = "podman-dir")]
+    podman_dir: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +186,9 @@ struct RawPath {
 struct RawScan {
     interval: String,
     threads: String,
+    events: String,
+    #[serde(rename = "events-retention")]
+    events_retention: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,28 +212,41 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("web.config-file", "", "web_config_file"),
     ("web.max-requests", "40", "max_requests"),
     ("path.procfs", "/proc", "procfs"),
+    ("path.rootfs", "/", "rootfs"),
+    (
+        "runtime.containerd-dir",
+        "/run/containerd/io.containerd.runtime.v2.task",
+        "runtime_containerd_dir",
+    ),
+    (
+        "runtime.crio-dir",
+        "/run/containers/storage",
+        "runtime_crio_dir",
+    ),
+    (
+        "runtime.docker-dir",
+        "/var/lib/docker",
+        "runtime_docker_dir",
+    ),
+    (
+        "runtime.podman-dir",
+        "/var/lib/containers/storage",
+        "runtime_podman_dir",
+    ),
     ("scan.interval", "15s", "scan_interval"),
     ("scan.threads", "1", "scan_threads"),
+    ("scan.events", "false", "scan_events"),
+    ("scan.events-retention", "10m", "scan_events_retention"),
     ("container.default-runtime", "containerd", "default_runtime"),
     ("log.level", "info", "log_level"),
     ("log.format", "logfmt", "log_format"),
 ];
 
-/// Parse the command line (exits 2 on a usage error, as clap does).
-pub fn parse_flags() -> (Flags, ArgMatches) {
-    let matches = Flags::command().get_matches();
-    let flags = match Flags::from_arg_matches(&matches) {
-        Ok(f) => f,
-        Err(e) => e.exit(),
-    };
-    (flags, matches)
-}
-
 /// Where each setting's value came from: flags and environment variables (both via clap)
 /// override the file, which overrides the defaults.
 pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
     let sub = matches.subcommand().map(|(_, m)| m);
-    let value = |id: &str| -> Option<String> {
+    let value = |id: &str| -> Option<(String, ValueSource)> {
         // Global flags given after a subcommand land in the subcommand's matches.
         for m in [Some(matches), sub].into_iter().flatten() {
             let given = matches!(
@@ -256,8 +257,10 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
                 Some(ValueSource::CommandLine | ValueSource::EnvVariable)
             );
             if given {
-                if let Ok(Some(v)) = m.try_get_one::<String>(id) {
-                    return Some(v.clone());
+                if let (Ok(Some(v)), Some(source)) =
+                    (m.try_get_one::<String>(id), m.value_source(id))
+                {
+                    return Some((v.clone(), source));
                 }
             }
         }
@@ -276,44 +279,61 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
             .set_default(*key, *default)
             .map_err(|e| ConfigError::Load(e.to_string()))?;
     }
+    // What the file itself sets, to name a bad value from it by its key and file.
+    let mut from_file = None;
     if let Some(f) = &config_file {
         if !f.is_file() {
-            return Err(invalid(
-                "config.file",
-                format!("{} does not exist or is not a file", f.display()),
-            ));
+            let source = [Some(matches), sub]
+                .into_iter()
+                .flatten()
+                .find_map(|m| m.value_source("config_file"))
+                .unwrap_or(ValueSource::CommandLine);
+            return Err(ConfigError::Invalid {
+                origin: flag_origin("config_file", source),
+                message: format!("{} does not exist or is not a file", f.display()),
+            });
         }
-        b = b.add_source(config::File::from(f.as_path()).format(config::FileFormat::Yaml));
+        let file = config::File::from(f.as_path()).format(config::FileFormat::Yaml);
+        from_file = Some(
+            config::Config::builder()
+                .add_source(file.clone())
+                .build()
+                .map_err(|e| file_error(f, &e))?,
+        );
+        b = b.add_source(file);
     }
+    let mut origins = Origins { names: Vec::new() };
     for (key, _, id) in SETTINGS {
-        if let Some(v) = value(id) {
+        let name = if let Some((v, source)) = value(id) {
             b = b
                 .set_override(*key, v)
                 .map_err(|e| ConfigError::Load(e.to_string()))?;
-        }
+            flag_origin(id, source)
+        } else if let (Some(cfg), Some(f)) = (&from_file, &config_file) {
+            if cfg.get::<config::Value>(key).is_ok() {
+                format!("{key} in {}", f.display())
+            } else {
+                format!("default {key}")
+            }
+        } else {
+            format!("default {key}")
+        };
+        origins.names.push((key, name));
     }
     let cfg = b.build().map_err(|e| match &config_file {
-        Some(f) => invalid("config.file", format!("{}: {e}", f.display())),
+        Some(f) => file_error(f, &e),
         None => ConfigError::Load(e.to_string()),
     })?;
-    let raw: Raw = cfg.try_deserialize().map_err(|e| {
-        invalid(
-            "config.file",
-            format!(
-                "{}: {e}",
-                config_file
-                    .as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
-        )
+    let raw: Raw = cfg.try_deserialize().map_err(|e| match &config_file {
+        Some(f) => file_error(f, &e),
+        None => ConfigError::Load(e.to_string()),
     })?;
-    validate(raw)
+    validate(raw, &origins)
 }
 
-fn validate(raw: Raw) -> Result<Settings, ConfigError> {
+fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
     let listen_address = parse_listen_address(&raw.web.listen_address)
-        .map_err(|m| invalid("web.listen-address", m))?;
+        .map_err(|m| o.invalid("web.listen-address", m))?;
     let telemetry_path = raw.web.telemetry_path;
     if !telemetry_path.starts_with('/')
         || telemetry_path == "/"
@@ -323,7 +343,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             .chars()
             .any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(invalid(
+        return Err(o.invalid(
             "web.telemetry-path",
             format!(
                 "{telemetry_path:?} must be an absolute path other than /, /healthz and /readyz"
@@ -334,7 +354,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         "" => None,
         f => Some(Arc::new(
             WebConfigSource::load(PathBuf::from(f))
-                .map_err(|e| invalid("web.config-file", format!("{f}: {e}")))?,
+                .map_err(|e| o.invalid("web.config-file", format!("{f}: {e}")))?,
         )),
     };
     let max_requests: usize = raw
@@ -345,7 +365,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         .ok()
         .filter(|n| *n <= 100_000)
         .ok_or_else(|| {
-            invalid(
+            o.invalid(
                 "web.max-requests",
                 format!(
                     "{:?} must be a whole number from 0 (no limit) to 100000",
@@ -354,14 +374,50 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             )
         })?;
     if raw.path.procfs.is_empty() {
-        return Err(invalid("path.procfs", "must not be empty"));
+        return Err(o.invalid("path.procfs", "must not be empty"));
     }
-    let scan_interval = humantime::parse_duration(raw.scan.interval.trim())
-        .map_err(|e| invalid("scan.interval", format!("{:?}: {e}", raw.scan.interval)))?;
+    if raw.path.rootfs.is_empty() {
+        return Err(o.invalid("path.rootfs", "must not be empty"));
+    }
+    let runtime_dir = |setting: &'static str, v: &str| -> Result<PathBuf, ConfigError> {
+        let p = PathBuf::from(v.trim());
+        let ok = p.is_absolute()
+            && p.components()
+                .all(|c| !matches!(c, std::path::Component::ParentDir));
+        if ok {
+            Ok(p)
+        } else {
+            Err(o.invalid(
+                setting,
+                format!("{v:?} must be an absolute path (read under --path.rootfs) without `..`"),
+            ))
+        }
+    };
+    let runtime_dirs = crate::runtime::Locations {
+        containerd: runtime_dir("runtime.containerd-dir", &raw.runtime.containerd_dir)?,
+        crio: runtime_dir("runtime.crio-dir", &raw.runtime.crio_dir)?,
+        docker: runtime_dir("runtime.docker-dir", &raw.runtime.docker_dir)?,
+        podman: runtime_dir("runtime.podman-dir", &raw.runtime.podman_dir)?,
+    };
+    let scan_interval =
+        parse_duration(&raw.scan.interval).map_err(|m| o.invalid("scan.interval", m))?;
     if scan_interval < Duration::from_millis(100) || scan_interval > Duration::from_secs(3600) {
-        return Err(invalid(
+        return Err(o.invalid(
             "scan.interval",
             format!("{:?} must be between 100ms and 1h", raw.scan.interval),
+        ));
+    }
+    let scan_events = match raw.scan.events.trim() {
+        "true" => true,
+        "false" => false,
+        other => return Err(o.invalid("scan.events", format!("{other:?} must be true or false"))),
+    };
+    let events_retention = parse_duration(&raw.scan.events_retention)
+        .map_err(|m| o.invalid("scan.events-retention", m))?;
+    if events_retention < Duration::from_secs(1) || events_retention > Duration::from_secs(86400) {
+        return Err(o.invalid(
+            "scan.events-retention",
+            format!("{:?} must be between 1s and 24h", raw.scan.events_retention),
         ));
     }
     let scan_threads: usize = raw
@@ -372,18 +428,19 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         .ok()
         .filter(|n| (1..=64).contains(n))
         .ok_or_else(|| {
-            invalid(
+            o.invalid(
                 "scan.threads",
                 format!("{:?} must be a whole number from 1 to 64", raw.scan.threads),
             )
         })?;
     let default_runtime =
         Runtime::from_name(raw.container.default_runtime.trim()).ok_or_else(|| {
-            invalid(
+            o.invalid(
                 "container.default-runtime",
                 format!(
-                    "{:?} must be one of containerd, cri-o, docker, podman",
-                    raw.container.default_runtime
+                    "{:?} must be one of {}",
+                    raw.container.default_runtime,
+                    Runtime::ALL.map(Runtime::name).join(", ")
                 ),
             )
         })?;
@@ -395,7 +452,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         .ok()
         .filter(|l| *l != tracing::level_filters::LevelFilter::OFF)
         .ok_or_else(|| {
-            invalid(
+            o.invalid(
                 "log.level",
                 format!(
                     "{:?} must be one of error, warn, info, debug, trace",
@@ -404,7 +461,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             )
         })?;
     let log_format = LogFormat::from_str(raw.log.format.trim(), true).map_err(|_| {
-        invalid(
+        o.invalid(
             "log.format",
             format!("{:?} must be logfmt or json", raw.log.format),
         )
@@ -414,21 +471,24 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         telemetry_path,
         web_config,
         max_requests,
-        paths: HostPaths::new(raw.path.procfs),
+        paths: HostPaths::new(raw.path.procfs).with_rootfs(raw.path.rootfs),
         scan_interval,
+        scan_events,
+        events_retention,
         scan_threads,
         default_runtime,
+        runtime_dirs,
         log_level,
         log_format,
     })
 }
 
-/// `host:port`, `[v6]:port`, or `:port` meaning every IPv4 interface (as the Go
-/// exporters spell it).
+/// `host:port`, `[v6]:port`, or `:port` meaning every interface, IPv6 and IPv4 (as the
+/// Go exporters spell it): `[::]:port`, which the server binds dual-stack.
 pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
     let s = s.trim();
     let full = if let Some(port) = s.strip_prefix(':') {
-        format!("0.0.0.0:{port}")
+        format!("[::]:{port}")
     } else {
         s.to_string()
     };
@@ -451,7 +511,7 @@ mod tests {
     fn listen_addresses() {
         assert_eq!(
             parse_listen_address(":9816").unwrap(),
-            "0.0.0.0:9816".parse().unwrap()
+            "[::]:9816".parse().unwrap()
         );
         assert_eq!(
             parse_listen_address("127.0.0.1:0").unwrap(),

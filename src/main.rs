@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
-use nsexporter::{config, report, telemetry};
+use nsexporter::{cli, config, report, telemetry};
 
 fn main() -> ExitCode {
-    let (flags, matches) = config::parse_flags();
+    let (flags, matches) = cli::parse_flags();
     let settings = match config::load(&matches) {
         Ok(s) => s,
         Err(e) => {
@@ -46,7 +46,7 @@ fn serve(settings: &config::Settings) -> ExitCode {
         }
     };
     rt.block_on(async {
-        let listener = match tokio::net::TcpListener::bind(settings.listen_address).await {
+        let listener = match nsexporter::listen(settings.listen_address) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(address = %settings.listen_address, error = %e, "cannot listen");

@@ -10,41 +10,64 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::model::{HostSource, NsType, Runtime, Snapshot};
+use std::collections::BTreeMap;
+
+use crate::events::ledger::{ExecRecord, Retained};
+use crate::model::{ContainerRef, HostSource, Names, NsType, Runtime, ScanErrors, Snapshot};
+use crate::procfs::own::ProcessStats;
 
 /// Counters that accumulate over the exporter's life, across scans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     pub scans: u64,
-    pub vanished: u64,
-    pub permission: u64,
-    pub parse: u64,
-    pub io: u64,
+    /// Every scan's per-process errors, summed; with the limit files that could not be
+    /// read counted as `io`.
+    pub errors: ScanErrors,
     /// Whole scans that could not read the procfs at all.
     pub procfs: u64,
     /// Containers that started sharing the host namespace of each type after the
     /// first (baseline) scan.
     pub host_ns_starts: [u64; 8],
+    /// Process events: whether they are on, exec events received, events lost.
+    pub events_enabled: bool,
+    pub exec_events: u64,
+    pub events_lost: u64,
 }
 
 impl Counters {
     pub fn error_pairs(&self) -> [(&'static str, u64); 5] {
-        [
-            ("vanished", self.vanished),
-            ("permission", self.permission),
-            ("parse", self.parse),
-            ("io", self.io),
-            ("procfs", self.procfs),
-        ]
+        let [vanished, permission, parse, io] = self.errors.pairs();
+        [vanished, permission, parse, io, ("procfs", self.procfs)]
     }
 }
 
 /// What a scrape encodes: the latest completed snapshot (absent before the first) and
 /// the counters as of the latest scan attempt.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Published {
     pub snapshot: Option<Arc<Snapshot>>,
     pub counters: Counters,
+    /// Containers with exec counts, present or within the retention after their last
+    /// process.
+    pub retained: Arc<BTreeMap<ContainerRef, Retained>>,
+    /// The exec records this publish folded in (an exec event batch, or the processes
+    /// a scan found first), for consumers that act on each.
+    pub execs: Arc<[ExecRecord]>,
+    /// The exporter's own process figures when this was published (absent when they
+    /// could not be read).
+    pub process: Option<ProcessStats>,
+}
+
+impl Default for Published {
+    fn default() -> Self {
+        Published {
+            snapshot: None,
+            counters: Counters::default(),
+            retained: Arc::default(),
+            execs: Arc::new([]),
+            process: None,
+        }
+    }
 }
 
 /// Every metric name and help text, in exposition order. The README's metric table is
@@ -60,14 +83,27 @@ pub const METRICS: &[(&str, MetricType, &str)] = &[
     ("nsexporter_container_host_namespace", MetricType::Gauge, "Processes of this container in the host namespace of this type; only sharing pairs are emitted."),
     ("nsexporter_container_host_root_processes", MetricType::Gauge, "Processes of this container whose host-view effective UID is 0."),
     ("nsexporter_host_root_containers", MetricType::Gauge, "Containers with at least one process whose host-view effective UID is 0."),
-    ("nsexporter_container_info", MetricType::Gauge, "Always 1 for each container named by a per-container series; comm is that of its oldest process."),
+    ("nsexporter_container_namespace_drift", MetricType::Gauge, "Processes of this container not in the namespace its runtime declared: in the host's though declared private, or elsewhere though declared host; only non-zero series."),
+    ("nsexporter_container_info", MetricType::Gauge, "Always 1 for each container named by a per-container series; comm is that of its oldest process; namespace, pod and container come from the runtime's files, empty when unknown."),
+    ("nsexporter_container_host_namespace_execs", MetricType::Counter, "Execs by this container's processes that were in the host namespace of this type: exec events (--scan.events), and once each process a scan found first. Kept for --scan.events-retention after the container's last process."),
     ("nsexporter_host_namespace_container_starts", MetricType::Counter, "Containers that started sharing the host namespace of this type after the exporter's first scan."),
     ("nsexporter_scans", MetricType::Counter, "Scans of the host procfs attempted."),
+    ("nsexporter_scan_events_enabled", MetricType::Gauge, "1 when process events (--scan.events) are received, 0 when they are off or unavailable."),
+    ("nsexporter_exec_events", MetricType::Counter, "Exec events received from the kernel's proc connector."),
+    ("nsexporter_events_lost", MetricType::Counter, "Process events lost (receive buffer overruns, sequence gaps); each loss starts a full scan."),
     ("nsexporter_scan_errors", MetricType::Counter, "Errors met while scanning, by reason; none of them fails a scan except reason procfs."),
+    ("nsexporter_runtime_read_errors", MetricType::Counter, "Container runtime files that could not be read or parsed, by runtime and kind; each container's files are read once, when it is first seen."),
     ("nsexporter_last_scan_duration_seconds", MetricType::Gauge, "Duration of the latest completed scan."),
     ("nsexporter_last_scan_timestamp_seconds", MetricType::Gauge, "Unix time at which the latest completed scan started."),
     ("nsexporter_host_reference_info", MetricType::Gauge, "Always 1; source tells where the host namespaces were read from: pid1, kthread or fixed."),
     ("nsexporter_build_info", MetricType::Gauge, "Always 1; the version of nsexporter that is running."),
+    // The exporter's own process, as the Prometheus client libraries name and explain it.
+    ("process_cpu_seconds", MetricType::Counter, "Total user and system CPU time spent in seconds."),
+    ("process_resident_memory_bytes", MetricType::Gauge, "Resident memory size in bytes."),
+    ("process_virtual_memory_bytes", MetricType::Gauge, "Virtual memory size in bytes."),
+    ("process_open_fds", MetricType::Gauge, "Number of open file descriptors."),
+    ("process_max_fds", MetricType::Gauge, "Maximum number of open file descriptors."),
+    ("process_start_time_seconds", MetricType::Gauge, "Start time of the process since unix epoch in seconds."),
 ];
 
 /// The names as they appear in the exposition (counters with `_total`).
@@ -130,7 +166,7 @@ impl Collector for SnapshotCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let p = &self.0;
         if let Some(s) = &p.snapshot {
-            encode_snapshot(&mut e, s, &p.counters)?;
+            encode_snapshot(&mut e, s, &p.counters, &p.retained)?;
         }
         counter(
             &mut e,
@@ -141,6 +177,32 @@ impl Collector for SnapshotCollector {
             &mut e,
             "nsexporter_scan_errors",
             p.counters.error_pairs().map(|(r, v)| ([("reason", r)], v)),
+        )?;
+        gauge(
+            &mut e,
+            "nsexporter_scan_events_enabled",
+            [(
+                NoLabels::default(),
+                f64::from(u8::from(p.counters.events_enabled)),
+            )],
+        )?;
+        counter(
+            &mut e,
+            "nsexporter_exec_events",
+            [(NoLabels::default(), p.counters.exec_events)],
+        )?;
+        counter(
+            &mut e,
+            "nsexporter_events_lost",
+            [(NoLabels::default(), p.counters.events_lost)],
+        )?;
+        counter(
+            &mut e,
+            "nsexporter_runtime_read_errors",
+            p.snapshot
+                .iter()
+                .flat_map(|s| s.runtime_read_errors.iter())
+                .map(|(r, kind, n)| ([("runtime", r.name()), ("kind", *kind)], *n)),
         )?;
         if let Some(s) = &p.snapshot {
             gauge(
@@ -172,14 +234,42 @@ impl Collector for SnapshotCollector {
             "nsexporter_build_info",
             [([("version", env!("CARGO_PKG_VERSION"))], 1.0)],
         )?;
+        if let Some(ps) = &p.process {
+            encode_process(&mut e, ps)?;
+        }
         Ok(())
     }
+}
+
+/// The `process_*` series, as the client libraries' process collector writes them.
+fn encode_process(e: &mut DescriptorEncoder, p: &ProcessStats) -> Result<(), std::fmt::Error> {
+    let name = "process_cpu_seconds";
+    let mut m = e.encode_descriptor(name, help(name), None, MetricType::Counter)?;
+    ConstCounter::new(p.cpu_seconds).encode(m.encode_family(&NoLabels::default())?)?;
+    let one = |v: f64| [(NoLabels::default(), v)];
+    gauge(
+        e,
+        "process_resident_memory_bytes",
+        one(p.resident_memory_bytes as f64),
+    )?;
+    gauge(
+        e,
+        "process_virtual_memory_bytes",
+        one(p.virtual_memory_bytes as f64),
+    )?;
+    gauge(e, "process_open_fds", one(p.open_fds as f64))?;
+    // Unlimited, as client_golang reports it: the largest value.
+    let max = p.max_fds.map_or(u64::MAX as f64, |m| m as f64);
+    gauge(e, "process_max_fds", one(max))?;
+    gauge(e, "process_start_time_seconds", one(p.start_time_seconds))?;
+    Ok(())
 }
 
 fn encode_snapshot(
     e: &mut DescriptorEncoder,
     s: &Snapshot,
     c: &Counters,
+    retained: &BTreeMap<ContainerRef, Retained>,
 ) -> Result<(), std::fmt::Error> {
     let types = || s.supported.iter().copied();
     let by_type = |f: &dyn Fn(NsType) -> f64| -> Vec<([(&'static str, &'static str); 1], f64)> {
@@ -256,17 +346,73 @@ fn encode_snapshot(
         "nsexporter_host_root_containers",
         [(NoLabels::default(), host_root_containers as f64)],
     )?;
+    let mut drift = Vec::new();
+    let mut drifting = std::collections::HashSet::new();
+    for c in s.containers.values() {
+        for d in c.drift(&s.host.ns) {
+            drifting.insert(&c.container);
+            let [u, id, rt] = id_labels(c);
+            drift.push((
+                [
+                    ("type", d.ns_type.name().to_string()),
+                    u,
+                    id,
+                    rt,
+                    ("declared", d.declared.name().to_string()),
+                ],
+                f64::from(d.processes),
+            ));
+        }
+    }
+    gauge(e, "nsexporter_container_namespace_drift", drift)?;
+    // Info for every container another per-container series names: those sharing, with
+    // host root or drifting now, and those the exec counter keeps (present or not).
+    let ref_labels = |c: &ContainerRef| {
+        [
+            ("uid", c.pod_uid.clone()),
+            ("container_id", c.container_id()),
+            ("runtime", c.runtime.name().to_string()),
+        ]
+    };
+    let mut info: BTreeMap<&ContainerRef, (&str, &Names)> = retained
+        .iter()
+        .map(|(c, r)| (c, (r.comm.as_str(), &r.names)))
+        .collect();
+    for c in s.containers.values().filter(|c| {
+        c.host_root_processes > 0 || types().any(|t| c.shares(t)) || drifting.contains(&c.container)
+    }) {
+        info.insert(&c.container, (&c.comm, &c.runtime_info.names));
+    }
     gauge(
         e,
         "nsexporter_container_info",
-        s.containers
-            .values()
-            .filter(|c| c.host_root_processes > 0 || types().any(|t| c.shares(t)))
-            .map(|c| {
-                let [u, id, rt] = id_labels(c);
-                ([u, id, rt, ("comm", c.comm.clone())], 1.0)
-            }),
+        info.into_iter().map(|(c, (comm, n))| {
+            let [u, id, rt] = ref_labels(c);
+            (
+                [
+                    u,
+                    id,
+                    rt,
+                    ("comm", comm.to_string()),
+                    ("namespace", n.namespace.clone()),
+                    ("pod", n.pod.clone()),
+                    ("container", n.container.clone()),
+                ],
+                1.0,
+            )
+        }),
     )?;
+    let mut execs = Vec::new();
+    for (c, r) in retained {
+        for t in types() {
+            let n = r.execs[t.index()];
+            if n > 0 {
+                let [u, id, rt] = ref_labels(c);
+                execs.push(([("type", t.name().to_string()), u, id, rt], n));
+            }
+        }
+    }
+    counter(e, "nsexporter_container_host_namespace_execs", execs)?;
     counter(
         e,
         "nsexporter_host_namespace_container_starts",
@@ -358,5 +504,34 @@ mod tests {
         assert!(!out.contains("nsexporter_namespaces"), "{out}");
         let om = encode(Arc::new(Published::default()), Format::OpenMetrics).unwrap();
         assert!(om.ends_with("# EOF\n"), "{om}");
+    }
+
+    #[test]
+    fn process_series_as_the_client_libraries_write_them() {
+        let p = Published {
+            process: Some(ProcessStats {
+                cpu_seconds: 1.25,
+                resident_memory_bytes: 7 << 20,
+                virtual_memory_bytes: 100 << 20,
+                open_fds: 9,
+                max_fds: Some(1024),
+                start_time_seconds: 1.7e9 + 0.5,
+            }),
+            ..Published::default()
+        };
+        let out = encode(Arc::new(p), Format::PrometheusText).unwrap();
+        for want in [
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.25\n",
+            "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 7340032.0\n",
+            "process_virtual_memory_bytes 104857600.0\n",
+            "process_open_fds 9.0\n",
+            "process_max_fds 1024.0\n",
+            "process_start_time_seconds 1700000000.5\n",
+        ] {
+            assert!(out.contains(want), "{want} not in\n{out}");
+        }
+        // Absent when they could not be read.
+        let out = encode(Arc::new(Published::default()), Format::PrometheusText).unwrap();
+        assert!(!out.contains("process_"), "{out}");
     }
 }

@@ -35,6 +35,19 @@ impl NsType {
         NsType::Uts,
     ];
 
+    /// The types whose sharing exposes the node: what `report` lists by default and
+    /// what the log tells at info level. `cgroup`, `time` and `user` are left out
+    /// because ordinary containers share them (Docker and Kubernetes never make a time
+    /// namespace, a user namespace only with `hostUsers: false`, a cgroup namespace not
+    /// on cgroup v1 hosts); host root is judged separately.
+    pub const EXPOSING: [NsType; 5] = [
+        NsType::Net,
+        NsType::Pid,
+        NsType::Ipc,
+        NsType::Uts,
+        NsType::Mnt,
+    ];
+
     /// The name the kernel uses in `/proc/<pid>/ns/<name>` and in the link text.
     pub const fn name(self) -> &'static str {
         match self {
@@ -327,6 +340,9 @@ pub struct ContainerSummary {
     pub root: RootMapping,
     /// The uid_map of the main process's user namespace, when it could be read.
     pub uid_map: Option<UidMap>,
+    /// What its runtime's files say: names and declared namespaces (empty when unknown).
+    /// Read once when the container is first seen, shared between scans.
+    pub runtime_info: std::sync::Arc<RuntimeInfo>,
 }
 
 impl ContainerSummary {
@@ -338,6 +354,188 @@ impl ContainerSummary {
     pub fn shares_any(&self, types: &[NsType]) -> bool {
         types.iter().any(|t| self.shares(*t))
     }
+
+    /// Whether the namespace of type `t` that its runtime declared is the host's:
+    /// `Some(false)` for a private one or a join of another, `Some(true)` for the host's,
+    /// `None` when the runtime's files do not say (or a join did not resolve). For
+    /// escape detection: a process in the host's namespace of `t` has escaped when this
+    /// is `Some(false)`.
+    pub fn declared_host(&self, t: NsType, host: &NsSet) -> Option<bool> {
+        self.runtime_info.declared(t)?.is_host(host.get(t))
+    }
+
+    /// Its processes that are not in the namespace its runtime declared, by type (only
+    /// non-zero), given the host's namespaces.
+    pub fn drift(&self, host: &NsSet) -> Vec<Drift> {
+        drift(
+            &self.runtime_info.declared,
+            host,
+            self.processes,
+            &self.host_ns_processes,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// What a container's runtime files say (read by `crate::runtime`).
+
+/// A container's names, each empty when unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Names {
+    /// The Kubernetes namespace of its pod.
+    pub namespace: String,
+    /// Its pod (Kubernetes or Podman).
+    pub pod: String,
+    /// The container's own name (empty for a pod's sandbox in Kubernetes).
+    pub container: String,
+}
+
+impl Names {
+    pub fn is_empty(&self) -> bool {
+        self.namespace.is_empty() && self.pod.is_empty() && self.container.is_empty()
+    }
+}
+
+/// What a container's runtime was asked to do with one namespace type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeclaredNs {
+    /// A new namespace of its own.
+    Private,
+    /// The runtime's own, which is the host's.
+    Host,
+    /// An existing namespace, given by path (or another container, for Docker). `inode`
+    /// is that namespace, when the path still resolved when the container was first seen.
+    Joins { inode: Option<u64> },
+}
+
+impl DeclaredNs {
+    /// Whether the declared namespace is the host's, given the host's inode of the type.
+    /// `None` when that cannot be told (a join that did not resolve, an unknown host).
+    pub fn is_host(self, host_inode: Option<u64>) -> Option<bool> {
+        match self {
+            DeclaredNs::Private => Some(false),
+            DeclaredNs::Host => Some(true),
+            DeclaredNs::Joins { inode } => Some(inode? == host_inode?),
+        }
+    }
+
+    /// The `declared` label value: `private`, `host` or `joined`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DeclaredNs::Private => "private",
+            DeclaredNs::Host => "host",
+            DeclaredNs::Joins { .. } => "joined",
+        }
+    }
+}
+
+impl fmt::Display for DeclaredNs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeclaredNs::Joins { inode: Some(i) } => write!(f, "joined {i}"),
+            DeclaredNs::Joins { inode: None } => f.write_str("joined (unresolved)"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// Declared namespaces, one slot per [`NsType`]; `None` where the runtime's files do not
+/// say (Docker's `UsernsMode` left to the daemon, a file that could not be read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Declared(pub [Option<DeclaredNs>; 8]);
+
+impl Declared {
+    pub fn get(&self, t: NsType) -> Option<DeclaredNs> {
+        self.0[t.index()]
+    }
+
+    pub fn set(&mut self, t: NsType, d: Option<DeclaredNs>) {
+        self.0[t.index()] = d;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+}
+
+/// What a container's runtime files say about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct RuntimeInfo {
+    pub names: Names,
+    pub declared: Declared,
+    /// `linux.uidMappings` was present: a user namespace was asked for (`hostUsers:
+    /// false`). Its declared user namespace is then private (or joined).
+    pub uid_mappings: bool,
+}
+
+impl RuntimeInfo {
+    /// The declared namespace of type `t`, when the runtime's files say. For namespace
+    /// escapes: a process in the host's namespace of `t` has escaped when this is not
+    /// the host's ([`DeclaredNs::is_host`] is `Some(false)`).
+    pub fn declared(&self, t: NsType) -> Option<DeclaredNs> {
+        self.declared.get(t)
+    }
+}
+
+/// Which way a container's processes differ from what its runtime declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DriftKind {
+    /// Declared a namespace other than the host's (new, or a join of one that is not the
+    /// host's), but the process is in the host's: for `user`, `hostUsers: false` did not
+    /// take effect.
+    Private,
+    /// Declared the host's (not listed, `host` mode, or a join of the host's), but the
+    /// process is elsewhere.
+    Host,
+}
+
+impl DriftKind {
+    /// The `declared` label value.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DriftKind::Private => "private",
+            DriftKind::Host => "host",
+        }
+    }
+}
+
+/// How many of a container's processes are not where its runtime declared them, for
+/// one namespace type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drift {
+    pub ns_type: NsType,
+    pub declared: DriftKind,
+    pub processes: u32,
+}
+
+/// The drift of one container, from what a scan observed: `processes` in all, of which
+/// `in_host[t]` were in the host's namespace of type `t`. Only types whose declared
+/// namespace is known to be the host's or not, and that the host has (`host`), count;
+/// only non-zero drift is returned.
+pub fn drift(declared: &Declared, host: &NsSet, processes: u32, in_host: &[u32; 8]) -> Vec<Drift> {
+    let mut out = Vec::new();
+    for t in NsType::ALL {
+        let Some(host_inode) = host.get(t) else {
+            continue;
+        };
+        let Some(is_host) = declared.get(t).and_then(|d| d.is_host(Some(host_inode))) else {
+            continue;
+        };
+        let shared = in_host[t.index()].min(processes);
+        let (kind, n) = if is_host {
+            (DriftKind::Host, processes - shared)
+        } else {
+            (DriftKind::Private, shared)
+        };
+        if n > 0 {
+            out.push(Drift {
+                ns_type: t,
+                declared: kind,
+                processes: n,
+            });
+        }
+    }
+    out
 }
 
 /// Per-type node-wide namespace counts.
@@ -402,4 +600,7 @@ pub struct Snapshot {
     /// Whether the reader itself sits outside the host user namespace, so that
     /// unmapped IDs read as the overflow UID (65534).
     pub reader_in_child_userns: bool,
+    /// Runtime files that could not be read, by runtime and kind (`missing`,
+    /// `symlink`, ...), since the scanner started: a counter. Only pairs seen.
+    pub runtime_read_errors: Vec<(Runtime, &'static str, u64)>,
 }

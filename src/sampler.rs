@@ -2,16 +2,20 @@
 //! span scans (errors, host-namespace starts), and publishes each result, already
 //! encoded, for the HTTP server to hand out.
 
-use std::collections::HashSet;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use crate::events::feed::{self, Inbox, Pending, Wake};
+use crate::events::ledger::{ExecRecord, Ledger};
 use crate::metrics::{self, Counters, Format, Published};
-use crate::model::{ContainerRef, NsType, Snapshot};
-use crate::scan::Scanner;
+use crate::model::{ContainerRef, NsType, ProcRecord, Snapshot};
+use crate::procfs::own;
+use crate::procfs::paths::OWN_PROCFS;
+use crate::scan::{Change, Fresh, Scanner};
 
 /// One published state: the snapshot and counters, and both encodings of them, made
 /// once per scan so that a scrape only copies a reference.
@@ -126,6 +130,16 @@ pub struct Sampler {
     /// (a failure that persists is logged again once a minute; recovery once).
     failed_in_row: u64,
     last_failure_log: Option<Instant>,
+    /// When "most processes are unreadable" was last logged: it is true of every scan
+    /// while it lasts, so it is logged at most once per [`FAILURE_LOG_EVERY`].
+    last_unreadable_log: Option<Instant>,
+    /// Exec counts per container, kept for the retention after its last process.
+    ledger: Ledger,
+    /// The exec records folded in since the last publish.
+    execs: Vec<ExecRecord>,
+    /// Lost events not yet logged, and when the last line about them was.
+    lost_unlogged: u64,
+    last_loss_log: Option<Instant>,
 }
 
 /// How often a scan failure that persists is logged again at error level.
@@ -146,7 +160,128 @@ impl Sampler {
             failing: None,
             failed_in_row: 0,
             last_failure_log: None,
+            last_unreadable_log: None,
+            ledger: Ledger::new(DEFAULT_RETENTION),
+            execs: Vec::new(),
+            lost_unlogged: 0,
+            last_loss_log: None,
         }
+    }
+
+    /// How long a container's exec counter stays after its last process
+    /// (`--scan.events-retention`).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.ledger = Ledger::new(retention);
+        self
+    }
+
+    /// Whether process events are being received (`nsexporter_scan_events_enabled`).
+    pub fn set_events_enabled(&mut self, on: bool) {
+        self.counters.events_enabled = on;
+    }
+
+    /// The exec records of one kind, named against `snap`'s host: only container
+    /// processes in at least one host namespace leave one.
+    fn exec_records(
+        snap: &Snapshot,
+        records: Vec<ProcRecord>,
+        at: SystemTime,
+        by_event: bool,
+    ) -> Vec<ExecRecord> {
+        records
+            .into_iter()
+            .filter_map(|r| {
+                let container = r.container?;
+                let host_ns: Vec<NsType> = snap
+                    .supported
+                    .iter()
+                    .copied()
+                    .filter(|t| r.ns.shares(&snap.host.ns, *t))
+                    .collect();
+                (!host_ns.is_empty()).then_some(ExecRecord {
+                    at,
+                    container,
+                    pid: r.pid,
+                    comm: r.comm,
+                    host_ns,
+                    by_event,
+                })
+            })
+            .collect()
+    }
+
+    /// Count `records` in the ledger, refresh the containers `snap` shows present, and
+    /// drop those past the retention.
+    fn update_ledger(&mut self, snap: &Snapshot, records: Vec<ExecRecord>) {
+        let now = Instant::now();
+        for r in records {
+            self.execs.push(r.clone());
+            self.ledger.record(r, now);
+        }
+        for c in snap.containers.values() {
+            self.ledger
+                .seen(&c.container, &c.comm, &c.runtime_info.names, now);
+        }
+        self.ledger.prune(now);
+    }
+
+    /// Fold a batch from the events thread: count its losses, fold what it read into
+    /// the scanner's state, count the execs of container processes in a host
+    /// namespace. Returns the new exposition when the containers' picture changed (an
+    /// exec counted, a container process gone), `None` when there is nothing new to
+    /// publish (the state is still folded; the next publish shows it).
+    pub fn fold_events(&mut self, batch: Pending<Fresh>) -> Option<Exposition> {
+        self.counters.exec_events = self.counters.exec_events.max(batch.stats.execs);
+        self.counters.events_lost += batch.lost;
+        if batch.lost > 0 {
+            self.lost_unlogged += batch.lost;
+            let due = self
+                .last_loss_log
+                .is_none_or(|t| t.elapsed() >= FAILURE_LOG_EVERY);
+            if due {
+                tracing::warn!(
+                    lost = self.lost_unlogged,
+                    total = self.counters.events_lost,
+                    "process events were lost (the receive buffer overflowed): a full scan \
+                     repairs the state; counted in nsexporter_events_lost_total, logged at \
+                     most once a minute"
+                );
+                self.lost_unlogged = 0;
+                self.last_loss_log = Some(Instant::now());
+            }
+        }
+        let mut changes: Vec<(u64, Change)> =
+            Vec::with_capacity(batch.execs.len() + batch.exits.len());
+        let received = batch.execs.first().map(|e| e.received);
+        for e in batch.execs {
+            match e.read {
+                Some(f) => changes.push((e.kernel_ns, Change::Exec(f))),
+                // Gone before the events thread could read it (a process that lives a
+                // millisecond): counted like a process that vanishes mid-scan.
+                None => self.counters.errors.vanished += 1,
+            }
+        }
+        changes.extend(
+            batch
+                .exits
+                .into_iter()
+                .map(|(ts, pid)| (ts, Change::Exit(pid))),
+        );
+        if changes.is_empty() {
+            return None;
+        }
+        let (snap, records) = self.scanner.fold(changes)?;
+        // Wall time of the batch's first receipt, as near to the exec as this thread knows.
+        let at = SystemTime::now() - received.map_or(Duration::ZERO, |r| r.elapsed());
+        let records = Self::exec_records(&snap, records, at, true);
+        let changed = !records.is_empty()
+            || self
+                .last
+                .as_ref()
+                .is_none_or(|l| l.containers != snap.containers);
+        self.update_ledger(&snap, records);
+        self.last = Some(Arc::new(snap));
+        changed.then(|| self.exposition())
     }
 
     /// Run one scan and fold it into the counters. A failed scan keeps the previous
@@ -207,22 +342,30 @@ impl Sampler {
         }
         self.failing = None;
         let e = &snap.errors;
-        self.counters.vanished += e.vanished;
-        self.counters.permission += e.permission;
-        self.counters.parse += e.parse;
-        self.counters.io += e.io;
+        self.counters.errors.add(e);
         // Blind: nothing readable but, at most, the exporter itself (a process may always
         // read its own /proc/<pid>/ns). What it would report then is not the node.
         let blind = e.permission > 0 && snap.processes <= 1;
-        if e.permission > 0 && (blind || e.permission >= snap.processes) {
-            tracing::error!(
-                unreadable = e.permission,
-                readable = snap.processes,
-                procfs = %self.scanner.options().paths.procfs.display(),
-                "most processes' namespaces could not be read: nsexporter needs CAP_SYS_PTRACE \
-                 (ptrace read access) to read /proc/<pid>/ns of other processes; counted in \
-                 nsexporter_scan_errors_total{{reason=\"permission\"}}"
-            );
+        let mostly_unreadable = e.permission > 0 && (blind || e.permission >= snap.processes);
+        if !mostly_unreadable {
+            self.last_unreadable_log = None;
+        }
+        if mostly_unreadable {
+            let due = self
+                .last_unreadable_log
+                .is_none_or(|t| t.elapsed() >= FAILURE_LOG_EVERY);
+            if due {
+                self.last_unreadable_log = Some(Instant::now());
+                tracing::error!(
+                    unreadable = e.permission,
+                    readable = snap.processes,
+                    procfs = %self.scanner.options().paths.procfs.display(),
+                    "most processes' namespaces could not be read: nsexporter needs CAP_SYS_PTRACE \
+                     (ptrace read access) to read /proc/<pid>/ns of other processes; counted in \
+                     nsexporter_scan_errors_total{{reason=\"permission\"}}; logged at most once a \
+                     minute while it lasts"
+                );
+            }
             if blind {
                 self.failing = Some(format!(
                     "{} processes are unreadable and {} readable: CAP_SYS_PTRACE is missing",
@@ -252,7 +395,7 @@ impl Sampler {
                     .to_string()
             })
             .collect();
-        self.counters.io += unreadable.len() as u64;
+        self.counters.errors.io += unreadable.len() as u64;
         if unreadable.is_empty() {
             self.warned_limits = false;
         } else if !self.warned_limits {
@@ -273,6 +416,9 @@ impl Sampler {
             self.warned_userns = true;
         }
         self.track_starts(&snap);
+        let first = self.scanner.take_first_found();
+        let records = Self::exec_records(&snap, first, snap.taken_at, false);
+        self.update_ledger(&snap, records);
         tracing::debug!(
             processes = snap.processes,
             containers = snap.containers.len(),
@@ -284,11 +430,23 @@ impl Sampler {
         self.exposition()
     }
 
-    fn exposition(&self) -> Exposition {
+    fn exposition(&mut self) -> Exposition {
+        // The exporter's own figures, read once per publish like everything else a
+        // scrape hands out (a scrape does no work: it copies the encoded buffer).
+        let process = match own::read(Path::new(OWN_PROCFS)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the exporter's own process figures");
+                None
+            }
+        };
         let mut e = Exposition::new(
             Arc::new(Published {
                 snapshot: self.last.clone(),
                 counters: self.counters.clone(),
+                retained: Arc::new(self.ledger.containers().clone()),
+                execs: std::mem::take(&mut self.execs).into(),
+                process,
             }),
             self.last_success,
         );
@@ -306,9 +464,26 @@ impl Sampler {
             }
         }
         if self.baseline_taken {
+            // One line per container: at info for the types that expose the node, at
+            // debug for those that ordinary containers share.
+            let mut started: BTreeMap<&ContainerRef, Vec<NsType>> = BTreeMap::new();
             for (c, t) in now.difference(&self.sharing) {
                 self.counters.host_ns_starts[t.index()] += 1;
-                tracing::info!(container_id = %c.container_id(), uid = %c.pod_uid, r#type = %t, "container started sharing a host namespace");
+                started.entry(c).or_default().push(*t);
+            }
+            for (c, mut types) in started {
+                types.sort();
+                let (exposing, ordinary): (Vec<NsType>, Vec<NsType>) = types
+                    .into_iter()
+                    .partition(|t| NsType::EXPOSING.contains(t));
+                let names =
+                    |ts: &[NsType]| ts.iter().map(|t| t.name()).collect::<Vec<_>>().join(",");
+                if !exposing.is_empty() {
+                    tracing::info!(container_id = %c.container_id(), uid = %c.pod_uid, types = %names(&exposing), "container started sharing host namespaces");
+                }
+                if !ordinary.is_empty() {
+                    tracing::debug!(container_id = %c.container_id(), uid = %c.pod_uid, types = %names(&ordinary), "container started sharing host namespaces that ordinary containers share");
+                }
             }
         }
         self.baseline_taken = true;
@@ -316,17 +491,48 @@ impl Sampler {
     }
 }
 
-/// Run the sampler on the current thread until `stop` fires or its sender is dropped.
-pub fn run(mut sampler: Sampler, shared: Arc<Shared>, stop: Receiver<()>) {
-    // Scans are background work: scrapes on the server's threads come first.
+/// How long a container's exec counter stays after its last process by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(600);
+
+/// After events were lost, the full scan that repairs them starts at once, but no
+/// sooner than this after the previous scan started: a flood that overflows the
+/// buffer again and again must not turn into back-to-back scans.
+const LOSS_SCAN_GAP: Duration = Duration::from_secs(1);
+
+/// Run the sampler on the current thread until `inbox` is stopped: a scan every
+/// interval, and between scans the batches the events thread hands over (none when
+/// events are off). A batch is let gather for [`feed::COALESCE`] after its first
+/// event, so a burst makes one publish, not one per exec.
+pub fn run(mut sampler: Sampler, shared: Arc<Shared>, inbox: Arc<Inbox<Fresh>>) {
+    // Scans are background work: scrapes on the server's threads come first. The
+    // events thread, which reads exec'd processes, keeps its normal priority.
     crate::scan::lower_priority();
+    let mut last_scan = Instant::now();
+    shared.publish(sampler.step());
+    let mut next_scan = last_scan + shared.interval;
     loop {
-        let started = Instant::now();
-        shared.publish(sampler.step());
-        let wait = shared.interval.saturating_sub(started.elapsed());
-        match stop.recv_timeout(wait) {
-            Err(RecvTimeoutError::Timeout) => continue,
-            _ => return,
+        match inbox.wait(next_scan) {
+            Wake::Stop => return,
+            Wake::Deadline => {
+                last_scan = Instant::now();
+                shared.publish(sampler.step());
+                next_scan = last_scan + shared.interval;
+            }
+            Wake::Work => {
+                if !inbox.sleep_until((Instant::now() + feed::COALESCE).min(next_scan)) {
+                    return;
+                }
+                let batch = inbox.take();
+                let needs_scan = batch.needs_scan;
+                if let Some(e) = sampler.fold_events(batch) {
+                    shared.publish(e);
+                }
+                if needs_scan {
+                    // Repair what the lost events would have told, at once (or as soon
+                    // as the gap allows), then on the usual interval.
+                    next_scan = next_scan.min(last_scan + LOSS_SCAN_GAP);
+                }
+            }
         }
     }
 }
@@ -334,7 +540,7 @@ pub fn run(mut sampler: Sampler, shared: Arc<Shared>, stop: Receiver<()>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::paths::HostPaths;
+    use crate::procfs::paths::HostPaths;
     use crate::scan::ScanOptions;
 
     #[test]

@@ -7,20 +7,22 @@
 //!
 //! Needs root, cgroup v1 `pids` at /sys/fs/cgroup/pids and cgroup v2 at
 //! /sys/fs/cgroup/unified (or /sys/fs/cgroup on a v2-only host), `unshare`, and the
-//! packages `prometheus` and `prometheus-alertmanager`. Missing pieces fail the test.
+//! packages `prometheus` and `prometheus-alertmanager` (`tests/run.sh` installs them).
+//! Missing pieces fail the test.
+
+mod common;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{require_root, root, HttpClient};
 use serde_json::Value;
 
 const RULES: &str = "charts/nsexporter/files/nsexporter.rules.yml";
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 const ALERT_DEADLINE: Duration = Duration::from_secs(60);
 const HOST_SHARING_ALERTS: &[&str] = &[
     "NsexporterHostNetworkContainer",
@@ -28,10 +30,6 @@ const HOST_SHARING_ALERTS: &[&str] = &[
     "NsexporterHostIPCContainer",
     "NsexporterNewHostNamespaceWorkload",
 ];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -251,27 +249,11 @@ fn start_container(cgroups: &mut Cgroups, dir: &Path, private_net: bool) -> Cont
     }
 }
 
-// ---------------------------------------------------------------------------
-// A minimal HTTP/1.0 client for loopback.
-
 fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
-    let (head, body) = buf.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or("no HTTP status")?;
-    Ok((code, body.to_string()))
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    HttpClient::plain(addr)
+        .request("GET", path, &[("Accept", "application/json")])
+        .map(|r| (r.status, r.body))
 }
 
 fn get_json(port: u16, path: &str) -> Value {
@@ -349,12 +331,9 @@ fn alert_label<'a>(a: &'a Value, k: &str) -> &'a str {
 
 #[test]
 fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
-    for bin in [PROMETHEUS, ALERTMANAGER] {
-        assert!(
-            Path::new(bin).exists(),
-            "{bin} is missing: apt-get install -y prometheus prometheus-alertmanager"
-        );
-    }
+    require_root("the containers are real namespaces in cgroups this test makes");
+    let prometheus = common::require_tool("prometheus");
+    let alertmanager = common::require_tool("prometheus-alertmanager");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
 
@@ -385,7 +364,7 @@ fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
     .expect("write alertmanager.yml");
     let mut am = Proc::spawn(
         "alertmanager",
-        Command::new(ALERTMANAGER).args([
+        Command::new(&alertmanager).args([
             &format!("--config.file={}", dir.join("alertmanager.yml").display()),
             &format!("--storage.path={}", dir.join("am-data").display()),
             &format!("--web.listen-address=127.0.0.1:{am_port}"),
@@ -409,7 +388,7 @@ fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
     .expect("write prometheus.yml");
     let mut prom = Proc::spawn(
         "prometheus",
-        Command::new(PROMETHEUS)
+        Command::new(&prometheus)
             .args([
                 "--config.file=prometheus.yml",
                 &format!("--storage.tsdb.path={}", dir.join("prom-data").display()),

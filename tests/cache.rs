@@ -1,7 +1,7 @@
 //! The scanner's cache never goes stale, on the real kernel (as root).
 //!
 //! The scanner reuses a process's namespace links between scans when the process
-//! provably has not run since (see `src/scan.rs`). These tests make processes change
+//! provably has not run since (see `src/scan/process.rs`). These tests make processes change
 //! what the cache holds *after* they were first seen, each by the means that real
 //! software uses, and check that the very next scan reports the new state:
 //! - `setns` into another network namespace (CNI plugins, `nsenter`);
@@ -206,6 +206,7 @@ fn read_whole(scanners: &[Scanner], pid: u32) {
 
 #[test]
 fn a_process_that_changes_after_it_was_seen_is_reported_as_it_is_now() {
+    require_root("the puppets setns, unshare and setresuid, and the lab makes cgroups");
     // Declared first, dropped last: the puppet must be gone before the lab removes its
     // cgroups and network namespace.
     let mut lab = Lab::new();
@@ -318,6 +319,7 @@ fn a_process_that_changes_after_it_was_seen_is_reported_as_it_is_now() {
 /// Counted by the scanner's own reader, so it is exact and does not depend on timing.
 #[test]
 fn syscalls_per_process_stay_at_the_floor() {
+    require_root("the scan must read every process's namespace links");
     let puppets: Vec<Puppet> = (0..32).map(|_| Puppet::spawn(None)).collect();
     for p in &puppets {
         p.wait_asleep();
@@ -392,7 +394,8 @@ fn the_quick_check_waits_for_the_idle_gap() {
             "scans back to back read stat"
         );
     }
-    std::thread::sleep(nsexporter::scan::IDLE_GAP + Duration::from_millis(200));
+    // The scanner's clock moved on by the gap (instead of this test sleeping for it).
+    scanner.age_last_scan(nsexporter::scan::IDLE_GAP);
     scanner.scan().unwrap();
     for p in &puppets {
         assert_eq!(scanner.reused_quickly(p.pid), Some(true));

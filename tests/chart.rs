@@ -4,10 +4,19 @@
 //! (`kubernetes-validate`), hand checks of the Prometheus Operator objects that those
 //! schemas do not cover, and the security-relevant fields of the DaemonSet.
 //!
-//! Needs `helm` (3.x) and `python3` with `kubernetes_validate` and `yaml`, plus `promtool`
-//! for the rendered rules; `tests/chart/install-tools.sh` installs them. A missing tool
-//! fails the test with that hint instead of skipping it.
+//! Needs `helm` (3.x), `kubernetes-validate` and, for the rendered rules, `promtool`;
+//! `tests/run.sh` installs them. A missing tool fails the test with that hint instead of
+//! skipping it.
+//!
+//! Why one file of about 800 lines: every test renders the same chart with the same
+//! helm, validator and YAML helpers (the first 360 lines), and the checks of one
+//! rendered object often need the others (the PrometheusRule against the rules file,
+//! the dashboards' ConfigMaps against dashboards/).
 
+mod common;
+
+use common::{require_tool, root};
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -19,11 +28,6 @@ const NAMESPACE: &str = "monitoring";
 /// Kubernetes versions whose schemas the rendered objects must pass: the oldest the
 /// project supports and the newest that kubernetes-validate bundles.
 const KUBE_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
-const INSTALL_HINT: &str = "run tests/chart/install-tools.sh (CI does, from .ci/run)";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn chart_dir() -> PathBuf {
     root().join("charts/nsexporter")
@@ -33,39 +37,21 @@ fn all_on_values() -> PathBuf {
     root().join("tests/chart/all-on.values.yaml")
 }
 
-/// The helm binary: $HELM, else `helm` on PATH, else where install-tools.sh puts it.
+/// The helm binary ($HELM, else `helm` on PATH), checked to be Helm 3.
 fn helm() -> PathBuf {
-    if let Some(h) = std::env::var_os("HELM") {
-        return PathBuf::from(h);
-    }
-    let installed = PathBuf::from("/opt/nsexporter-tools/node_modules/.bin/helm");
-    for candidate in [PathBuf::from("helm"), installed] {
-        if let Ok(out) = Command::new(&candidate)
-            .args(["version", "--template", "{{.Version}}"])
-            .output()
-        {
-            let version = String::from_utf8_lossy(&out.stdout).to_string();
-            assert!(
-                out.status.success() && version.starts_with("v3."),
-                "{} is not Helm 3 (`helm version` said {version:?}); {INSTALL_HINT}",
-                candidate.display()
-            );
-            return candidate;
-        }
-    }
-    panic!("helm not found (not $HELM, not on PATH, not in /opt/nsexporter-tools); {INSTALL_HINT}");
-}
-
-fn python_with(modules: &str) {
-    let out = Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
+    let helm = require_tool("helm");
+    let out = Command::new(&helm)
+        .args(["version", "--template", "{{.Version}}"])
         .output()
-        .unwrap_or_else(|e| panic!("python3 not runnable ({e}); {INSTALL_HINT}"));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", helm.display()));
+    let version = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        out.status.success(),
-        "python3 cannot import {modules}: {}; {INSTALL_HINT}",
-        String::from_utf8_lossy(&out.stderr)
+        out.status.success() && version.starts_with("v3."),
+        "{} is not Helm 3 (`helm version` said {version:?}); {} installs Helm 3",
+        helm.display(),
+        common::SETUP
     );
+    helm
 }
 
 fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
@@ -121,25 +107,14 @@ fn template_error(extra: &[&str]) -> String {
     text(&out.stderr)
 }
 
-/// YAML (one or many documents) to JSON values, through PyYAML.
+/// YAML (one or many documents) to JSON values; empty documents are left out.
 fn yaml_docs(yaml: &str) -> Vec<Value> {
-    python_with("yaml");
-    let script = "import sys, json, yaml\n\
-                  docs = [d for d in yaml.safe_load_all(sys.stdin) if d is not None]\n\
-                  json.dump(docs, sys.stdout)";
-    let out = run(
-        Command::new("python3").args(["-c", script]),
-        Some(yaml.as_bytes()),
-    );
-    assert!(
-        out.status.success(),
-        "rendered YAML does not parse: {}",
-        text(&out.stderr)
-    );
-    match serde_json::from_slice(&out.stdout).expect("python printed JSON") {
-        Value::Array(docs) => docs,
-        other => panic!("expected a list of documents, got {other}"),
-    }
+    serde_yaml_ng::Deserializer::from_str(yaml)
+        .map(|doc| {
+            Value::deserialize(doc).unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}"))
+        })
+        .filter(|doc| !doc.is_null())
+        .collect()
 }
 
 fn render(extra: &[&str]) -> Vec<Value> {
@@ -180,7 +155,7 @@ const OPERATOR_KINDS: [&str; 3] = ["ServiceMonitor", "PodMonitor", "PrometheusRu
 /// not skipped for want of a schema. Prometheus Operator objects have no schema there:
 /// they are checked by `check_operator_objects`.
 fn validate_strict(yaml: &str) {
-    python_with("kubernetes_validate");
+    let validate = require_tool("kubernetes-validate");
     let docs = yaml_docs(yaml);
     let core = docs
         .iter()
@@ -189,14 +164,7 @@ fn validate_strict(yaml: &str) {
     assert!(core > 0, "nothing to validate");
     for version in KUBE_VERSIONS {
         let out = run(
-            Command::new("python3").args([
-                "-m",
-                "kubernetes_validate",
-                "--strict",
-                "-k",
-                version,
-                "-",
-            ]),
+            Command::new(&validate).args(["--strict", "-k", version, "-"]),
             Some(yaml.as_bytes()),
         );
         let report = text(&out.stdout) + &text(&out.stderr);
@@ -330,6 +298,17 @@ fn check_operator_objects(docs: &[Value]) {
                     assert_eq!(e["path"], "/metrics");
                     check_relabelings(&e["relabelings"], "relabelings");
                     check_relabelings(&e["metricRelabelings"], "metricRelabelings");
+                    // The exporter pod's own namespace, pod and container target labels
+                    // would collide with the container names on nsexporter_container_info.
+                    let drops = e["relabelings"].as_array().is_some_and(|l| {
+                        l.iter().any(|r| {
+                            r["action"] == "labeldrop" && r["regex"] == "(namespace|pod|container)"
+                        })
+                    });
+                    assert!(
+                        drops,
+                        "{k} keeps the exporter pod's namespace/pod/container labels"
+                    );
                 }
             }
             "PrometheusRule" => {
@@ -426,9 +405,15 @@ fn all_toggles_on_render_is_strictly_valid() {
         spec["dnsPolicy"], "ClusterFirstWithHostNet",
         "a hostNetwork pod still needs cluster DNS settings"
     );
-    // Even with host namespaces asked for, the container keeps its hardening.
+    // Even with host namespaces and events asked for, the container keeps its
+    // hardening: the one capability events may add, and nothing else.
     let sc = &spec["containers"][0]["securityContext"];
-    assert_eq!(sc["capabilities"]["add"], serde_json::json!(["SYS_PTRACE"]));
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["SYS_PTRACE", "NET_ADMIN"])
+    );
+    let args = spec["containers"][0]["args"].to_string();
+    assert!(args.contains("--scan.events-retention=15m"), "{args}");
     assert_eq!(sc["readOnlyRootFilesystem"], true);
 }
 
@@ -446,16 +431,9 @@ fn the_validator_rejects_an_unknown_field() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let file = tmp.path().join("daemonset.json");
     std::fs::write(&file, serde_json::to_vec(ds).expect("json")).expect("write");
-    python_with("kubernetes_validate");
     let out = run(
-        Command::new("python3")
-            .args([
-                "-m",
-                "kubernetes_validate",
-                "--strict",
-                "-k",
-                KUBE_VERSIONS[0],
-            ])
+        Command::new(require_tool("kubernetes-validate"))
+            .args(["--strict", "-k", KUBE_VERSIONS[0]])
             .arg(&file),
         None,
     );
@@ -511,15 +489,39 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         "capabilities only work for root in Kubernetes"
     );
 
-    // Host /proc: hostPath /proc, mounted read-only where --path.procfs points.
+    // Host /proc: hostPath /proc, mounted read-only where --path.procfs points; and,
+    // by default, containerd's task state and /run/netns under /host/root, read-only.
     let volumes = pod["volumes"].as_array().expect("volumes");
-    assert_eq!(volumes.len(), 1, "only the host /proc: {volumes:?}");
-    assert_eq!(volumes[0]["hostPath"]["path"], "/proc");
+    let host_paths: Vec<&str> = volumes
+        .iter()
+        .map(|v| {
+            v["hostPath"]["path"]
+                .as_str()
+                .expect("only hostPath volumes")
+        })
+        .collect();
+    assert_eq!(
+        host_paths,
+        [
+            "/proc",
+            "/run/containerd/io.containerd.runtime.v2.task",
+            "/run/netns"
+        ],
+        "{volumes:?}"
+    );
     let mounts = c["volumeMounts"].as_array().expect("volumeMounts");
-    assert_eq!(mounts.len(), 1);
+    assert_eq!(mounts.len(), volumes.len());
     assert_eq!(mounts[0]["name"], volumes[0]["name"]);
     assert_eq!(mounts[0]["mountPath"], "/host/proc");
-    assert_eq!(mounts[0]["readOnly"], true);
+    for m in mounts {
+        assert_eq!(m["readOnly"], true, "{m:?}");
+    }
+    assert_eq!(
+        mounts[1]["mountPath"],
+        "/host/root/run/containerd/io.containerd.runtime.v2.task"
+    );
+    assert_eq!(mounts[2]["mountPath"], "/host/root/run/netns");
+    assert_eq!(mounts[2]["mountPropagation"], "HostToContainer");
     let args: Vec<&str> = c["args"]
         .as_array()
         .expect("args")
@@ -527,6 +529,7 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         .filter_map(Value::as_str)
         .collect();
     assert!(args.contains(&"--path.procfs=/host/proc"), "{args:?}");
+    assert!(args.contains(&"--path.rootfs=/host/root"), "{args:?}");
     assert!(args.contains(&"--web.listen-address=:9816"), "{args:?}");
     assert!(args.contains(&"--scan.interval=15s"), "{args:?}");
 
@@ -560,6 +563,64 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
 }
 
+/// Each runtime's state directories, and only those, are mounted read-only at their
+/// own path under /host/root; never the node's `/`. With none, no --path.rootfs.
+#[test]
+fn runtime_directories_follow_values_and_never_mount_the_node_root() {
+    let pod_of = |docs: &[Value]| only(docs, "DaemonSet")["spec"]["template"]["spec"].clone();
+    let all = render(&[
+        "--set",
+        "hostRoot.runtimes.crio=true",
+        "--set",
+        "hostRoot.runtimes.docker=true",
+        "--set",
+        "hostRoot.runtimes.podman=true",
+    ]);
+    let pod = pod_of(&all);
+    let paths: Vec<String> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["hostPath"]["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/proc",
+            "/run/containerd/io.containerd.runtime.v2.task",
+            "/run/containers/storage/overlay-containers",
+            "/var/lib/docker/containers",
+            "/var/lib/containers/storage/overlay-containers",
+            "/var/lib/containers/storage/libpod",
+            "/run/netns",
+        ]
+    );
+    let mounts = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for (m, host) in mounts.iter().zip(&paths).skip(1) {
+        assert_eq!(m["readOnly"], true);
+        assert_eq!(
+            m["mountPath"].as_str().unwrap(),
+            format!("/host/root{host}")
+        );
+    }
+    for p in &paths {
+        assert!(
+            p.len() > 1 && !p.ends_with('/'),
+            "a mount of the node's root: {p}"
+        );
+    }
+    let none = render(&["--set", "hostRoot.runtimes.containerd=false"]);
+    let pod = pod_of(&none);
+    assert_eq!(pod["volumes"].as_array().unwrap().len(), 1);
+    let args = pod["containers"][0]["args"].to_string();
+    assert!(!args.contains("--path.rootfs"), "{args}");
+    let err = template_error(&["--set", "hostRoot.mountPath=/"]);
+    assert!(err.contains("mountPath"), "{err}");
+}
+
 #[test]
 fn host_namespaces_and_priority_class_follow_values() {
     let docs = render(&["--set", "hostPID=true", "--set", "priorityClassName=high"]);
@@ -569,6 +630,62 @@ fn host_namespaces_and_priority_class_follow_values() {
     assert_eq!(pod["hostIPC"], false);
     assert!(pod.get("dnsPolicy").is_none());
     assert_eq!(pod["priorityClassName"], "high");
+}
+
+#[test]
+fn events_add_the_host_pid_and_network_namespaces_and_net_admin() {
+    let docs = render(&["--set", "events.enabled=true"]);
+    let pod = &only(&docs, "DaemonSet")["spec"]["template"]["spec"];
+    // The kernel serves its proc connector only there.
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["hostIPC"], false);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--scan.events"), "{args:?}");
+    assert!(args.contains(&"--scan.events-retention=10m"), "{args:?}");
+    let sc = &c["securityContext"];
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["SYS_PTRACE", "NET_ADMIN"])
+    );
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+
+    // Without NET_ADMIN, for kernels that do not ask for it.
+    let docs = render(&[
+        "--set",
+        "events.enabled=true",
+        "--set",
+        "events.netAdmin=false",
+    ]);
+    let c = &only(&docs, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        c["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["SYS_PTRACE"])
+    );
+
+    // Off by default: no flag, no host namespace, no added capability.
+    let docs = render(&[]);
+    let pod = &only(&docs, "DaemonSet")["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"], false);
+    assert_eq!(pod["hostNetwork"], false);
+    let c = &pod["containers"][0];
+    let args = c["args"].to_string();
+    assert!(!args.contains("--scan.events"), "{args}");
+    assert_eq!(
+        c["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["SYS_PTRACE"])
+    );
+    let err = template_error(&["--set", "events.retention=forever"]);
+    assert!(err.contains("retention"), "{err}");
 }
 
 #[test]
@@ -655,14 +772,11 @@ fn promtool_check(groups: &Value) {
         serde_json::to_vec(&serde_json::json!({ "groups": groups })).expect("json"),
     )
     .expect("write");
-    let out = match Command::new("promtool")
+    let out = Command::new(require_tool("promtool"))
         .args(["check", "rules"])
         .arg(&file)
         .output()
-    {
-        Ok(out) => out,
-        Err(e) => panic!("promtool not runnable ({e}); {INSTALL_HINT}"),
-    };
+        .expect("run promtool");
     assert!(
         out.status.success(),
         "promtool rejects the rendered rules:\n{}{}",

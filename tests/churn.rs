@@ -45,6 +45,7 @@ fn churn(stop: Arc<AtomicBool>, width: usize) -> usize {
 
 #[test]
 fn scans_survive_churn() {
+    require_root("the churn makes new namespaces with unshare");
     let stop = Arc::new(AtomicBool::new(false));
     let churner = {
         let stop = stop.clone();

@@ -57,7 +57,12 @@ fn readme_metric_table_matches_real_output() {
         })
         .collect();
     // What a real run emits, on the fixture tree where every metric has series.
-    let text = once(&["--path.procfs", &fixture_proc().display().to_string()]);
+    let text = once(&[
+        "--path.procfs",
+        &fixture_proc().display().to_string(),
+        "--path.rootfs",
+        &fixture_rootfs().display().to_string(),
+    ]);
     let mut emitted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         emitted
@@ -129,4 +134,106 @@ fn readme_flag_table_matches_help() {
         assert_eq!(&documented[flag].0, default, "default of {flag}");
         assert_eq!(&documented[flag].1, env, "environment variable of {flag}");
     }
+}
+
+fn repo_file(rel: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The text between `<!-- <tag>:begin -->` and `<!-- <tag>:end -->`.
+fn section(text: &str, tag: &str) -> String {
+    let begin = format!("<!-- {tag}:begin -->");
+    let end = format!("<!-- {tag}:end -->");
+    let start = text.find(&begin).unwrap_or_else(|| panic!("no {begin}")) + begin.len();
+    let stop = text.find(&end).unwrap_or_else(|| panic!("no {end}"));
+    text[start..stop].to_string()
+}
+
+/// The value of `name=value` (up to a space) in a shell script.
+fn shell_var(script: &str, name: &str) -> String {
+    let prefix = format!("{name}=");
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or_else(|| panic!("tests/run.sh sets no {name}"))
+        .to_string()
+}
+
+#[test]
+fn readme_test_command_is_tests_run_sh_and_names_what_it_installs() {
+    let readme = readme();
+    let script = repo_file("tests/run.sh");
+    // The quick start, up to the setup notes, shows the command and the Rust version.
+    let quick = &readme[..readme
+        .find("<!-- test-setup:begin -->")
+        .expect("setup notes")];
+    assert!(
+        quick.contains("```sh\ntests/run.sh\n```"),
+        "the README's test command is not `tests/run.sh`"
+    );
+    let setup = section(&readme, "test-setup");
+
+    // Every Debian package the script installs, npm included, is named.
+    let list = script
+        .split_once("packages=(")
+        .and_then(|(_, rest)| rest.split_once("\n)"))
+        .expect("tests/run.sh has a packages=( ... ) list")
+        .0;
+    let mut packages: Vec<&str> = list
+        .lines()
+        .flat_map(|l| l.split('#').next().unwrap_or("").split_whitespace())
+        .collect();
+    assert!(packages.len() >= 10, "packages parsed: {packages:?}");
+    // The ones asked for only where their command is missing: `for pair in pkg:cmd ...`.
+    let pairs = script
+        .split_once("for pair in ")
+        .and_then(|(_, rest)| rest.split_once("; do"))
+        .expect("tests/run.sh has a `for pair in pkg:cmd ...; do` list")
+        .0;
+    for pair in pairs.split_whitespace() {
+        packages.push(pair.split(':').next().unwrap());
+    }
+    assert!(packages.contains(&"npm"), "{packages:?}");
+    for p in packages {
+        assert!(
+            setup.contains(&format!("`{p}`")),
+            "README's test setup does not name the package {p} that tests/run.sh installs"
+        );
+    }
+    for var in ["helm_version", "validate_version", "prefix", "venv"] {
+        let value = shell_var(&script, var).replace("$prefix", &shell_var(&script, "prefix"));
+        assert!(
+            setup.contains(&format!("`{value}`")),
+            "README's test setup does not name {var} {value}"
+        );
+    }
+
+    // The Rust version is Cargo.toml's.
+    let cargo = repo_file("Cargo.toml");
+    let rust = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .expect("Cargo.toml has a rust-version")
+        .trim_matches('"');
+    for text in [quick, &script] {
+        assert!(
+            text.contains(&format!("Rust {rust} or newer")),
+            "README or tests/run.sh does not say Rust {rust} or newer"
+        );
+    }
+
+    // .ci/run runs that script and nothing else.
+    let ci = repo_file(".ci/run");
+    let code: Vec<&str> = ci
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && *l != "set -euo pipefail")
+        .collect();
+    assert_eq!(
+        code,
+        ["exec \"$(dirname \"$0\")/../tests/run.sh\" \"$@\""],
+        ".ci/run must run tests/run.sh and nothing else"
+    );
 }

@@ -126,8 +126,17 @@ fn break_and_repair<G>(mut e: Exporter, log: &str, reason: &str, brk: impl FnOnc
     let why = e.get("/readyz").body;
     eprintln!("fault /readyz: {why}");
     assert!(counter(&e, reason) > before, "{reason} errors not counted");
-    // It stays up while broken, answering scrapes with the last good data.
-    std::thread::sleep(Duration::from_millis(600));
+    // It stays up while broken, answering scrapes with the last good data: alive after
+    // another failed scan.
+    let counted = counter(&e, reason);
+    let deadline = std::time::Instant::now() + SOON;
+    while counter(&e, reason) <= counted {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no further failed scan while broken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(e.alive(), "nsexporter exited");
     let r = e.get("/metrics");
     assert_eq!(r.status, 200);
@@ -148,6 +157,7 @@ fn procfs_disappears_and_comes_back() {
 
 #[test]
 fn procfs_unreadable_for_a_non_root_exporter() {
+    require_root("it runs the exporter as another user");
     // Root reads through chmod 000 (CAP_DAC_OVERRIDE), so run the exporter as nobody.
     let t = Tree::new();
     let e = Exporter::start_wrapped(
@@ -166,6 +176,7 @@ fn procfs_unreadable_for_a_non_root_exporter() {
 
 #[test]
 fn a_missing_mount_is_not_a_procfs() {
+    require_root("it mounts a tmpfs");
     // A tmpfs over --path.procfs: the directory is there but empty, as when the host's
     // /proc is not mounted where the flag points.
     let t = Tree::new();

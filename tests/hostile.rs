@@ -26,7 +26,7 @@ const BIGMAP: &str = "46a55da64350a24bd9dcf47d432ea6c21a7c73f277991e8f39c5b2313b
 const LONGMAP: &str = "1d4f1c73e2a6c04854808b3174b4357439d6407a25b046066df73026fe85d27d";
 const VICTIM_POD: &str = "26ab26cd-6409-443f-a13c-fd6c231207c8";
 
-/// Just over the scanner's cap (procfd::MAX_FILE, 4 MiB).
+/// Just over the scanner's cap (procfs::fd::MAX_FILE, 4 MiB).
 const HUGE: usize = (4 << 20) + 4096;
 
 fn fixture() -> PathBuf {

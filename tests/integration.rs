@@ -2,12 +2,14 @@
 //! real cgroups shaped the way kubelet, CRI-O, Docker and systemd shape them, checked
 //! through `--once` and through HTTP against a running server, and against `lsns`.
 //!
-//! One test function drives the whole lab so that exact counts are not disturbed by
-//! another test of this binary running at the same time.
+//! Other tests (and other work) run on the machine at the same time, so node-wide
+//! figures are checked against the lab's own namespaces and containers, never as exact
+//! deltas.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -77,6 +79,20 @@ fn lsns_counts() -> BTreeMap<String, f64> {
     seen.into_iter().map(|(k, v)| (k, v.len() as f64)).collect()
 }
 
+/// `report --json --all` on the real /proc.
+fn report_json() -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args(["report", "--json", "--all"])
+        .output()
+        .expect("run nsexporter report");
+    assert!(
+        out.status.success(),
+        "report --json: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("report --json is JSON")
+}
+
 const PRIVATE: &[&str] = &[
     "--pid", "--fork", "--mount", "--uts", "--ipc", "--net", "--cgroup",
 ];
@@ -108,9 +124,9 @@ fn real_kernel_lab() {
     let docker = lab.docker(d);
     // A service with only a private mount namespace (PrivateTmp-like): not a container.
     let s = lab.unshare(&["--mount"]);
-    let _service = lab.service(&format!("nsxlab-{}", rand_hex(6)), s);
+    let service = lab.service(&format!("nsxlab-{}", rand_hex(6)), s);
     // A network namespace that only a bind mount holds.
-    let _pin = lab.netns_pin();
+    let pin = lab.netns_pin();
 
     let expectations = [
         Expect {
@@ -160,64 +176,116 @@ fn real_kernel_lab() {
     for e in &expectations {
         check(&after, e);
     }
-    let delta = |name: &str, label: &str, key: &str| {
-        by_label(&after, name, label)
-            .get(key)
-            .copied()
-            .unwrap_or(0.0)
-            - by_label(&before, name, label)
-                .get(key)
-                .copied()
-                .unwrap_or(0.0)
+    // Node-wide figures move with whatever else runs on this machine (other tests make
+    // and remove namespaces and containers at the same time), so they are checked
+    // against the lab's own: each of its namespaces, by inode, is one the scan saw,
+    // and every figure is at least what the lab alone accounts for.
+    let report = report_json();
+    let ns_of = |pid: u32, t: &str| -> u64 {
+        let link = std::fs::read_link(format!("/proc/{pid}/ns/{t}")).unwrap();
+        let link = link.to_string_lossy();
+        link.trim_start_matches(&format!("{t}:["))
+            .trim_end_matches(']')
+            .parse()
+            .unwrap_or_else(|_| panic!("ns link {link}"))
     };
+    let members = [&hostnet, &private, &remapped, &zero, &docker];
+    let containers = report["containers"].as_array().unwrap();
+    for (m, e) in members.iter().zip(&expectations) {
+        let c = containers
+            .iter()
+            .find(|c| c["container_id"] == e.container_id.as_str())
+            .unwrap_or_else(|| panic!("{}: not in report --json --all", e.what));
+        for t in ["net", "mnt", "pid", "ipc", "uts", "user"] {
+            assert_eq!(
+                c["namespaces"][t].as_u64(),
+                Some(ns_of(m.pid, t)),
+                "{}: its {t} namespace as the scan read it",
+                e.what
+            );
+        }
+    }
+    let pin_inode = std::fs::metadata(format!("/run/netns/{pin}"))
+        .unwrap()
+        .ino();
+    let pinned = report["pinned"].as_array().unwrap();
+    assert!(
+        pinned.iter().any(|p| p["type"] == "net"
+            && p["inode"].as_u64() == Some(pin_inode)
+            && p["mount_points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m == format!("/run/netns/{pin}").as_str())),
+        "the lab's pinned netns {pin} ({pin_inode}) is not listed: {pinned:?}"
+    );
+    // Each figure is at least the lab's own part of it.
+    let lab_pids = [
+        hostnet.pid,
+        private.pid,
+        remapped.pid,
+        zero.pid,
+        docker.pid,
+        service.pid,
+    ];
+    let host_ns = |t: &str| ns_of(std::process::id(), t);
+    for t in ["net", "mnt", "user"] {
+        let mut own: BTreeSet<u64> = lab_pids
+            .iter()
+            .map(|&p| ns_of(p, t))
+            .filter(|&i| i != host_ns(t))
+            .collect();
+        if t == "net" {
+            own.insert(pin_inode);
+        }
+        let total = value(&after, "nsexporter_namespaces", &[("type", t)]).unwrap();
+        assert!(
+            total > own.len() as f64,
+            "{t}: {total} namespaces, but the lab alone holds {} besides the host's",
+            own.len()
+        );
+    }
+    assert!(value(&after, "nsexporter_namespaces_pinned", &[("type", "net")]).unwrap() >= 1.0);
+    let at_least = |name: &str, labels: &[(&str, &str)], n: f64| {
+        let v = value(&after, name, labels).unwrap_or(0.0);
+        assert!(v >= n, "{name}{labels:?} = {v}, the lab alone has {n}");
+    };
+    at_least("nsexporter_containers", &[("runtime", "containerd")], 3.0);
+    at_least("nsexporter_containers", &[("runtime", "cri-o")], 1.0);
+    at_least("nsexporter_containers", &[("runtime", "docker")], 1.0);
+    // Only the hostNetwork-like container shares net; only the Docker one pid and ipc
+    // (each lab container's own sharing series are checked exactly above).
+    for t in ["net", "pid", "ipc"] {
+        at_least("nsexporter_host_namespace_containers", &[("type", t)], 1.0);
+    }
+    // Every lab container but the remapped one is host root.
+    at_least("nsexporter_host_root_containers", &[], 4.0);
     let deltas: Vec<String> = ["net", "mnt", "user", "pid", "ipc", "uts", "cgroup"]
         .iter()
         .map(|t| {
+            let d = |name: &str| {
+                value(&after, name, &[("type", t)]).unwrap_or(0.0)
+                    - value(&before, name, &[("type", t)]).unwrap_or(0.0)
+            };
             format!(
                 "{t}: namespaces {:+} pinned {:+}",
-                delta("nsexporter_namespaces", "type", t),
-                delta("nsexporter_namespaces_pinned", "type", t)
+                d("nsexporter_namespaces"),
+                d("nsexporter_namespaces_pinned")
             )
         })
         .collect();
-    eprintln!("namespace deltas after building the lab: {deltas:?}");
-    assert_eq!(delta("nsexporter_containers", "runtime", "containerd"), 3.0);
-    assert_eq!(delta("nsexporter_containers", "runtime", "cri-o"), 1.0);
-    assert_eq!(delta("nsexporter_containers", "runtime", "docker"), 1.0);
-    // New network namespaces: private, remapped, zero, docker, and the pin.
-    assert_eq!(delta("nsexporter_namespaces", "type", "net"), 5.0);
-    assert_eq!(delta("nsexporter_namespaces_pinned", "type", "net"), 1.0);
-    // New mount namespaces: every member, the service's included.
-    assert_eq!(delta("nsexporter_namespaces", "type", "mnt"), 6.0);
-    assert_eq!(delta("nsexporter_namespaces", "type", "user"), 2.0);
-    // Only the hostNetwork-like container shares net; only the Docker one pid and ipc.
-    assert_eq!(
-        delta("nsexporter_host_namespace_containers", "type", "net"),
-        1.0
-    );
-    assert_eq!(
-        delta("nsexporter_host_namespace_containers", "type", "pid"),
-        1.0
-    );
-    assert_eq!(
-        delta("nsexporter_host_namespace_containers", "type", "ipc"),
-        1.0
-    );
-    let root_delta = value(&after, "nsexporter_host_root_containers", &[]).unwrap()
-        - value(&before, "nsexporter_host_root_containers", &[]).unwrap();
-    assert_eq!(
-        root_delta, 4.0,
-        "every lab container but the remapped one is host root"
-    );
+    eprintln!("node-wide deltas while the lab was built (informative): {deltas:?}");
     assert_eq!(
         value(&after, "nsexporter_host_reference_info", &[]),
         Some(1.0)
     );
 
     // nsexporter_namespaces minus _pinned is what processes hold: what lsns lists.
-    // Processes outside the lab may come and go between the two reads; retry a little.
-    let mut last = String::new();
-    let agreed = (0..5).any(|_| {
+    // Processes outside the lab may come and go between the two reads: read both again
+    // until they agree, for a while.
+    let mut last: String;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let agreed = loop {
         let s = parse_exposition(&once(&[]));
         let ours: BTreeMap<String, f64> = by_label(&s, "nsexporter_namespaces", "type")
             .into_iter()
@@ -229,11 +297,12 @@ fn real_kernel_lab() {
         let theirs = lsns_counts();
         last = format!("nsexporter {ours:?}\nlsns       {theirs:?}");
         if ours == theirs {
-            return true;
+            break true;
         }
-        std::thread::sleep(Duration::from_millis(200));
-        false
-    });
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+    };
     assert!(
         agreed,
         "process-held namespace counts differ from lsns:\n{last}"
@@ -309,19 +378,45 @@ fn real_kernel_lab() {
             host_root: Some(1.0),
         },
     );
-    // It exits: its series go away and the counter stays.
+    // It exits: its gauges go away at once, while its exec counter (a scan found its
+    // process first: counted once per type) and its info stay for the retention, so a
+    // slow scrape still sees that it was there.
     lab.kill(late.pid);
     let s = exporter.scrape_until(
         Duration::from_secs(20),
-        "the exited container's series to go",
+        "the exited container's gauges to go",
         |s| {
             find(
                 s,
-                "nsexporter_container_info",
+                "nsexporter_container_host_namespace",
                 &[("container_id", &late_id)],
             )
             .is_empty()
         },
+    );
+    assert!(find(
+        &s,
+        "nsexporter_container_host_root_processes",
+        &[("container_id", &late_id)]
+    )
+    .is_empty());
+    assert_eq!(
+        find(
+            &s,
+            "nsexporter_container_info",
+            &[("container_id", &late_id)]
+        )
+        .len(),
+        1,
+        "the exited container's info is kept for --scan.events-retention"
+    );
+    assert_eq!(
+        value(
+            &s,
+            "nsexporter_container_host_namespace_execs_total",
+            &[("container_id", &late_id), ("type", "net")]
+        ),
+        Some(1.0)
     );
     assert_eq!(
         value(

@@ -3,11 +3,21 @@
 //! dashboard query parsed by promtool, the dashboards' structure, the runbook links
 //! against README.md, and every metric they name against a real run of the exporter.
 //!
-//! promtool comes from Debian's `prometheus` package; without it these tests fail.
+//! promtool comes from Debian's `prometheus` package (`tests/run.sh` installs it);
+//! without it these tests fail.
+//!
+//! Why one file of about 900 lines: the rules and the dashboards are checked against
+//! each other and the same real run (every metric a rule or a panel names must be
+//! emitted or recorded by a rule), so the rules parser, the query extraction and the
+//! promtool helpers serve both halves.
+
+mod common;
+
+use common::root;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -44,28 +54,18 @@ const TOKENS: &[(&str, &str)] = &[
     ("NSEXPORTER_JOB_RE", "custom-scrape"),
 ];
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn read(rel: &str) -> String {
     let path = root().join(rel);
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// Runs promtool; a missing promtool is a failure, not a skip (CI installs it).
+/// Runs promtool ($PROMTOOL, else from PATH); a missing promtool is a failure, not a skip.
 fn promtool(args: &[&str], dir: &Path) -> Output {
-    let bin = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_string());
-    Command::new(&bin)
+    Command::new(common::require_tool("promtool"))
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `{bin}` ({e}). These tests need promtool: \
-                 `apt-get install -y prometheus` (Debian), or set PROMTOOL=/path/to/promtool"
-            )
-        })
+        .expect("run promtool")
 }
 
 fn assert_success(out: &Output, what: &str) {

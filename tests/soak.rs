@@ -81,6 +81,7 @@ fn open_fds(pid: u32) -> u64 {
 
 #[test]
 fn soak_rss_and_fds_stay_flat_under_churn_and_concurrent_scrapes() {
+    require_root("the churn makes new namespaces and the exporter reads every process");
     let secs: u64 = std::env::var("NSEXPORTER_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -4,17 +4,19 @@
 use serde::Serialize;
 
 use super::{
-    attribution_text, parse_pid, supported_types, to_json, Cell, DiffArgs, HostJson, Painter,
-    ProcessJson, ReportError, Table, Tone,
+    attribution_text, parse_pid, supported_types, to_json, Cell, HostJson, Painter, ProcessJson,
+    ReportError, Table, Tone,
 };
+use crate::cli::DiffArgs;
 use crate::model::NsType;
-use crate::scan::{read_one, ProcessView, ScanOptions};
+use crate::scan::one::{read_one, ProcessView};
+use crate::scan::ScanOptions;
 
 pub(crate) fn run(opts: &ScanOptions, args: &DiffArgs, p: Painter) -> Result<String, ReportError> {
     let a = parse_pid(&args.pid_a)?;
     let b = parse_pid(&args.pid_b)?;
-    let va = read_one(opts, a)?;
-    let vb = read_one(opts, b)?;
+    let va = read_one(opts, a).map_err(|e| e.with_other(b))?;
+    let vb = read_one(opts, b).map_err(|e| e.with_other(a))?;
     let d = Diff::new(&va, &vb);
     if args.json {
         to_json(&DiffJson::new(&d))

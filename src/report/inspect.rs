@@ -8,10 +8,12 @@ use serde::Serialize;
 
 use super::{
     attribution_text, parse_pid, root_text, root_tone, shared_tone, supported_types, to_json,
-    uid_map_text, Cell, HostJson, InspectArgs, Painter, ProcessJson, ReportError, Table, Tone,
+    uid_map_text, Cell, HostJson, Painter, ProcessJson, ReportError, Table, Tone,
 };
+use crate::cli::InspectArgs;
 use crate::model::NsType;
-use crate::scan::{read_one, ProcessView, ScanOptions};
+use crate::scan::one::{read_one, ProcessView};
+use crate::scan::ScanOptions;
 
 /// The order of flags in the `nsenter` line: the types that matter most for a debug
 /// session first. nsenter itself enters them in its own fixed order.
@@ -85,14 +87,23 @@ pub(crate) fn nsenter_args(v: &ProcessView, supported: &[NsType]) -> Option<Vec<
     Some(a)
 }
 
-/// A host tool that shows what the namespace of type `t` isolates.
-fn example_tool(t: NsType) -> Option<&'static str> {
+/// A command that shows what the namespace of type `t` of `pid` holds, entering only
+/// what it needs, and what it shows. Each runs the host's tool, except `ps`: it reads
+/// `/proc`, which is the container's only in its mount namespace (`-m`), so that one is
+/// the container's own.
+fn look_command(t: NsType, pid: u32) -> Option<(String, &'static str)> {
     match t {
-        NsType::Net => Some("ss -lntp"),
-        NsType::Mnt => Some("findmnt"),
-        NsType::Pid => Some("ps -ef"),
-        NsType::Uts => Some("hostname"),
-        NsType::Ipc => Some("ipcs"),
+        NsType::Net => Some((format!("nsenter -t {pid} -n ss -lntp"), "its sockets (net)")),
+        NsType::Pid => Some((
+            format!("nsenter -t {pid} -p -m ps -ef"),
+            "its processes (pid; -m for its /proc, so its own ps)",
+        )),
+        NsType::Ipc => Some((format!("nsenter -t {pid} -i ipcs"), "its IPC objects (ipc)")),
+        NsType::Uts => Some((
+            format!("nsenter -t {pid} -u hostname"),
+            "its hostname (uts)",
+        )),
+        NsType::Mnt => Some((format!("findmnt -N {pid}"), "its mounts (mnt)")),
         NsType::Cgroup | NsType::Time | NsType::User => None,
     }
 }
@@ -167,25 +178,24 @@ fn render(v: &ProcessView, p: Painter) -> String {
                     .join(", ")
             );
             let _ = writeln!(out, "  {}", p.paint(&a.join(" "), Tone::Bold));
-            let tools: Vec<String> = types
-                .iter()
-                .filter_map(|t| example_tool(*t).map(|tool| format!("{tool} ({t})")))
-                .collect();
-            if !tools.is_empty() {
-                let _ = writeln!(out, "followed by a command, e.g. {}", tools.join(", "));
-            }
-            let rest: Vec<&str> = types
-                .iter()
-                .filter(|t| **t != NsType::Mnt)
-                .map(|t| t.nsenter_flag())
-                .collect();
-            if types.contains(&NsType::Mnt) && !rest.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "-m also switches to its files, where host tools may be missing; to keep the host's files, leave it out: nsenter -t {} {}",
-                    r.pid,
-                    rest.join(" ")
+            if types.contains(&NsType::Mnt) {
+                out.push_str(
+                    "followed by a command, which -m runs from its files, where host tools may be missing.\n",
                 );
+            } else {
+                out.push_str("followed by a command.\n");
+            }
+            let looks: Vec<(String, &str)> = types
+                .iter()
+                .filter_map(|t| look_command(*t, r.pid))
+                .collect();
+            if !looks.is_empty() {
+                out.push_str("One namespace at a time, with the host's tools:\n");
+                let width = looks.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+                for (cmd, what) in &looks {
+                    let pad = " ".repeat(width - cmd.len());
+                    let _ = writeln!(out, "  {}{pad}  {what}", p.paint(cmd, Tone::Bold));
+                }
             }
             if types.contains(&NsType::User) {
                 out.push_str("-U makes you root of its user namespace only; host root can enter the others without it.\n");

@@ -15,17 +15,18 @@
 pub mod diff;
 pub mod inspect;
 pub mod node;
-mod style;
+pub(crate) mod style;
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::config::{Command, Settings};
+use crate::cli::Command;
+use crate::config::Settings;
 use crate::model::{ContainerRef, HostRef, HostSource, NsSet, NsType, RootMapping, UidMap};
-use crate::scan::ProcessView;
+use crate::scan::one::ProcessView;
 
 pub(crate) use style::{Cell, Painter, Table, Tone};
 
@@ -33,64 +34,8 @@ pub(crate) use style::{Cell, Painter, Table, Tone};
 /// removed, renamed or changing meaning); new fields may appear without a bump.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The types whose sharing exposes the node: what `report` lists by default. `cgroup`,
-/// `time` and `user` are left out because ordinary containers share them (Docker and
-/// Kubernetes never make a time namespace, a user namespace only with `hostUsers:
-/// false`, a cgroup namespace not on cgroup v1 hosts); host root is judged separately.
-pub const EXPOSING: [NsType; 5] = [
-    NsType::Net,
-    NsType::Pid,
-    NsType::Ipc,
-    NsType::Uts,
-    NsType::Mnt,
-];
-
-/// Flags of `nsexporter report`.
-#[derive(Debug, clap::Args)]
-pub struct ReportArgs {
-    /// Include every container, not only those sharing net, pid, ipc, uts or mnt with
-    /// the host or running a process as host root.
-    #[arg(long)]
-    pub all: bool,
-    /// Machine-readable output (schema in the README).
-    #[arg(long)]
-    pub json: bool,
-    /// Never colour the output (colour is used only when stdout is a terminal and
-    /// NO_COLOR is unset).
-    #[arg(long = "no-color")]
-    pub no_color: bool,
-}
-
-/// Arguments of `nsexporter inspect`.
-#[derive(Debug, clap::Args)]
-pub struct InspectArgs {
-    /// The process to inspect, as its PID in the host procfs.
-    #[arg(allow_negative_numbers = true)]
-    pub pid: String,
-    /// Machine-readable output (schema in the README).
-    #[arg(long)]
-    pub json: bool,
-    /// Never colour the output.
-    #[arg(long = "no-color")]
-    pub no_color: bool,
-}
-
-/// Arguments of `nsexporter diff`.
-#[derive(Debug, clap::Args)]
-pub struct DiffArgs {
-    /// The first process, as its PID in the host procfs.
-    #[arg(allow_negative_numbers = true)]
-    pub pid_a: String,
-    /// The second process.
-    #[arg(allow_negative_numbers = true)]
-    pub pid_b: String,
-    /// Machine-readable output (schema in the README).
-    #[arg(long)]
-    pub json: bool,
-    /// Never colour the output.
-    #[arg(long = "no-color")]
-    pub no_color: bool,
-}
+/// The types whose sharing exposes the node: [`NsType::EXPOSING`].
+pub const EXPOSING: [NsType; 5] = NsType::EXPOSING;
 
 /// Why a terminal command failed: always told in one line.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +43,7 @@ pub enum ReportError {
     #[error("{0:?} is not a PID (a whole number from 1 up)")]
     BadPid(String),
     #[error(transparent)]
-    Process(#[from] crate::scan::ProcessError),
+    Process(#[from] crate::scan::one::ProcessError),
     #[error(transparent)]
     Scan(#[from] crate::scan::ScanError),
     #[error("cannot encode JSON: {0}")]
@@ -112,6 +57,7 @@ pub fn run(cmd: Command, settings: &Settings) -> ExitCode {
         Command::Report(a) => node::run(&opts, &a, painter(a.no_color || a.json)),
         Command::Inspect(a) => inspect::run(&opts, &a, painter(a.no_color || a.json)),
         Command::Diff(a) => diff::run(&opts, &a, painter(a.no_color || a.json)),
+        Command::Watch(a) => return crate::watch::run(&opts, &a),
     };
     match res {
         Ok(text) => write_stdout(&text),
@@ -140,11 +86,7 @@ fn write_stdout(text: &str) -> ExitCode {
 /// Colour only for a terminal, and never when `--no-color` or `NO_COLOR` (any
 /// non-empty value, per no-color.org) says no, or the terminal is `dumb`.
 fn painter(no_color: bool) -> Painter {
-    let env_says_no = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
-        || std::env::var_os("TERM").is_some_and(|t| t == "dumb");
-    Painter {
-        color: !no_color && !env_says_no && std::io::stdout().is_terminal(),
-    }
+    Painter::for_stdout(no_color)
 }
 
 /// A PID as typed by a person.

@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::{
     ns_json, root_tone, shared_tone, short_id, to_json, uid_map_json, Cell, ContainerRefJson,
-    HostJson, NsJson, Painter, ReportArgs, ReportError, RootJson, Table, Tone, UidMapLineJson,
-    EXPOSING,
+    HostJson, NsJson, Painter, ReportError, RootJson, Table, Tone, UidMapLineJson, EXPOSING,
 };
-use crate::model::{ContainerSummary, NsType, RootMapping, Snapshot};
+use crate::cli::ReportArgs;
+use crate::model::{ContainerSummary, HostSource, NsType, RootMapping, Snapshot};
 use crate::scan::{ScanOptions, Scanner};
 
 pub(crate) fn run(
@@ -85,11 +85,13 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
             "PID",
             "SHARED WITH HOST",
             "ROOT",
+            "NAME",
         ]);
         for c in &list {
             t.row(container_row(c, &s.supported));
         }
         out.push_str(&t.render(p));
+        drift_lines(&mut out, s, &list, p);
     }
 
     out.push('\n');
@@ -156,9 +158,15 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
     }
 
     let e = &s.errors;
+    // The host reference from a kernel thread means PID 1 was refused to a reader that
+    // could read a root kernel thread: the kernel's doing, not a missing privilege.
+    let pid1_refused = s.host.source == HostSource::Kthread && e.permission > 0;
     let skipped: Vec<String> = [
         (e.vanished, "exited while being read"),
-        (e.permission, "unreadable (needs root or CAP_SYS_PTRACE)"),
+        (
+            e.permission - u64::from(pid1_refused),
+            "unreadable (needs root or CAP_SYS_PTRACE)",
+        ),
         (e.parse, "with unparseable /proc content"),
         (e.io, "with read errors"),
     ]
@@ -171,6 +179,18 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
             out,
             "\n{}",
             p.paint(&format!("Not counted: {}.", skipped.join(", ")), Tone::Dim)
+        );
+    }
+    if pid1_refused {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            p.paint(
+                "PID 1 is not counted either: this host's kernel refuses its namespace links \
+                 even to root. The host's namespaces are read from a kernel thread (kthreadd, \
+                 PID 2), which always sits in them.",
+                Tone::Dim
+            )
         );
     }
     if s.reader_in_child_userns {
@@ -189,6 +209,61 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
 /// A section heading, in bold.
 fn heading(out: &mut String, p: Painter, text: &str) {
     let _ = writeln!(out, "{}", p.paint(text, Tone::Bold));
+}
+
+/// `namespace/pod/container` as far as known, from the runtime's files; `-` if nothing.
+pub(crate) fn names_text(c: &ContainerSummary) -> String {
+    let n = &c.runtime_info.names;
+    let parts: Vec<&str> = [&n.namespace, &n.pod, &n.container]
+        .into_iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// One line per listed container whose processes are not where its runtime declared
+/// them, after the table.
+fn drift_lines(out: &mut String, s: &Snapshot, list: &[&ContainerSummary], p: Painter) {
+    for c in list {
+        let drift = c.drift(&s.host.ns);
+        if drift.is_empty() {
+            continue;
+        }
+        let what: Vec<String> = drift
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} declared {} but {}/{} process(es) {}",
+                    d.ns_type,
+                    d.declared.name(),
+                    d.processes,
+                    c.processes,
+                    match d.declared {
+                        crate::model::DriftKind::Private => "in the host's",
+                        crate::model::DriftKind::Host => "elsewhere",
+                    }
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            p.paint(
+                &format!(
+                    "drift {} ({}): {}",
+                    short_id(&c.container.id),
+                    names_text(c),
+                    what.join("; ")
+                ),
+                Tone::Danger
+            )
+        );
+    }
 }
 
 fn container_row(c: &ContainerSummary, supported: &[NsType]) -> Vec<Cell> {
@@ -234,6 +309,7 @@ fn container_row(c: &ContainerSummary, supported: &[NsType]) -> Vec<Cell> {
         Cell::plain(c.main_pid.to_string()),
         shared,
         root,
+        Cell::plain(names_text(c)),
     ]
 }
 
@@ -281,6 +357,22 @@ struct ContainerJson {
     root_text: String,
     uid_map: Option<Vec<UidMapLineJson>>,
     shown_by_default: bool,
+    /// Names from the runtime's files; empty strings when unknown.
+    names: NamesJson,
+    /// What the runtime's files declare per type: `private`, `host` or `joined`;
+    /// types they do not say are left out.
+    declared: std::collections::BTreeMap<&'static str, &'static str>,
+    /// `linux.uidMappings` was present (a user namespace was asked for).
+    uid_mappings_declared: bool,
+    /// Per type, processes not where the runtime declared them (only non-zero).
+    drift: std::collections::BTreeMap<&'static str, u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct NamesJson {
+    namespace: String,
+    pod: String,
+    container: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -331,6 +423,21 @@ impl ReportJson {
                     root_text: c.root.to_string(),
                     uid_map: uid_map_json(c.uid_map.as_ref()),
                     shown_by_default: shown_by_default(c),
+                    names: NamesJson {
+                        namespace: c.runtime_info.names.namespace.clone(),
+                        pod: c.runtime_info.names.pod.clone(),
+                        container: c.runtime_info.names.container.clone(),
+                    },
+                    declared: NsType::ALL
+                        .into_iter()
+                        .filter_map(|t| c.runtime_info.declared(t).map(|d| (t.name(), d.name())))
+                        .collect(),
+                    uid_mappings_declared: c.runtime_info.uid_mappings,
+                    drift: c
+                        .drift(&s.host.ns)
+                        .into_iter()
+                        .map(|d| (d.ns_type.name(), d.processes))
+                        .collect(),
                 }
             })
             .collect();

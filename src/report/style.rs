@@ -1,4 +1,4 @@
-//! Aligned columns and optional ANSI colour for the terminal commands. Widths are
+//! Aligned columns and optional ANSI colour (anstyle) for the terminal commands. Widths are
 //! counted on the text without escape codes, so coloured and plain output line up the
 //! same way.
 
@@ -21,14 +21,15 @@ pub(crate) enum Tone {
 }
 
 impl Tone {
-    fn code(self) -> Option<&'static str> {
+    fn style(self) -> anstyle::Style {
+        use anstyle::{AnsiColor, Style};
         match self {
-            Tone::Plain => None,
-            Tone::Bold => Some("1"),
-            Tone::Danger => Some("1;31"),
-            Tone::Notice => Some("33"),
-            Tone::Good => Some("32"),
-            Tone::Dim => Some("2"),
+            Tone::Plain => Style::new(),
+            Tone::Bold => Style::new().bold(),
+            Tone::Danger => Style::new().bold().fg_color(Some(AnsiColor::Red.into())),
+            Tone::Notice => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+            Tone::Good => Style::new().fg_color(Some(AnsiColor::Green.into())),
+            Tone::Dim => Style::new().dimmed(),
         }
     }
 }
@@ -40,10 +41,22 @@ pub(crate) struct Painter {
 }
 
 impl Painter {
+    /// Colour for stdout unless `no_color`: anstream's choice for it, which honours
+    /// `NO_COLOR` (set and not empty), `TERM=dumb`, `CLICOLOR`/`CLICOLOR_FORCE`, and
+    /// whether stdout is a terminal.
+    pub(crate) fn for_stdout(no_color: bool) -> Painter {
+        let choice = anstream::AutoStream::choice(&std::io::stdout());
+        Painter {
+            color: !no_color && choice != anstream::ColorChoice::Never,
+        }
+    }
+
     pub(crate) fn paint(&self, text: &str, tone: Tone) -> String {
-        match (self.color, tone.code()) {
-            (true, Some(code)) if !text.is_empty() => format!("\x1b[{code}m{text}\x1b[0m"),
-            _ => text.to_owned(),
+        let style = tone.style();
+        if self.color && !text.is_empty() && style != anstyle::Style::new() {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_owned()
         }
     }
 }
@@ -171,7 +184,10 @@ mod tests {
         let plain = t.render(Painter { color: false });
         assert_eq!(plain, "A         LONGER\nnet time  x\na\n");
         let coloured = t.render(Painter { color: true });
-        assert!(coloured.contains("\x1b[1;31mnet\x1b[0m\x1b[33m time\x1b[0m  x\n"));
+        assert!(
+            coloured.contains("\x1b[1m\x1b[31mnet\x1b[0m\x1b[33m time\x1b[0m  x\n"),
+            "{coloured:?}"
+        );
         let stripped: String = {
             let mut s = String::new();
             let mut esc = false;

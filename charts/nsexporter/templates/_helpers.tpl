@@ -57,14 +57,36 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* Relabeling shared by ServiceMonitor and PodMonitor: name the node of each target. */}}
+{{/* Relabeling shared by ServiceMonitor and PodMonitor: name the node of each target,
+and drop the exporter pod's own namespace, pod and container target labels, which
+would collide with the names of the containers on nsexporter_container_info. */}}
 {{- define "nsexporter.monitorRelabelings" -}}
 {{- if .attachNodeLabel }}
 - sourceLabels: [__meta_kubernetes_pod_node_name]
   targetLabel: node
   action: replace
 {{- end }}
+- regex: (namespace|pod|container)
+  action: labeldrop
 {{- with .relabelings }}
 {{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The node directories of the enabled runtimes' state, one per line. */}}
+{{- define "nsexporter.runtimeDirs" -}}
+{{- $r := .Values.hostRoot.runtimes }}
+{{- if $r.containerd }}
+/run/containerd/io.containerd.runtime.v2.task
+{{- end }}
+{{- if $r.crio }}
+/run/containers/storage/overlay-containers
+{{- end }}
+{{- if $r.docker }}
+/var/lib/docker/containers
+{{- end }}
+{{- if $r.podman }}
+/var/lib/containers/storage/overlay-containers
+/var/lib/containers/storage/libpod
 {{- end }}
 {{- end }}

@@ -3,18 +3,33 @@
 
 use std::path::{Path, PathBuf};
 
+/// The exporter's own procfs, where `/proc/self` is this process: the source of the
+/// `process_*` metrics, which describe nsexporter itself and so never come from
+/// `--path.procfs` (the host's, or a fixture tree).
+pub const OWN_PROCFS: &str = "/proc";
+
 /// The roots of the host file systems that nsexporter reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPaths {
     /// The host's procfs (`--path.procfs`): `/proc` on the node, `/host/proc` in a pod.
     pub procfs: PathBuf,
+    /// The host's root (`--path.rootfs`): `/` on the node, `/host/root` in a pod, where
+    /// the container runtimes' state directories are found.
+    pub rootfs: PathBuf,
 }
 
 impl HostPaths {
     pub fn new(procfs: impl Into<PathBuf>) -> Self {
         HostPaths {
             procfs: procfs.into(),
+            rootfs: PathBuf::from("/"),
         }
+    }
+
+    /// The same, with the host's root at `rootfs`.
+    pub fn with_rootfs(mut self, rootfs: impl Into<PathBuf>) -> Self {
+        self.rootfs = rootfs.into();
+        self
     }
 
     /// `<procfs>/<rel>`.

@@ -1,6 +1,6 @@
 //! The HTTP server: `/metrics` (or `--web.telemetry-path`), a landing page at `/`,
 //! `/healthz` and `/readyz`, over HTTP/1.1, in TLS and behind basic auth when the web
-//! config file asks for it (see [`crate::webconfig`]).
+//! config file asks for it (see [`webconfig`]).
 //!
 //! Only GET and HEAD on those paths; everything else gets 404 or 405. Every limit that
 //! keeps a hostile client from holding the server lives in [`Limits`]: connections
@@ -12,39 +12,36 @@
 //! The listener and the shutdown future are passed in, so tests bind port 0 and stop
 //! the server themselves.
 
-use std::convert::Infallible;
+mod auth;
+mod body;
+mod conn;
+pub(crate) mod listen;
+mod tls;
+pub(crate) mod webconfig;
+
 use std::future::Future;
-use std::io::Write as _;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::{Frame, SizeHint};
 use hyper::header::{
-    HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING,
-    CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
+    HeaderMap, HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, VARY,
+    WWW_AUTHENTICATE,
 };
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::metrics::Format;
-use crate::sampler::{Exposition, Shared};
-use crate::webconfig::{WebConfig, WebConfigSource};
+use crate::sampler::Shared;
+
+use body::{accepts_gzip, Body, GzipCache};
+use conn::connection;
+use webconfig::{WebConfig, WebConfigSource};
 
 /// How long in-flight requests get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
-/// Largest body frame handed to hyper: a response is sent in pieces, so a scrape slot is
-/// held until nearly all of it has been written to the client.
-const CHUNK: usize = 16 * 1024;
 
 /// What one client may hold, and for how long.
 #[derive(Debug, Clone)]
@@ -90,53 +87,6 @@ pub struct App {
     gzip: GzipCache,
 }
 
-/// A response body: bytes handed out in frames of at most [`CHUNK`], holding a scrape
-/// slot (when it has one) until the last frame is taken.
-#[derive(Debug)]
-pub struct Body {
-    rest: Bytes,
-    slot: Option<OwnedSemaphorePermit>,
-}
-
-impl Body {
-    fn new(b: impl Into<Bytes>) -> Self {
-        Body {
-            rest: b.into(),
-            slot: None,
-        }
-    }
-}
-
-impl hyper::body::Body for Body {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let this = self.get_mut();
-        if this.rest.is_empty() {
-            this.slot = None;
-            return Poll::Ready(None);
-        }
-        let n = this.rest.len().min(CHUNK);
-        let chunk = this.rest.split_to(n);
-        if this.rest.is_empty() {
-            this.slot = None;
-        }
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.rest.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.rest.len() as u64)
-    }
-}
-
 type Resp = Response<Body>;
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
@@ -154,77 +104,6 @@ fn unauthorized() -> Resp {
     r.headers_mut()
         .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
     r
-}
-
-/// Whether `Accept-Encoding` asks for gzip with a non-zero quality.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim();
-            if !coding.eq_ignore_ascii_case("gzip") {
-                return false;
-            }
-            let q = parts
-                .filter_map(|p| {
-                    let (k, v) = p.split_once('=')?;
-                    k.trim().eq_ignore_ascii_case("q").then(|| v.trim())
-                })
-                .next()
-                .map(|v| v.parse::<f32>().unwrap_or(0.0))
-                .unwrap_or(1.0);
-            q > 0.0
-        })
-}
-
-fn gzip(body: &[u8]) -> std::io::Result<Bytes> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::default(),
-    );
-    enc.write_all(body)?;
-    Ok(Bytes::from(enc.finish()?))
-}
-
-/// The gzipped body of the latest exposition, per format: compressed once per scan, not
-/// once per scrape.
-#[derive(Debug, Default)]
-struct GzipCache {
-    entries: Mutex<Vec<(Arc<Exposition>, Format, Bytes)>>,
-}
-
-impl GzipCache {
-    fn get(&self, exp: &Arc<Exposition>, format: Format, plain: &Bytes) -> Option<Bytes> {
-        let lookup = |entries: &Vec<(Arc<Exposition>, Format, Bytes)>| {
-            entries
-                .iter()
-                .find(|(e, f, _)| Arc::ptr_eq(e, exp) && *f == format)
-                .map(|(_, _, b)| b.clone())
-        };
-        let lock = || match self.entries.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if let Some(b) = lookup(&lock()) {
-            return Some(b);
-        }
-        // Compress outside the lock; two scrapes racing just compress twice.
-        let z = match gzip(plain) {
-            Ok(z) => z,
-            Err(e) => {
-                tracing::warn!(error = %e, "gzip failed; answering uncompressed");
-                return None;
-            }
-        };
-        let mut entries = lock();
-        entries.retain(|(e, f, _)| Arc::ptr_eq(e, exp) && *f != format);
-        entries.push((exp.clone(), format, z.clone()));
-        Some(z)
-    }
 }
 
 impl App {
@@ -377,156 +256,6 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A connection's socket with a write-stall deadline: a write or flush that makes no
-/// progress for `timeout` fails, so a client that stops reading cannot hold its slot.
-struct StallGuard<I> {
-    io: I,
-    timeout: Duration,
-    stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<I> StallGuard<I> {
-    fn new(io: I, timeout: Duration) -> Self {
-        StallGuard {
-            io,
-            timeout,
-            stalled_since: None,
-        }
-    }
-
-    /// Turn a Pending write into a TimedOut error once the deadline passes.
-    fn check<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        res: Poll<std::io::Result<T>>,
-    ) -> Poll<std::io::Result<T>> {
-        match res {
-            Poll::Ready(r) => {
-                self.stalled_since = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                let timeout = self.timeout;
-                let sleep = self
-                    .stalled_since
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                if sleep.as_mut().poll(cx).is_ready() {
-                    Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the client stopped reading",
-                    )))
-                } else {
-                    Poll::Pending
-                }
-            }
-        }
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for StallGuard<I> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for StallGuard<I> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let res = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.check(cx, res)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let res = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.check(cx, res)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let res = Pin::new(&mut this.io).poll_flush(cx);
-        this.check(cx, res)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let res = Pin::new(&mut this.io).poll_shutdown(cx);
-        this.check(cx, res)
-    }
-}
-
-/// Serve HTTP/1.1 on one (plain or TLS) connection until it ends.
-async fn serve_http<I>(io: I, app: Arc<App>, watcher: Watcher, peer: SocketAddr)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let limits = app.limits.clone();
-    let svc = service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(app.respond(req).await) }
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(limits.max_header_bytes)
-        .max_headers(limits.max_headers)
-        // hyper panics below its minimum; never pass less.
-        .max_buf_size((limits.max_header_bytes * 4).max(64 * 1024))
-        .serve_connection(TokioIo::new(io), svc);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
-    }
-}
-
-/// One accepted connection: TLS handshake when the web config (as it is now) has TLS,
-/// then HTTP.
-async fn connection(
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    app: Arc<App>,
-    watcher: Watcher,
-) {
-    let tls = match app.web.clone() {
-        None => None,
-        Some(src) => match tokio::task::spawn_blocking(move || src.current()).await {
-            Ok(cfg) => cfg.tls(),
-            Err(e) => {
-                // Fail closed: never fall back to plain HTTP.
-                tracing::error!(%peer, error = %e, "reading the web config failed; dropping the connection");
-                return;
-            }
-        },
-    };
-    let io = StallGuard::new(stream, app.limits.write_stall_timeout);
-    match tls {
-        None => serve_http(io, app, watcher, peer).await,
-        Some(cfg) => {
-            let accept = tokio_rustls::TlsAcceptor::from(cfg).accept(io);
-            match tokio::time::timeout(app.limits.tls_handshake_timeout, accept).await {
-                Ok(Ok(s)) => serve_http(s, app, watcher, peer).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        }
-    }
-}
-
 /// Serve until `shutdown` completes, then give in-flight requests a short grace.
 pub async fn run(
     listener: TcpListener,
@@ -587,7 +316,7 @@ pub async fn run(
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::net::TcpStream;
+    use std::net::{SocketAddr, TcpStream};
     use std::time::Instant;
 
     fn app() -> App {
@@ -638,62 +367,6 @@ mod tests {
     #[test]
     fn landing_page_escapes_path() {
         assert!(landing_page("/m\"<x>").contains("/m&quot;&lt;x&gt;"));
-    }
-
-    #[test]
-    fn gzip_negotiation() {
-        let h = |v: &str| {
-            let mut m = HeaderMap::new();
-            m.insert(ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
-            m
-        };
-        for yes in [
-            "gzip",
-            "GZIP",
-            "deflate, gzip;q=0.5",
-            "br;q=1.0, gzip",
-            "gzip; q=1",
-        ] {
-            assert!(accepts_gzip(&h(yes)), "{yes}");
-        }
-        for no in [
-            "",
-            "identity",
-            "gzip;q=0",
-            "gzip;q=0.0",
-            "deflate",
-            "x-gzip2",
-            "gzip;q=abc",
-        ] {
-            assert!(!accepts_gzip(&h(no)), "{no}");
-        }
-        assert!(!accepts_gzip(&HeaderMap::new()));
-    }
-
-    #[test]
-    fn body_is_chunked_and_releases_its_slot_at_the_end() {
-        use http_body_util::BodyExt;
-        let sem = Arc::new(Semaphore::new(1));
-        let data = Bytes::from(vec![7u8; CHUNK * 2 + 5]);
-        let mut b = Body {
-            rest: data.clone(),
-            slot: Some(sem.clone().try_acquire_owned().unwrap()),
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let mut got = Vec::new();
-        let mut frames = 0;
-        rt.block_on(async {
-            while let Some(f) = b.frame().await {
-                assert_eq!(sem.available_permits(), usize::from(b.rest.is_empty()));
-                got.extend_from_slice(&f.unwrap().into_data().unwrap());
-                frames += 1;
-            }
-        });
-        assert_eq!(frames, 3);
-        assert_eq!(Bytes::from(got), data);
-        assert_eq!(sem.available_permits(), 1);
     }
 
     /// A real server on loopback in this process, with the given app; returns its address.
@@ -796,25 +469,5 @@ mod tests {
             "served after {:?}",
             fresh.1
         );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_client_that_stops_reading_is_cut_off() {
-        // A socket pair whose reader never reads: writes stall once the buffers fill.
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let _client = std::net::TcpStream::connect(addr).unwrap();
-        let (server, _) = l.accept().await.unwrap();
-        let mut g = StallGuard::new(server, Duration::from_millis(300));
-        let buf = vec![0u8; 1 << 20];
-        let t0 = Instant::now();
-        let err = loop {
-            let r = std::future::poll_fn(|cx| Pin::new(&mut g).poll_write(cx, &buf)).await;
-            match r {
-                Ok(_) => assert!(t0.elapsed() < Duration::from_secs(30), "never stalled"),
-                Err(e) => break e,
-            }
-        };
-        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     }
 }

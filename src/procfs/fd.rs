@@ -1,12 +1,17 @@
 //! Thin, allocation-free access to `/proc/<pid>` through directory file descriptors:
 //! `openat` once per process, then `readlinkat` and one `read` per small file relative
-//! to it. This is the scan's hot path, so it talks to the kernel directly.
+//! to it. This is the scan's hot path, so it makes exactly the calls it needs, through
+//! nix's safe wrappers (all but `readlinkat`: see there).
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::ops::Deref;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 /// Files bigger than this are refused: no /proc file nsexporter reads is legitimately
 /// near it, and a hostile or broken one must not exhaust memory.
@@ -39,31 +44,33 @@ pub(crate) fn syscalls() -> u64 {
     SYSCALLS.with(|c| c.get())
 }
 
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
+/// A reusable buffer for whole-file reads. Its storage is zeroed once, when it grows,
+/// and stays initialised, so `read` fills it without `unsafe` and without zeroing it
+/// again on every read; the file's bytes are the first `len` (what it derefs to).
+#[derive(Debug, Default)]
+pub(crate) struct FileBuf {
+    store: Vec<u8>,
+    len: usize,
+}
+
+impl Deref for FileBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.store[..self.len]
     }
 }
 
 impl Dir {
     /// Open a directory by path.
     pub(crate) fn open(path: &Path) -> io::Result<Dir> {
-        let mut bytes = path.as_os_str().as_bytes().to_vec();
-        bytes.push(0);
-        let c = CStr::from_bytes_with_nul(&bytes)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
         counted(1);
-        // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-        let fd = cvt(unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        })?;
-        // SAFETY: `fd` was just returned by open and is owned by nobody else.
-        Ok(Dir(unsafe { OwnedFd::from_raw_fd(fd) }))
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Dir(fd))
     }
 
     /// Open the subdirectory for `pid`.
@@ -75,81 +82,63 @@ impl Dir {
 
     pub(crate) fn open_dir_at(&self, name: &CStr) -> io::Result<Dir> {
         counted(1);
-        // SAFETY: valid dirfd and NUL-terminated name.
-        let fd = cvt(unsafe {
-            libc::openat(
-                self.0.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        })?;
-        // SAFETY: fresh fd, owned by nobody else.
-        Ok(Dir(unsafe { OwnedFd::from_raw_fd(fd) }))
+        let fd = nix::fcntl::openat(
+            &self.0,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Dir(fd))
     }
 
-    /// Read the whole file `name` into `buf` (cleared first), until end of file, up to
-    /// [`MAX_FILE`]. For files that /proc generates record by record (mountinfo,
-    /// uid_map), where a short read does not mean the end.
-    pub(crate) fn read_at(&self, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
+    /// Read the whole file `name` into `buf`, until end of file, up to [`MAX_FILE`].
+    /// For files that /proc generates record by record (mountinfo, uid_map), where a
+    /// short read does not mean the end.
+    pub(crate) fn read_at(&self, name: &CStr, buf: &mut FileBuf) -> io::Result<()> {
         self.read_impl(name, buf, false)
     }
 
     /// Read a file that /proc generates in one piece (`single_open`: stat, status,
     /// cgroup): it comes back whole from one `read` when the buffer is big enough, so a
     /// short read ends it without a second call. Regular files behave the same way.
-    pub(crate) fn read_single_at(&self, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
+    pub(crate) fn read_single_at(&self, name: &CStr, buf: &mut FileBuf) -> io::Result<()> {
         self.read_impl(name, buf, true)
     }
 
-    fn read_impl(&self, name: &CStr, buf: &mut Vec<u8>, single: bool) -> io::Result<()> {
+    fn read_impl(&self, name: &CStr, buf: &mut FileBuf, single: bool) -> io::Result<()> {
         counted(1);
-        // SAFETY: valid dirfd and NUL-terminated name.
-        let fd = cvt(unsafe {
-            libc::openat(
-                self.0.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
-            )
-        })?;
-        // SAFETY: fresh fd, owned by nobody else; closed on drop (one more syscall).
-        let file = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Closed on drop (one more syscall).
+        let file = nix::fcntl::openat(
+            &self.0,
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+            Mode::empty(),
+        )?;
         counted(1);
-        buf.clear();
-        if buf.capacity() < 4096 {
-            buf.reserve(4096);
+        buf.len = 0;
+        if buf.store.len() < 4096 {
+            buf.store.resize(4096, 0);
         }
         loop {
-            let spare = buf.capacity() - buf.len();
+            let spare = buf.store.len() - buf.len;
             counted(1);
-            // SAFETY: the destination is the vector's spare capacity, `spare` bytes long.
-            let n = unsafe {
-                libc::read(
-                    file.as_raw_fd(),
-                    buf.as_mut_ptr().add(buf.len()).cast(),
-                    spare,
-                )
+            let n = match nix::unistd::read(&file, &mut buf.store[buf.len..]) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            let n = n as usize;
-            // SAFETY: the kernel initialised `n` bytes of spare capacity.
-            unsafe { buf.set_len(buf.len() + n) };
+            buf.len += n;
             if n == 0 || (single && n < spare) {
                 return Ok(());
             }
-            if buf.len() >= MAX_FILE {
+            if buf.len >= MAX_FILE {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("file is larger than {MAX_FILE} bytes"),
                 ));
             }
-            if buf.len() == buf.capacity() {
-                buf.reserve(buf.len());
+            if buf.len == buf.store.len() {
+                buf.store.resize(2 * buf.len, 0);
             }
         }
     }
@@ -159,11 +148,7 @@ impl Dir {
     #[allow(clippy::unnecessary_cast)]
     pub(crate) fn stat(&self) -> io::Result<DirStat> {
         counted(1);
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: valid fd; the kernel fills `st` when it returns 0.
-        cvt(unsafe { libc::fstat(self.0.as_raw_fd(), st.as_mut_ptr()) })?;
-        // SAFETY: fstat succeeded, so `st` is initialised.
-        let st = unsafe { st.assume_init() };
+        let st = nix::sys::stat::fstat(&self.0)?;
         Ok(DirStat {
             uid: st.st_uid,
             id: DirId {
@@ -178,17 +163,8 @@ impl Dir {
     /// Whether this directory lies on a procfs (rather than, say, a fixture tree).
     pub(crate) fn is_procfs(&self) -> bool {
         counted(1);
-        let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-        // SAFETY: valid fd; the kernel fills `st` when it returns 0.
-        if unsafe { libc::fstatfs(self.0.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-            return false;
-        }
-        // SAFETY: fstatfs succeeded, so `st` is initialised.
-        let st = unsafe { st.assume_init() };
-        // PROC_SUPER_MAGIC (its libc type differs between glibc and musl).
-        #[allow(clippy::unnecessary_cast)]
-        let magic = st.f_type as u64;
-        magic == 0x9fa0
+        nix::sys::statfs::fstatfs(&self.0)
+            .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
     }
 
     /// The target of the symlink `name`, into `buf`.
@@ -198,7 +174,14 @@ impl Dir {
         buf: &'b mut [u8; 128],
     ) -> io::Result<&'b [u8]> {
         counted(1);
-        // SAFETY: valid dirfd, NUL-terminated name, and `buf` is writable for its length.
+        // nix has readlinkat, but it returns an owned OsString: per call a PATH_MAX
+        // buffer is allocated, shrunk and copied. Eight links per process on every cold
+        // read made that 35% of a cold scan's user-space instructions (callgrind,
+        // `scanbench passes cold`), far over the no-regression budget, so this one call
+        // goes to libc directly into the caller's buffer.
+        // SAFETY: `self.0` is an open directory fd for the duration of the call, `name`
+        // is NUL-terminated, and the kernel writes at most `buf.len()` bytes into `buf`,
+        // which is writable for that length.
         let n = unsafe {
             libc::readlinkat(
                 self.0.as_raw_fd(),
@@ -255,18 +238,20 @@ pub(crate) fn pid_cstr(pid: u32, buf: &mut [u8; 16]) -> &CStr {
     let len = tmp.len() - i;
     buf[..len].copy_from_slice(&tmp[i..]);
     buf[len] = 0;
-    // SAFETY: digits followed by exactly one NUL.
-    unsafe { CStr::from_bytes_with_nul_unchecked(&buf[..=len]) }
+    // At most ten digits, then exactly one NUL: always a valid C string.
+    CStr::from_bytes_with_nul(&buf[..=len]).unwrap_or(c"0")
 }
 
 /// Whether an error means the process is gone (it exited mid-read).
 pub(crate) fn is_vanished(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH))
+    e.raw_os_error()
+        .is_some_and(|n| n == Errno::ENOENT as i32 || n == Errno::ESRCH as i32)
 }
 
 /// Whether an error means we may not read it.
 pub(crate) fn is_permission(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM))
+    e.raw_os_error()
+        .is_some_and(|n| n == Errno::EACCES as i32 || n == Errno::EPERM as i32)
 }
 
 #[cfg(test)]
@@ -288,39 +273,40 @@ mod tests {
     /// reads something else of the task after `fstat`.
     #[test]
     fn pid_directory_owner_and_identity() {
-        // SAFETY: plain syscall.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root to change a child's UIDs");
-            return;
-        }
-        let mut fds = [0; 2];
-        // SAFETY: plain syscall.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        let [r, w] = fds;
-        // SAFETY: the child makes only async-signal-safe calls.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            // SAFETY: async-signal-safe calls only.
-            unsafe {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                let ok = libc::setresgid(1000, 1000, 1000) == 0
-                    && libc::setresuid(2000, 1500, 1700) == 0;
-                libc::write(w, if ok { c"y" } else { c"n" }.as_ptr().cast(), 1);
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::{Gid, Uid};
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root: it changes a child's UIDs. Run the tests as root (CI \
+             does); nothing was checked"
+        );
+        let (r, w) = nix::unistd::pipe().unwrap();
+        // SAFETY: fork in a multi-threaded test process (nix marks it unsafe: only the
+        // calling thread survives in the child). The child makes only async-signal-safe
+        // calls (prctl, setresgid, setresuid, write, pause) and never returns.
+        let child = match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                let ok = nix::unistd::setresgid(Gid::from(1000), Gid::from(1000), Gid::from(1000))
+                    .is_ok()
+                    && nix::unistd::setresuid(Uid::from(2000), Uid::from(1500), Uid::from(1700))
+                        .is_ok();
+                let _ = nix::unistd::write(&w, if ok { b"y" } else { b"n" });
                 loop {
-                    libc::pause();
+                    nix::unistd::pause();
                 }
             }
-        }
-        let mut b = 0u8;
-        // SAFETY: reading one byte into a local.
-        assert_eq!(unsafe { libc::read(r, (&mut b as *mut u8).cast(), 1) }, 1);
-        assert_eq!(b, b'y', "the child could not change its UIDs");
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        let pid = child.as_raw() as u32;
+        let mut b = [0u8; 1];
+        assert_eq!(nix::unistd::read(&r, &mut b).unwrap(), 1);
+        assert_eq!(b[0], b'y', "the child could not change its UIDs");
         let proc_dir = Dir::open(Path::new("/proc")).unwrap();
-        let dir = proc_dir.open_pid(pid as u32).unwrap();
+        let dir = proc_dir.open_pid(pid).unwrap();
         let st = dir.stat().unwrap();
         assert_eq!(st.uid, 1500, "the effective UID, not the real or saved one");
-        let mut buf = Vec::new();
+        let mut buf = FileBuf::default();
         dir.read_single_at(c"status", &mut buf).unwrap();
         let status = String::from_utf8_lossy(&buf);
         assert!(status.contains("Uid:\t2000\t1500\t1700\t1500"), "{status}");
@@ -331,18 +317,11 @@ mod tests {
                 .uid()
         };
         assert_eq!(file_owner, 0, "a non-dumpable task's files belong to root");
-        assert_eq!(
-            proc_dir.open_pid(pid as u32).unwrap().stat().unwrap().id,
-            st.id
-        );
+        assert_eq!(proc_dir.open_pid(pid).unwrap().stat().unwrap().id, st.id);
         assert!(proc_dir.is_procfs());
-        // SAFETY: our own child and pipe.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-            libc::close(r);
-            libc::close(w);
-        }
+        kill(child, Signal::SIGKILL).unwrap();
+        nix::sys::wait::waitpid(child, None).unwrap();
+        drop((r, w));
         assert_eq!(
             dir.stat().unwrap().uid,
             0,
@@ -362,15 +341,15 @@ mod tests {
         std::fs::write(dir.path().join("big"), &big).unwrap();
         std::fs::write(dir.path().join("huge"), vec![b'y'; MAX_FILE + 10]).unwrap();
         let d = Dir::open(dir.path()).unwrap();
-        let mut buf = Vec::new();
+        let mut buf = FileBuf::default();
         d.read_at(c"small", &mut buf).unwrap();
-        assert_eq!(buf, b"abc");
+        assert_eq!(&*buf, b"abc");
         d.read_at(c"big", &mut buf).unwrap();
-        assert_eq!(buf, big);
+        assert_eq!(&*buf, &big[..]);
         assert!(d.read_at(c"huge", &mut buf).is_err());
         let e = d.read_at(c"missing", &mut buf).unwrap_err();
         assert!(is_vanished(&e));
         d.read_single_at(c"small", &mut buf).unwrap();
-        assert_eq!(buf, b"abc");
+        assert_eq!(&*buf, b"abc");
     }
 }

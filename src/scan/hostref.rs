@@ -4,8 +4,8 @@
 use std::io;
 
 use crate::model::{HostRef, HostSource, NsSet, NsType};
-use crate::parse::{parse_ns_link, parse_stat};
-use crate::procfd::Dir;
+use crate::procfs::fd::{Dir, FileBuf};
+use crate::procfs::parse::{parse_ns_link, parse_stat_view};
 
 /// The inodes the kernel gives its initial namespaces (`PROC_*_INIT_INO`). `net` and
 /// `mnt` are allocated at boot and have none.
@@ -37,13 +37,13 @@ pub(crate) fn read_ns_links_in(dir: &Dir) -> io::Result<NsSet> {
                 set.set(t, Some(inode));
                 any = true;
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ENOENT as i32) => {}
             Err(e) => return Err(e),
         }
     }
     if !any {
         // No link at all: the process is gone (or this is not a process directory).
-        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        return Err(nix::errno::Errno::ENOENT.into());
     }
     Ok(set)
 }
@@ -52,12 +52,12 @@ fn is_kernel_thread(proc_dir: &Dir, pid: u32, want_comm: Option<&[u8]>) -> bool 
     let Ok(dir) = proc_dir.open_pid(pid) else {
         return false;
     };
-    let mut buf = Vec::new();
+    let mut buf = FileBuf::default();
     if dir.read_single_at(c"stat", &mut buf).is_err() {
         return false;
     }
-    match parse_stat(&buf) {
-        Ok(s) => s.is_kernel_thread() && want_comm.is_none_or(|c| s.comm == c),
+    match parse_stat_view(&buf) {
+        Ok(s) => s.kernel_thread && want_comm.is_none_or(|c| s.comm == c),
         Err(_) => false,
     }
 }

@@ -9,33 +9,28 @@
 //! rebuilt only when a SHA-256 over all of those bytes changes. A change that does not
 //! build (bad YAML, a missing or mismatched key) is logged once, at error level, and the
 //! last good config stays in force: a half-written rotation never takes the endpoint down.
+//!
+//! The TLS part is built in `tls.rs`; basic-auth credentials are checked in `auth.rs`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
 use hyper::header::{HeaderName, HeaderValue};
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{
-    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
-    SupportedCipherSuite,
-};
+use rustls::ServerConfig;
 use serde::Deserialize;
+
+use super::auth::BasicAuth;
+use super::tls::build_tls;
 
 /// Why a web config cannot be used; the message names the field.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct WebConfigError(String);
 
-fn err(msg: impl Into<String>) -> WebConfigError {
+pub(super) fn err(msg: impl Into<String>) -> WebConfigError {
     WebConfigError(msg.into())
 }
 
@@ -52,20 +47,20 @@ struct RawFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTls {
-    cert: Option<String>,
-    key: Option<String>,
-    client_ca: Option<String>,
-    cert_file: Option<String>,
-    key_file: Option<String>,
-    client_auth_type: Option<String>,
-    client_ca_file: Option<String>,
-    client_allowed_sans: Option<Vec<String>>,
-    min_version: Option<String>,
-    max_version: Option<String>,
-    cipher_suites: Option<Vec<String>>,
-    prefer_server_cipher_suites: Option<bool>,
-    curve_preferences: Option<Vec<String>>,
+pub(super) struct RawTls {
+    pub(super) cert: Option<String>,
+    pub(super) key: Option<String>,
+    pub(super) client_ca: Option<String>,
+    pub(super) cert_file: Option<String>,
+    pub(super) key_file: Option<String>,
+    pub(super) client_auth_type: Option<String>,
+    pub(super) client_ca_file: Option<String>,
+    pub(super) client_allowed_sans: Option<Vec<String>>,
+    pub(super) min_version: Option<String>,
+    pub(super) max_version: Option<String>,
+    pub(super) cipher_suites: Option<Vec<String>>,
+    pub(super) prefer_server_cipher_suites: Option<bool>,
+    pub(super) curve_preferences: Option<Vec<String>>,
 }
 
 impl RawTls {
@@ -149,12 +144,12 @@ impl WebConfig {
 }
 
 /// The bytes a config is built from: the file and the files it names.
-struct Inputs {
+pub(super) struct Inputs {
     raw: RawFile,
     /// Contents of `cert_file`, `key_file`, `client_ca_file` when named.
-    cert: Option<Vec<u8>>,
-    key: Option<Vec<u8>>,
-    client_ca: Option<Vec<u8>>,
+    pub(super) cert: Option<Vec<u8>>,
+    pub(super) key: Option<Vec<u8>>,
+    pub(super) client_ca: Option<Vec<u8>>,
     /// SHA-256 over everything above, to notice a change without keeping key bytes.
     fingerprint: [u8; 32],
 }
@@ -166,7 +161,8 @@ fn read_file(path: &Path, field: &str) -> Result<Vec<u8>, WebConfigError> {
 /// Read the config file and the files it names. Relative paths in the file are relative
 /// to the file's directory, as in exporter-toolkit.
 fn read_inputs(path: &Path) -> Result<Inputs, WebConfigError> {
-    let text = std::fs::read(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    // Without the path: every caller names the file already.
+    let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     let raw = parse_yaml(&text)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -298,322 +294,6 @@ fn header_name(allowed: &str) -> &'static str {
     }
 }
 
-/// Inline PEM (`cert`) or a file (`cert_file`), never both.
-fn pem_source<'a>(
-    inline: Option<&'a String>,
-    file: Option<&'a Vec<u8>>,
-    inline_name: &str,
-    file_name: &str,
-) -> Result<Option<&'a [u8]>, WebConfigError> {
-    match (inline.filter(|s| !s.is_empty()), file) {
-        (Some(_), Some(_)) => Err(err(format!(
-            "tls_server_config: {inline_name} and {file_name} are both set; use one"
-        ))),
-        (Some(s), None) => Ok(Some(s.as_bytes())),
-        (None, Some(b)) => Ok(Some(b.as_slice())),
-        (None, None) => Ok(None),
-    }
-}
-
-fn parse_version(
-    field: &str,
-    v: Option<&String>,
-    default: &'static rustls::SupportedProtocolVersion,
-) -> Result<&'static rustls::SupportedProtocolVersion, WebConfigError> {
-    match v.map(|s| s.trim()) {
-        None | Some("") => Ok(default),
-        Some("TLS12") => Ok(&rustls::version::TLS12),
-        Some("TLS13") => Ok(&rustls::version::TLS13),
-        Some(s @ ("TLS10" | "TLS11")) => Err(err(format!(
-            "tls_server_config.{field}: {s} is not supported (TLS 1.0 and 1.1 are insecure); use TLS12 or TLS13"
-        ))),
-        Some(s) => Err(err(format!(
-            "tls_server_config.{field}: unknown TLS version {s:?}; use TLS12 or TLS13"
-        ))),
-    }
-}
-
-fn version_rank(v: &rustls::SupportedProtocolVersion) -> u8 {
-    if v.version == rustls::ProtocolVersion::TLSv1_3 {
-        13
-    } else {
-        12
-    }
-}
-
-/// Go spells one suite two ways; the rest match the IANA names rustls uses.
-fn canonical_suite_name(name: &str) -> String {
-    match name {
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" => {
-            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256".into()
-        }
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
-            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256".into()
-        }
-        other => other.to_string(),
-    }
-}
-
-fn suite_name(s: &SupportedCipherSuite) -> String {
-    s.suite()
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{:?}", s.suite()))
-}
-
-fn build_tls(t: &RawTls, inputs: &Inputs) -> Result<(ServerConfig, &'static str), WebConfigError> {
-    let cert_pem = pem_source(t.cert.as_ref(), inputs.cert.as_ref(), "cert", "cert_file")?
-        .ok_or_else(|| err("tls_server_config: cert_file (or cert) is missing"))?;
-    let key_pem = pem_source(t.key.as_ref(), inputs.key.as_ref(), "key", "key_file")?
-        .ok_or_else(|| err("tls_server_config: key_file (or key) is missing"))?;
-    let ca_pem = pem_source(
-        t.client_ca.as_ref(),
-        inputs.client_ca.as_ref(),
-        "client_ca",
-        "client_ca_file",
-    )?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(format!("tls_server_config.cert_file: {e}")))?;
-    if certs.is_empty() {
-        return Err(err(
-            "tls_server_config.cert_file: no PEM certificate (-----BEGIN CERTIFICATE-----) found",
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
-        err(format!(
-            "tls_server_config.key_file: no usable private key: {e}"
-        ))
-    })?;
-
-    let min = parse_version(
-        "min_version",
-        t.min_version.as_ref(),
-        &rustls::version::TLS12,
-    )?;
-    let max = parse_version(
-        "max_version",
-        t.max_version.as_ref(),
-        &rustls::version::TLS13,
-    )?;
-    if version_rank(min) > version_rank(max) {
-        return Err(err(
-            "tls_server_config: min_version is higher than max_version",
-        ));
-    }
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
-        [&rustls::version::TLS12, &rustls::version::TLS13]
-            .into_iter()
-            .filter(|v| (version_rank(min)..=version_rank(max)).contains(&version_rank(v)))
-            .collect();
-
-    let mut provider = rustls::crypto::ring::default_provider();
-    if let Some(names) = t.cipher_suites.as_ref().filter(|n| !n.is_empty()) {
-        // As in Go, the list orders the TLS 1.2 suites; TLS 1.3 suites are not configurable.
-        let all = provider.cipher_suites.clone();
-        let mut chosen: Vec<SupportedCipherSuite> = all
-            .iter()
-            .filter(|s| matches!(s, SupportedCipherSuite::Tls13(_)))
-            .copied()
-            .collect();
-        for name in names {
-            let want = canonical_suite_name(name.trim());
-            let found = all
-                .iter()
-                .find(|s| matches!(s, SupportedCipherSuite::Tls12(_)) && suite_name(s) == want);
-            match found {
-                Some(s) => chosen.push(*s),
-                None => {
-                    let supported: Vec<String> = all
-                        .iter()
-                        .filter(|s| matches!(s, SupportedCipherSuite::Tls12(_)))
-                        .map(suite_name)
-                        .collect();
-                    return Err(err(format!(
-                        "tls_server_config.cipher_suites: {name:?} is not supported; supported: {}",
-                        supported.join(", ")
-                    )));
-                }
-            }
-        }
-        provider.cipher_suites = chosen;
-    }
-    if let Some(curves) = t.curve_preferences.as_ref().filter(|c| !c.is_empty()) {
-        let all = provider.kx_groups.clone();
-        let mut chosen = Vec::new();
-        for c in curves {
-            let group = match c.trim() {
-                "X25519" => Some(rustls::NamedGroup::X25519),
-                "CurveP256" => Some(rustls::NamedGroup::secp256r1),
-                "CurveP384" => Some(rustls::NamedGroup::secp384r1),
-                _ => None,
-            };
-            match group.and_then(|g| all.iter().find(|k| k.name() == g)) {
-                Some(k) => chosen.push(*k),
-                None => {
-                    return Err(err(format!(
-                        "tls_server_config.curve_preferences: {c:?} is not supported; supported: X25519, CurveP256, CurveP384"
-                    )))
-                }
-            }
-        }
-        provider.kx_groups = chosen;
-    }
-    let provider = Arc::new(provider);
-
-    if t.client_allowed_sans
-        .as_ref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return Err(err(
-            "tls_server_config.client_allowed_sans is not supported by nsexporter; \
-             issue client certificates from a dedicated CA instead",
-        ));
-    }
-    let auth_type = t
-        .client_auth_type
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("NoClientCert");
-    let roots = || -> Result<Arc<RootCertStore>, WebConfigError> {
-        let pem = ca_pem.ok_or_else(|| {
-            err(format!(
-                "tls_server_config: client_auth_type {auth_type} needs client_ca_file (or client_ca)"
-            ))
-        })?;
-        let mut store = RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(pem) {
-            let c = c.map_err(|e| err(format!("tls_server_config.client_ca_file: {e}")))?;
-            store
-                .add(c)
-                .map_err(|e| err(format!("tls_server_config.client_ca_file: {e}")))?;
-        }
-        if store.is_empty() {
-            return Err(err(
-                "tls_server_config.client_ca_file: no PEM certificate found",
-            ));
-        }
-        Ok(Arc::new(store))
-    };
-    let (verifier, auth_name): (Arc<dyn ClientCertVerifier>, &'static str) = match auth_type {
-        "NoClientCert" => {
-            if ca_pem.is_some() {
-                return Err(err(
-                    "tls_server_config: client_ca_file is set but client_auth_type is NoClientCert; \
-                     set client_auth_type: RequireAndVerifyClientCert",
-                ));
-            }
-            (WebPkiClientVerifier::no_client_auth(), "NoClientCert")
-        }
-        "RequestClientCert" => (
-            Arc::new(AnyClientCert::new(false, &provider)),
-            "RequestClientCert",
-        ),
-        "RequireAnyClientCert" => (
-            Arc::new(AnyClientCert::new(true, &provider)),
-            "RequireAnyClientCert",
-        ),
-        "VerifyClientCertIfGiven" => (
-            WebPkiClientVerifier::builder_with_provider(roots()?, provider.clone())
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| err(format!("tls_server_config.client_ca_file: {e}")))?,
-            "VerifyClientCertIfGiven",
-        ),
-        "RequireAndVerifyClientCert" => (
-            WebPkiClientVerifier::builder_with_provider(roots()?, provider.clone())
-                .build()
-                .map_err(|e| err(format!("tls_server_config.client_ca_file: {e}")))?,
-            "RequireAndVerifyClientCert",
-        ),
-        other => {
-            return Err(err(format!(
-                "tls_server_config.client_auth_type: unknown {other:?}; one of NoClientCert, \
-                 RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, \
-                 RequireAndVerifyClientCert"
-            )))
-        }
-    };
-    let mut cfg = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&versions)
-        .map_err(|e| err(format!("tls_server_config: {e}")))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)
-        .map_err(|e| {
-            err(format!(
-                "tls_server_config: certificate and key do not work together: {e}"
-            ))
-        })?;
-    cfg.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(true);
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((cfg, auth_name))
-}
-
-/// `RequestClientCert` / `RequireAnyClientCert`: a client certificate is asked for (and
-/// required by the second) but not checked against any CA; only its possession is
-/// proven by the handshake signature. Insecure by design, as in Go; for compatibility.
-#[derive(Debug)]
-struct AnyClientCert {
-    mandatory: bool,
-    algs: WebPkiSupportedAlgorithms,
-}
-
-impl AnyClientCert {
-    fn new(mandatory: bool, provider: &CryptoProvider) -> Self {
-        AnyClientCert {
-            mandatory,
-            algs: provider.signature_verification_algorithms,
-        }
-    }
-}
-
-impl ClientCertVerifier for AnyClientCert {
-    fn client_auth_mandatory(&self) -> bool {
-        self.mandatory
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
-}
-
-/// Load and check a web config file once (startup validation).
-pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-    build(&read_inputs(path)?)
-}
-
 struct State {
     config: Arc<WebConfig>,
     fingerprint: [u8; 32],
@@ -622,19 +302,11 @@ struct State {
     last_failure: Option<String>,
 }
 
-/// Most verified credentials remembered; the cache is emptied when full.
-const AUTH_CACHE_MAX: usize = 256;
-
 /// The web config file, re-read on use; see the module docs.
 pub struct WebConfigSource {
     path: PathBuf,
     state: Mutex<State>,
-    /// Hashes of (user, bcrypt hash, password) already verified, salted per process, so a
-    /// scrape every few seconds does not pay bcrypt's cost each time.
-    verified: Mutex<HashSet<[u8; 32]>>,
-    salt: [u8; 16],
-    /// bcrypt runs one at a time: a flood of wrong passwords costs one core at most.
-    bcrypt_slot: tokio::sync::Semaphore,
+    auth: BasicAuth,
 }
 
 impl fmt::Debug for WebConfigSource {
@@ -650,9 +322,7 @@ impl WebConfigSource {
     pub fn load(path: PathBuf) -> Result<Self, WebConfigError> {
         let inputs = read_inputs(&path)?;
         let config = build(&inputs)?;
-        let mut salt = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
-            .map_err(|_| err("cannot get random bytes for the credential cache"))?;
+        let auth = BasicAuth::new()?;
         Ok(WebConfigSource {
             path,
             state: Mutex::new(State {
@@ -660,9 +330,7 @@ impl WebConfigSource {
                 fingerprint: inputs.fingerprint,
                 last_failure: None,
             }),
-            verified: Mutex::new(HashSet::new()),
-            salt,
-            bcrypt_slot: tokio::sync::Semaphore::new(1),
+            auth,
         })
     }
 
@@ -719,68 +387,10 @@ impl WebConfigSource {
         st.config.clone()
     }
 
-    fn cache_key(&self, user: &str, hash: &str, pass: &[u8]) -> [u8; 32] {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(&self.salt);
-        for part in [user.as_bytes(), hash.as_bytes(), pass] {
-            ctx.update(&(part.len() as u64).to_le_bytes());
-            ctx.update(part);
-        }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
-        out
-    }
-
-    fn is_cached(&self, key: &[u8; 32]) -> bool {
-        match self.verified.lock() {
-            Ok(g) => g.contains(key),
-            Err(p) => p.into_inner().contains(key),
-        }
-    }
-
     /// Whether the request's `Authorization` header satisfies `cfg`'s basic auth (always
     /// true when it has no users). bcrypt runs on a blocking thread, one at a time.
     pub async fn authorize(&self, cfg: &WebConfig, header: Option<&HeaderValue>) -> bool {
-        if cfg.users.is_empty() {
-            return true;
-        }
-        let Some((user, pass)) = parse_basic(header) else {
-            return false;
-        };
-        let hash = cfg.users.get(&user).cloned();
-        let key = self.cache_key(&user, hash.as_deref().unwrap_or(""), &pass);
-        if hash.is_some() && self.is_cached(&key) {
-            return true;
-        }
-        let Ok(_slot) = self.bcrypt_slot.acquire().await else {
-            return false;
-        };
-        if hash.is_some() && self.is_cached(&key) {
-            return true;
-        }
-        // An unknown user still costs one bcrypt (against a real hash, with a result
-        // thrown away), so response time does not tell which users exist.
-        let target = hash.clone().or_else(|| cfg.users.values().next().cloned());
-        let known = hash.is_some();
-        let ok = tokio::task::spawn_blocking(move || {
-            let matched = target
-                .map(|h| bcrypt::verify(&pass, &h).unwrap_or(false))
-                .unwrap_or(false);
-            matched && known
-        })
-        .await
-        .unwrap_or(false);
-        if ok {
-            let mut set = match self.verified.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            if set.len() >= AUTH_CACHE_MAX {
-                set.clear();
-            }
-            set.insert(key);
-        }
-        ok
+        self.auth.authorize(&cfg.users, header).await
     }
 }
 
@@ -788,24 +398,15 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// `Authorization: Basic base64(user:password)` → (user, password).
-pub fn parse_basic(header: Option<&HeaderValue>) -> Option<(String, Vec<u8>)> {
-    let v = header?.to_str().ok()?.trim();
-    let (scheme, rest) = v.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let colon = raw.iter().position(|b| *b == b':')?;
-    let user = String::from_utf8(raw[..colon].to_vec()).ok()?;
-    Some((user, raw[colon + 1..].to_vec()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+
+    /// Read and build a web config once, as [`WebConfigSource::load`] does.
+    fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        build(&read_inputs(path)?)
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
@@ -969,29 +570,6 @@ mod tests {
             &format!("basic_auth_users:\n  a: '{h1}'\n  b: '{h1}'\n"),
         );
         assert_eq!(src.current().basic_auth_users(), 2);
-    }
-
-    #[test]
-    fn basic_header_parsing() {
-        let hv = |s: &str| HeaderValue::from_str(s).unwrap();
-        assert_eq!(
-            parse_basic(Some(&hv("Basic YWxpY2U6cDpx"))),
-            Some(("alice".into(), b"p:q".to_vec()))
-        );
-        assert_eq!(
-            parse_basic(Some(&hv("basic YWxpY2U6"))),
-            Some(("alice".into(), Vec::new()))
-        );
-        for bad in [
-            "Bearer YWxpY2U6cA==",
-            "Basic !!!",
-            "Basic YWxpY2U=",
-            "Basic",
-            "",
-        ] {
-            assert_eq!(parse_basic(Some(&hv(bad))), None, "{bad}");
-        }
-        assert_eq!(parse_basic(None), None);
     }
 
     #[tokio::test]

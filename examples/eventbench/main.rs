@@ -1,0 +1,155 @@
+//! eventbench: the exec generator and latency probe behind `bench/events.sh` and the
+//! README's figures for `--scan.events`. Run as root, from inside the cgroup the
+//! script made container-shaped (children inherit it).
+//!
+//! ```text
+//! eventbench storm RATE SECONDS   exec /bin/true RATE times a second (paced; 0 = as
+//!                                 fast as it goes) for SECONDS; print "execs=<n>"
+//! eventbench count N              exec /bin/true N times as fast as it goes; print
+//!                                 the count and the rate every 100,000
+//! eventbench latency TRIALS ADDR CONTAINER_ID
+//!                                 TRIALS times: start `sleep 0.2`, then poll
+//!                                 http://ADDR/metrics every 5 ms until
+//!                                 nsexporter_container_host_namespace_execs_total
+//!                                 {container_id=CONTAINER_ID,type="net"} grows; print
+//!                                 p50, p90, p99 and max of exec -> visible
+//! ```
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize| -> u64 {
+        args.get(i)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| usage())
+    };
+    match args.first().map(String::as_str) {
+        Some("storm") => storm(num(1), num(2)),
+        Some("count") => count(num(1)),
+        Some("latency") => latency(
+            num(1) as usize,
+            args.get(2).unwrap_or_else(|| usage()),
+            args.get(3).unwrap_or_else(|| usage()),
+        ),
+        _ => usage(),
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: eventbench storm RATE SECONDS | count N | latency TRIALS ADDR CONTAINER_ID");
+    std::process::exit(2);
+}
+
+fn exec_true() {
+    match Command::new("/bin/true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("eventbench: exec /bin/true: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn storm(rate: u64, seconds: u64) {
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let mut n: u64 = 0;
+    while Instant::now() < end {
+        if rate > 0 {
+            // Paced: the n-th exec is due at n / rate seconds.
+            let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        exec_true();
+        n += 1;
+    }
+    println!("execs={n} seconds={:.2}", start.elapsed().as_secs_f64());
+}
+
+fn count(total: u64) {
+    let start = Instant::now();
+    for i in 1..=total {
+        exec_true();
+        if i % 100_000 == 0 {
+            println!(
+                "execs={i} rate={:.0}/s",
+                i as f64 / start.elapsed().as_secs_f64()
+            );
+            let _ = std::io::stdout().flush();
+        }
+    }
+}
+
+/// The value of the exec counter for `container_id`, type net, from one scrape.
+fn counter(addr: &str, container_id: &str) -> Option<f64> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    let want = format!("container_id=\"{container_id}\"");
+    body.lines()
+        .filter(|l| l.starts_with("nsexporter_container_host_namespace_execs_total{"))
+        .filter(|l| l.contains(&want) && l.contains("type=\"net\""))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn latency(trials: usize, addr: &str, container_id: &str) {
+    let mut lat = Vec::with_capacity(trials);
+    let mut missed = 0;
+    for _ in 0..trials {
+        let before = counter(addr, container_id).unwrap_or(0.0);
+        let t0 = Instant::now();
+        let mut child = Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .expect("spawn sleep");
+        let mut seen = None;
+        while t0.elapsed() < Duration::from_secs(120) {
+            if counter(addr, container_id).unwrap_or(0.0) > before {
+                seen = Some(t0.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.wait();
+        match seen {
+            Some(d) => lat.push(d),
+            None => missed += 1,
+        }
+        // Let the exit and the next publish settle, so trials do not overlap.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    lat.sort();
+    let q = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[i].as_secs_f64() * 1e3
+    };
+    println!(
+        "trials={} missed={missed} p50_ms={:.1} p90_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+        lat.len(),
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(1.0)
+    );
+}
