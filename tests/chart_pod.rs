@@ -11,7 +11,11 @@
 //!   and no others;
 //! - its liveness and readiness probes pass, performed as the kubelet does them;
 //! - its /metrics gives the same verdicts as the bare binary (`nsexporter --once` on the
-//!   host) for every container podman runs here.
+//!   host) for every container podman runs here, names from the runtime's files included;
+//! - with process events on, it reports them on (`nsexporter_scan_events_enabled`) and
+//!   counts an exec of a fraction of a second in a host-network container; with Podman's
+//!   state mounted, it names every container as Podman does; a network namespace pinned
+//!   under /run/netns after the pod started shows up in the pod (`HostToContainer`).
 //!
 //! `podman kube play` (4.3 here) does not do everything a kubelet does. Each gap is in
 //! [`GAPS`] (and the README's "Deploying on Kubernetes" section, checked by
@@ -19,12 +23,15 @@
 //! of the pod it does not know, so a new chart field fails here until it is translated.
 //!
 //! Podman runs with a private storage, run and hooks directory (a temporary directory:
-//! everything the test creates is removed with it, also on failure), `--runtime runc`
+//! everything the test creates is removed with it, also on failure). Its graph and run
+//! roots sit at a node's paths under `<dir>/node`, the node root of this test: the
+//! chart's runtime hostPaths are taken from there, and the bare binary reads it as
+//! `--path.rootfs`. It runs with `--runtime runc`
 //! and explicit nofile/nproc limits (containers.conf), and with `--network none` or
 //! `host`, so it creates no network (this machine has no bridge to give a pod).
 //!
-//! Needs root, podman, helm (tests/chart/install-tools.sh), python3 (the OCI hook) and
-//! cargo (the static build of tests/docker/build-image.sh). A missing tool fails the test.
+//! Needs root, podman, helm, python3 (the OCI hook) and cargo (the static build of
+//! tests/docker/build-image.sh); tests/run.sh installs them. A missing tool fails the test.
 
 mod common;
 
@@ -39,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::{parse_exposition, Sample};
+use common::{parse_exposition, require_root, require_tool, root, Sample};
 
 const RELEASE: &str = "nsx";
 const NAMESPACE: &str = "monitoring";
@@ -83,6 +90,28 @@ const VARIANTS: &[Variant] = &[
             "podAnnotations.example\\.com/owner=platform",
             "resources.limits.memory=96Mi",
             "resources.limits.cpu=500m",
+        ],
+    },
+    Variant {
+        name: "process events, Podman's state",
+        set: &[
+            "events.enabled=true",
+            "exporter.port={free_port}",
+            "hostRoot.runtimes.containerd=false",
+            "hostRoot.runtimes.podman=true",
+        ],
+    },
+    Variant {
+        name: "every runtime's state elsewhere, events without NET_ADMIN",
+        set: &[
+            "hostRoot.mountPath=/node",
+            "hostRoot.runtimes.crio=true",
+            "hostRoot.runtimes.docker=true",
+            "hostRoot.runtimes.podman=true",
+            "events.enabled=true",
+            "events.netAdmin=false",
+            "events.retention=2m",
+            "exporter.port={free_port}",
         ],
     },
 ];
@@ -141,15 +170,16 @@ const GAPS: &[(&str, &str, &str)] = &[
         "checked by the test: with `runAsNonRoot: true` and UID 0 the kubelet would refuse to start the container, and so does the test",
     ),
     (
+        "`hostPath` of the runtimes' state and /run/netns (`hostRoot`)",
+        "nothing: the test's podman keeps its state in a private directory, not at the node's paths",
+        "each such path is taken under the test's node root (`<dir>/node`, where that podman's graph and run roots are), which the bare binary reads as `--path.rootfs`; a `type: Directory` path of a runtime this node does not run is created empty there",
+    ),
+    (
         "`serviceAccountName`, `automountServiceAccountToken`, `enableServiceLinks`, `imagePullSecrets`, `nodeSelector`, `affinity`, `tolerations`, `priorityClassName`, `dnsPolicy`, `metadata.namespace`",
         "no API server, scheduler or cluster DNS",
         "nothing to run on one node; no token is mounted and no service variables are set, as the chart asks",
     ),
 ];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -179,6 +209,8 @@ struct Podman {
 
 impl Podman {
     fn new() -> Podman {
+        require_root("podman kube play, and the /proc of the pod's processes");
+        require_tool("podman");
         let version = Command::new("podman").arg("--version").output();
         match version {
             Ok(o) if o.status.success() => eprintln!("chart_pod: {}", text(&o.stdout).trim()),
@@ -188,16 +220,33 @@ impl Podman {
             .prefix("nsx-chart-pod-")
             .tempdir()
             .expect("tempdir");
-        let d = dir.path();
-        for sub in ["root", "run", "tmp", "hooks.d"] {
-            fs::create_dir(d.join(sub)).expect("mkdir");
+        let d = &dir.path().to_path_buf();
+        for sub in [GRAPH_ROOT, RUN_ROOT, "tmp", "hooks.d", "node/run/netns"] {
+            fs::create_dir_all(d.join(sub)).expect("mkdir");
+        }
+        // As `ip netns add` makes it: /run/netns a shared mount, so that a namespace
+        // pinned there later propagates into a pod that mounts it HostToContainer.
+        let netns = d.join("node/run/netns");
+        let podman = Podman { dir };
+        for args in [vec!["--bind", "-o", "rw"], vec!["--make-shared"]] {
+            let mut cmd = Command::new("mount");
+            cmd.args(&args);
+            if args[0] == "--bind" {
+                cmd.arg(&netns);
+            }
+            let out = run(cmd.arg(&netns));
+            assert!(
+                out.status.success(),
+                "mount {args:?}: {}",
+                text(&out.stderr)
+            );
         }
         fs::write(
             d.join("storage.conf"),
             format!(
                 "[storage]\ndriver = \"overlay\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
-                d.join("root").display(),
-                d.join("run").display()
+                d.join(GRAPH_ROOT).display(),
+                d.join(RUN_ROOT).display()
             ),
         )
         .expect("storage.conf");
@@ -227,7 +276,12 @@ impl Podman {
             hook_conf.to_string(),
         )
         .expect("hook config");
-        Podman { dir }
+        podman
+    }
+
+    /// The node root: the node's paths of podman's state, and its /run/netns.
+    fn node(&self) -> PathBuf {
+        self.dir.path().join("node")
     }
 
     fn env(&self, cmd: &mut Command) {
@@ -345,6 +399,11 @@ impl Drop for Podman {
     }
 }
 
+/// Where the test's podman keeps its images and containers, and its run state: a node's
+/// paths under the node root.
+const GRAPH_ROOT: &str = "node/var/lib/containers/storage";
+const RUN_ROOT: &str = "node/run/containers/storage";
+
 /// A pod played from YAML; removed (with its containers) when dropped.
 struct PlayedPod<'a> {
     podman: &'a Podman,
@@ -365,27 +424,9 @@ impl Drop for PlayedPod<'_> {
 // ---------------------------------------------------------------------------------
 // Rendering and translating
 
-fn helm() -> PathBuf {
-    for candidate in [
-        std::env::var_os("HELM").map(PathBuf::from),
-        Some(PathBuf::from("helm")),
-        Some(PathBuf::from(
-            "/opt/nsexporter-tools/node_modules/.bin/helm",
-        )),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if Command::new(&candidate).arg("version").output().is_ok() {
-            return candidate;
-        }
-    }
-    panic!("helm not found; run tests/chart/install-tools.sh (CI does, from .ci/run)");
-}
-
 /// `helm template` with `--set` values; the DaemonSet it renders.
 fn render_daemonset(set: &[String]) -> Value {
-    let mut cmd = Command::new(helm());
+    let mut cmd = Command::new(require_tool("helm"));
     cmd.args(["template", RELEASE])
         .arg(root().join("charts/nsexporter"))
         .args(["--namespace", NAMESPACE]);
@@ -433,6 +474,8 @@ struct Translated {
     probes: Vec<Probe>,
     /// Namespace types the pod's containers must share with the host.
     host_namespaces: BTreeSet<&'static str>,
+    /// Host paths taken under the node root, with the volume's `type`.
+    node_paths: Vec<(PathBuf, String)>,
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -458,7 +501,7 @@ fn int(v: &Value, default: u64) -> u64 {
 
 /// The pod template of `ds` as a Pod for `podman kube play`, with each gap of [`GAPS`]
 /// translated.
-fn translate(ds: &Value, pod_name: &str, node_ip: &str) -> Translated {
+fn translate(ds: &Value, pod_name: &str, node_ip: &str, node_root: &Path) -> Translated {
     let template = &ds["spec"]["template"];
     only_known(template, &["metadata", "spec"], "template");
     let mut spec = template["spec"].clone();
@@ -489,8 +532,22 @@ fn translate(ds: &Value, pod_name: &str, node_ip: &str) -> Translated {
         &["seccompProfile", "runAsUser", "runAsGroup", "runAsNonRoot"],
         "spec.securityContext",
     );
-    for v in spec["volumes"].as_array().into_iter().flatten() {
+    let mut node_paths = Vec::new();
+    for v in spec["volumes"].as_array_mut().into_iter().flatten() {
         only_known(v, &["name", "hostPath"], "spec.volumes[]");
+        only_known(&v["hostPath"], &["path", "type"], "spec.volumes[].hostPath");
+        let path = v["hostPath"]["path"].as_str().expect("hostPath.path");
+        // The host's /proc is the host's; every other path is the runtimes' state or
+        // /run/netns, which this test's podman keeps under the node root.
+        if path != "/proc" {
+            let under = node_root.join(path.trim_start_matches('/'));
+            let kind = v["hostPath"]["type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            v["hostPath"]["path"] = json!(under.display().to_string());
+            node_paths.push((under, kind));
+        }
     }
     let host_network = spec["hostNetwork"] == true;
     let mut host_namespaces = BTreeSet::new();
@@ -527,6 +584,17 @@ fn translate(ds: &Value, pod_name: &str, node_ip: &str) -> Translated {
             ],
             &what,
         );
+        for vm in c["volumeMounts"].as_array().into_iter().flatten() {
+            only_known(
+                vm,
+                &["name", "mountPath", "readOnly", "mountPropagation"],
+                &format!("{what}.volumeMounts[]"),
+            );
+            assert!(
+                vm["mountPropagation"].is_null() || vm["mountPropagation"] == "HostToContainer",
+                "{what}: only HostToContainer propagation is checked"
+            );
+        }
         only_known(
             &c["securityContext"],
             &[
@@ -644,7 +712,22 @@ fn translate(ds: &Value, pod_name: &str, node_ip: &str) -> Translated {
         play_args,
         probes,
         host_namespaces,
+        node_paths,
     }
+}
+
+/// The value of `--flag=value` among the container's arguments.
+fn args_value(c: &Value, flag: &str) -> Option<String> {
+    c["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|a| a.strip_prefix(&format!("{flag}=")).map(str::to_string))
+}
+
+fn has_arg(c: &Value, arg: &str) -> bool {
+    c["args"].as_array().into_iter().flatten().any(|a| a == arg)
 }
 
 fn spec_service_account(ds: &Value) -> String {
@@ -742,8 +825,8 @@ fn status_field(pid: u32, key: &str) -> String {
         .to_string()
 }
 
-/// (mount point, mount options, fs type) of every mount of the process.
-fn mounts(pid: u32) -> Vec<(String, String, String)> {
+/// (mount point, mount options, fs type, optional fields) of every mount of the process.
+fn mounts(pid: u32) -> Vec<(String, String, String, String)> {
     fs::read_to_string(format!("/proc/{pid}/mountinfo"))
         .expect("mountinfo")
         .lines()
@@ -753,7 +836,12 @@ fn mounts(pid: u32) -> Vec<(String, String, String)> {
                 .iter()
                 .position(|x| *x == "-")
                 .expect("mountinfo separator");
-            (f[4].to_string(), f[5].to_string(), f[sep + 1].to_string())
+            (
+                f[4].to_string(),
+                f[5].to_string(),
+                f[sep + 1].to_string(),
+                f[6..sep].join(" "),
+            )
         })
         .collect()
 }
@@ -923,12 +1011,24 @@ fn perform(p: &Probe, pid: u32, started: Instant) -> Result<Duration, String> {
 // Verdicts
 
 /// What an exposition says about one container: the host namespaces it shares (and
-/// with how many processes), its host-root processes, and its info labels.
+/// with how many processes), its drift from what its runtime declared, its host-root
+/// processes, and its info labels.
 #[derive(Debug, PartialEq)]
 struct Verdict {
     sharing: BTreeMap<String, f64>,
+    drift: BTreeMap<String, f64>,
     host_root: Option<f64>,
-    info: Option<(String, String, String)>,
+    info: Option<Info>,
+}
+
+#[derive(Debug, PartialEq)]
+struct Info {
+    comm: String,
+    runtime: String,
+    uid: String,
+    namespace: String,
+    pod: String,
+    container: String,
 }
 
 fn verdicts(samples: &[Sample], ids: &BTreeSet<String>) -> BTreeMap<String, Verdict> {
@@ -946,6 +1046,7 @@ fn verdicts(samples: &[Sample], ids: &BTreeSet<String>) -> BTreeMap<String, Verd
                 id.clone(),
                 Verdict {
                     sharing: BTreeMap::new(),
+                    drift: BTreeMap::new(),
                     host_root: None,
                     info: None,
                 },
@@ -959,13 +1060,20 @@ fn verdicts(samples: &[Sample], ids: &BTreeSet<String>) -> BTreeMap<String, Verd
             "nsexporter_container_host_namespace" => {
                 v.sharing.insert(s.labels["type"].clone(), s.value);
             }
+            "nsexporter_container_namespace_drift" => {
+                v.drift.insert(s.labels["type"].clone(), s.value);
+            }
             "nsexporter_container_host_root_processes" => v.host_root = Some(s.value),
             "nsexporter_container_info" => {
-                v.info = Some((
-                    s.labels["comm"].clone(),
-                    s.labels["runtime"].clone(),
-                    s.labels["uid"].clone(),
-                ))
+                let l = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+                v.info = Some(Info {
+                    comm: l("comm"),
+                    runtime: l("runtime"),
+                    uid: l("uid"),
+                    namespace: l("namespace"),
+                    pod: l("pod"),
+                    container: l("container"),
+                })
             }
             _ => {}
         }
@@ -1049,7 +1157,13 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
     let ds = render_daemonset(&set);
     let pod_name = daemonset_pod_name(&ds);
     let node_ip = node_ip();
-    let t = translate(&ds, &pod_name, &node_ip);
+    let t = translate(&ds, &pod_name, &node_ip, &podman.node());
+    for (path, kind) in &t.node_paths {
+        // A runtime this node does not run: its directory, empty (podman's exist).
+        if kind == "Directory" && !path.is_dir() {
+            fs::create_dir_all(path).expect("a runtime's directory under the node root");
+        }
+    }
     let file = podman.dir.path().join(format!("{pod_name}.yaml"));
     fs::write(&file, serde_yaml_ng::to_string(&t.pod).unwrap()).expect("write pod");
     eprintln!(
@@ -1184,7 +1298,7 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
 
         let mounts = mounts(pid);
         let mount = |point: &str| mounts.iter().rev().find(|m| m.0 == point).cloned();
-        let (_, root_opts, _) = mount("/").expect("a root mount");
+        let (_, root_opts, _, _) = mount("/").expect("a root mount");
         let read_only_root = sc["readOnlyRootFilesystem"] == true;
         assert_eq!(
             root_opts.split(',').any(|o| o == "ro"),
@@ -1192,10 +1306,18 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
             "{what}: root mounted {root_opts}, readOnlyRootFilesystem {read_only_root}"
         );
         let volumes = spec["volumes"].as_array().cloned().unwrap_or_default();
+        let mut mounted_runtimes = 0;
         for vm in c["volumeMounts"].as_array().into_iter().flatten() {
             let at = vm["mountPath"].as_str().unwrap();
-            let (_, opts, fstype) =
+            let (_, opts, fstype, optional) =
                 mount(at).unwrap_or_else(|| panic!("{what}: nothing mounted at {at}"));
+            // HostToContainer is a slave mount: it receives the host's later mounts.
+            assert_eq!(
+                optional.split(' ').any(|o| o.starts_with("master:")),
+                vm["mountPropagation"] == "HostToContainer",
+                "{what}: {at} propagation {optional:?}, asked {}",
+                vm["mountPropagation"]
+            );
             assert_eq!(
                 opts.split(',').any(|o| o == "ro"),
                 vm["readOnly"] == true,
@@ -1205,7 +1327,41 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
                 .iter()
                 .find(|x| x["name"] == vm["name"])
                 .expect("the mount's volume");
-            if vol["hostPath"]["path"] == "/proc" {
+            let source = vol["hostPath"]["path"].as_str().unwrap();
+            let target_in_host_root = args_value(c, "--path.rootfs")
+                .and_then(|r| at.strip_prefix(r.as_str()))
+                .map(|p| podman.node().join(p.trim_start_matches('/')));
+            if source != "/proc" {
+                // A runtime's directory or /run/netns: under --path.rootfs at the node
+                // path it comes from, so the exporter finds it where it looks.
+                assert_eq!(
+                    target_in_host_root.as_deref(),
+                    Some(Path::new(source)),
+                    "{what}: {at} (from {source}) is not at its node path under --path.rootfs"
+                );
+                mounted_runtimes += 1;
+            }
+            if vm["mountPropagation"] == "HostToContainer" {
+                // A network namespace pinned after the pod started, as CNI pins one.
+                let name = format!("nsx-chart-pod-{}", common::rand_hex(6));
+                let pin = Path::new(source).join(&name);
+                fs::write(&pin, "").expect("pin file");
+                let ns = format!("/proc/{}/ns/net", podman.pid(&sleepers.host_root));
+                let out = run(Command::new("mount").arg("--bind").arg(&ns).arg(&pin));
+                assert!(out.status.success(), "pin {ns}: {}", text(&out.stderr));
+                let seen = self::mounts(pid)
+                    .into_iter()
+                    .find(|m| m.0 == format!("{at}/{name}"));
+                run(Command::new("umount").arg("--lazy").arg(&pin));
+                let _ = fs::remove_file(&pin);
+                assert_eq!(
+                    seen.map(|m| m.2),
+                    Some("nsfs".to_string()),
+                    "{what}: a namespace pinned at {} after the pod started is not at {at}/{name}",
+                    pin.display()
+                );
+            }
+            if source == "/proc" {
                 assert_eq!(fstype, "proc", "{what}: the host /proc at {at}");
                 // The very procfs of the host: it lists the host's PIDs.
                 let probe_pid = podman.pid(&sleepers.host_root);
@@ -1216,6 +1372,12 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
                 );
             }
         }
+
+        assert_eq!(
+            mounted_runtimes > 0,
+            args_value(c, "--path.rootfs").is_some(),
+            "{what}: --path.rootfs without the runtimes' directories, or the other way"
+        );
 
         let cmdline: Vec<String> = fs::read(format!("/proc/{pid}/cmdline"))
             .expect("cmdline")
@@ -1347,21 +1509,30 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
         .find(|p| p.container == "nsexporter")
         .map(|p| p.port)
         .expect("the exporter's probe port (its named port `metrics`)");
-    let path = exporter["args"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .find_map(|a| a.strip_prefix("--web.telemetry-path="))
-        .unwrap_or("/metrics")
-        .to_string();
+    let path = args_value(exporter, "--web.telemetry-path").unwrap_or("/metrics".into());
     let pid = podman.pid(&format!("{pod_name}-nsexporter"));
     let ids = podman.container_ids();
-    let (code, body) = get_in_netns(pid, port, &path, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("[{}] GET {path}: {e}", v.name));
-    assert_eq!(code, 200, "[{}] GET {path}: {body}", v.name);
-    let in_pod = parse_exposition(&body);
-    let bare = parse_exposition(&common::once(&[]));
+    let scrape = || {
+        let (code, body) = get_in_netns(pid, port, &path, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("[{}] GET {path}: {e}", v.name));
+        assert_eq!(code, 200, "[{}] GET {path}: {body}", v.name);
+        parse_exposition(&body)
+    };
+    let in_pod = scrape();
+    // The bare binary reads the node root's runtime files when the pod has Podman's
+    // mounted, and (like the pod) finds none of this podman's otherwise.
+    let podman_state = podman.node().join(GRAPH_ROOT.trim_start_matches("node/"));
+    let names_mounted = t
+        .node_paths
+        .iter()
+        .any(|(p, _)| p.starts_with(&podman_state));
+    let node = podman.node().display().to_string();
+    let bare_args: Vec<&str> = if names_mounted {
+        vec!["--path.rootfs", &node]
+    } else {
+        vec![]
+    };
+    let bare = parse_exposition(&common::once(&bare_args));
     assert_eq!(
         ids,
         podman.container_ids(),
@@ -1403,7 +1574,7 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
             pod_v[*id]
                 .info
                 .as_ref()
-                .is_some_and(|i| i.0 == "nsexporter")
+                .is_some_and(|i| i.comm == "nsexporter")
         })
         .expect("the exporter names its own container");
     let own_types: BTreeSet<&str> = pod_v[own].sharing.keys().map(String::as_str).collect();
@@ -1417,8 +1588,69 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
     }
     // Podman's cgroups name no pod: an empty pod UID for every one of its containers.
     for (id, verdict) in &pod_v {
-        let uid = verdict.info.as_ref().map(|i| i.2.as_str());
+        let uid = verdict.info.as_ref().map(|i| i.uid.as_str());
         assert_eq!(uid, Some(""), "[{}] pod UID of podman://{id}", v.name);
+    }
+
+    // Names from the runtime's files: Podman's own names for every container where its
+    // state is mounted, and none where it is not.
+    for (id, verdict) in &pod_v {
+        let info = verdict.info.as_ref().unwrap();
+        let want = if names_mounted {
+            podman.ok(&["inspect", "--format", "{{.Name}}", id])
+        } else {
+            String::new()
+        };
+        assert_eq!(info.container, want, "[{}] container name of {id}", v.name);
+    }
+    if names_mounted {
+        let exporter_info = pod_v[own].info.as_ref().unwrap();
+        assert_eq!(
+            exporter_info.pod, pod_name,
+            "[{}] the exporter's own pod, by name",
+            v.name
+        );
+        for s in [&sleepers.host_net, &sleepers.host_root, &sleepers.userns] {
+            assert_eq!(pod_v[s].info.as_ref().unwrap().pod, "", "[{}] {s}", v.name);
+        }
+    }
+
+    // Process events: on as the chart says, and an exec of a fraction of a second in a
+    // host-network container counted at once.
+    let events = has_arg(exporter, "--scan.events");
+    assert_eq!(
+        common::value(&in_pod, "nsexporter_scan_events_enabled", &[]),
+        Some(if events { 1.0 } else { 0.0 }),
+        "[{}] nsexporter_scan_events_enabled with --scan.events {events}",
+        v.name
+    );
+    if events {
+        let execs = |samples: &[Sample]| {
+            let id = format!("podman://{}", sleepers.host_net);
+            common::value(
+                samples,
+                "nsexporter_container_host_namespace_execs_total",
+                &[("container_id", id.as_str()), ("type", "net")],
+            )
+            .unwrap_or(0.0)
+        };
+        let before = execs(&in_pod);
+        podman.ok(&["exec", &sleepers.host_net, "/bin/sleep", "0"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut after = before;
+        while after <= before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            after = execs(&scrape());
+        }
+        assert!(
+            after > before,
+            "[{}] an exec in the host-network container was not counted in 10 s ({before} -> {after})",
+            v.name
+        );
+        eprintln!(
+            "chart_pod [{}]: events on; an exec in the host-network container counted ({before} -> {after})",
+            v.name
+        );
     }
     drop(played);
 }
@@ -1461,13 +1693,15 @@ fn translation_refuses_fields_it_does_not_know() {
     let mut ds = render_daemonset(&[]);
     ds["spec"]["template"]["spec"]["containers"][0]["startupProbe"] =
         json!({"httpGet": {"path": "/healthz", "port": "metrics"}});
-    let refused = std::panic::catch_unwind(|| translate(&ds, "nsx-nsexporter-abcde", "127.0.0.1"));
+    let refused = std::panic::catch_unwind(|| {
+        translate(&ds, "nsx-nsexporter-abcde", "127.0.0.1", Path::new("/n"))
+    });
     assert!(
         refused.is_err(),
         "an unknown container field must stop the test"
     );
     let ds = render_daemonset(&["hostPID=true".into(), "hostNetwork=true".into()]);
-    let t = translate(&ds, "nsx-nsexporter-abcde", "10.0.0.1");
+    let t = translate(&ds, "nsx-nsexporter-abcde", "10.0.0.1", Path::new("/n"));
     assert_eq!(t.host_namespaces, BTreeSet::from(["net", "pid", "uts"]));
     assert_eq!(
         t.play_args,
@@ -1482,4 +1716,23 @@ fn translation_refuses_fields_it_does_not_know() {
     assert!(c["ports"].is_null() && c["livenessProbe"].is_null() && c["readinessProbe"].is_null());
     assert_eq!(t.probes.len(), 2);
     assert!(t.probes.iter().all(|p| p.port == 9816));
+    // The runtimes' state and /run/netns come from the node root; /proc stays the host's.
+    let ds = render_daemonset(&["hostRoot.runtimes.podman=true".into()]);
+    let t = translate(&ds, "nsx-nsexporter-abcde", "10.0.0.1", Path::new("/n"));
+    let paths: BTreeSet<String> = t.pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["hostPath"]["path"].as_str().unwrap().to_string())
+        .collect();
+    for want in [
+        "/proc",
+        "/n/run/containerd/io.containerd.runtime.v2.task",
+        "/n/var/lib/containers/storage/overlay-containers",
+        "/n/var/lib/containers/storage/libpod",
+        "/n/run/netns",
+    ] {
+        assert!(paths.contains(want), "{want} not in {paths:?}");
+    }
+    assert_eq!(t.node_paths.len(), paths.len() - 1);
 }
