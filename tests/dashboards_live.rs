@@ -34,7 +34,6 @@ mod queries;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -42,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use common::{Exporter, Lab, Member};
+use common::{require_tool, root, Exporter, Lab, Member};
 
 const NODE: &str = "lab-node";
 const CLUSTER: &str = "lab";
@@ -64,10 +63,6 @@ const EMPTY_ON_A_HEALTHY_NODE: &[(&str, &str, &str)] = &[(
     "Time until a namespace limit",
     "it lists only nodes whose namespace count grows; the lab leaks network namespaces to fill it",
 )];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn now() -> i64 {
     SystemTime::now()
@@ -247,6 +242,7 @@ fn kube_pod(
 #[test]
 fn every_panel_of_both_dashboards_has_correct_data_from_a_real_lab() {
     let began = Instant::now();
+    require_tool("prometheus");
     let mut lab = Lab::new();
     let private = ["--pid", "--fork", "--net", "--mount", "--uts", "--ipc"];
     let mut pods = vec![
@@ -591,6 +587,10 @@ fn every_panel_of_both_dashboards_has_correct_data_from_a_real_lab() {
         (
             "nsexporter_container_host_namespace{type=\"time\"}",
             "nsexporter_container_host_namespace{type=\"time\"",
+        ),
+        (
+            "nsexporter_container_host_namespace_execs_total{type=\"time\"}",
+            "nsexporter_container_host_namespace_execs_total{type=\"time\"",
         ),
         (
             "nsexporter_host_namespace_processes",

@@ -15,6 +15,7 @@
 //! Needs promtool and prometheus (Debian: prometheus). Everything lives in a temporary
 //! directory; Prometheus is killed when the test ends, pass or fail.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../examples/fleetgen/model.rs"]
 mod model;
@@ -27,8 +28,9 @@ mod prom;
 mod queries;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{require_tool, root};
 
 const NODES: usize = 50;
 const DAYS: f64 = 2.0;
@@ -37,13 +39,11 @@ const CONTAINER_RULES_SPAN: i64 = 3 * 3600;
 /// The capacity prediction must be within this share of the model's limit-hit time.
 const TOLERANCE: f64 = 0.05;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 #[test]
 fn a_small_fleet_gives_the_fleet_dashboard_the_models_answers() {
     let began = Instant::now();
+    require_tool("promtool");
+    require_tool("prometheus");
     let mut log = |m: String| eprintln!("fleet [{:>5.1} s] {m}", began.elapsed().as_secs_f64());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

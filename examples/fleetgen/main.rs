@@ -86,6 +86,10 @@ fn run(args: &[String]) {
     let nodes_n: usize = get("--nodes", "2000").parse().unwrap_or_else(|_| usage());
     let days: f64 = get("--days", "30").parse().unwrap_or_else(|_| usage());
     let dir = PathBuf::from(flag(args, "--dir").unwrap_or_else(|| usage()));
+    // Absolute: Prometheus and promtool run in directories of their own, where a path
+    // relative to ours (bench/fleet.sh's default target/bench/fleet) names nothing.
+    std::fs::create_dir_all(&dir).expect("create --dir");
+    let dir = std::fs::canonicalize(&dir).expect("resolve --dir");
     let parallel: usize = get("--parallel", "2").parse().unwrap_or_else(|_| usage());
     let chunk_hours: i64 = get("--chunk-hours", "18")
         .parse()

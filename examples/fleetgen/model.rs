@@ -732,7 +732,10 @@ fn pod_series(family: &str, target: &str, ksm: &str, node: &Node, p: &Pod) -> Ve
             p.uid
         );
         match family {
-            "nsexporter_container_host_namespace" => {
+            // The exec counter has a series for each sharing pair too: each process a
+            // scan found first counts once (process events are off, the chart's default).
+            "nsexporter_container_host_namespace"
+            | "nsexporter_container_host_namespace_execs_total" => {
                 for (ty, shared) in shares(wl) {
                     if shared {
                         out.push((format!("{c},type=\"{}\"", TYPES[ty]), wl.procs as f64));
@@ -742,7 +745,14 @@ fn pod_series(family: &str, target: &str, ksm: &str, node: &Node, p: &Pod) -> Ve
             "nsexporter_container_host_root_processes" if wl.root && !wl.own_userns => {
                 out.push((c, wl.procs as f64))
             }
-            "nsexporter_container_info" => out.push((format!("{c},comm=\"{comm}\""), 1.0)),
+            // Names from containerd's files, as the chart's default mounts give them.
+            "nsexporter_container_info" => out.push((
+                format!(
+                    "{c},comm=\"{comm}\",namespace=\"{}\",pod=\"{}\",container=\"{container}\"",
+                    wl.namespace, p.name
+                ),
+                1.0,
+            )),
             "kube_pod_container_info" => out.push((
                 format!(
                     "{pod},container=\"{container}\",container_id=\"containerd://{id}\",image=\"registry.example/{container}:1\""
@@ -755,8 +765,9 @@ fn pod_series(family: &str, target: &str, ksm: &str, node: &Node, p: &Pod) -> Ve
     out
 }
 
-const POD_FAMILIES: [&str; 6] = [
+const POD_FAMILIES: [&str; 7] = [
     "nsexporter_container_host_namespace",
+    "nsexporter_container_host_namespace_execs_total",
     "nsexporter_container_host_root_processes",
     "nsexporter_container_info",
     "kube_pod_container_info",
@@ -780,6 +791,13 @@ enum Field {
     Vanished,
     ScanDuration,
     ScanTimestamp,
+    /// The exporter's own process (process_*): CPU seconds grow with its scans.
+    CpuSeconds,
+    Rss,
+    VirtualMemory,
+    OpenFds,
+    MaxFds,
+    StartTime,
     Zero,
     One,
 }
@@ -800,6 +818,12 @@ impl Field {
             Field::Vanished => s.vanished,
             Field::ScanDuration => return 0.04 + (n.index % 7) as f64 * 0.01,
             Field::ScanTimestamp => return (t - 7) as f64,
+            Field::CpuSeconds => return s.scans as f64 * 0.15,
+            Field::Rss => return 4.2e6 + (n.index % 5) as f64 * 1e5,
+            Field::VirtualMemory => return 2.4e7,
+            Field::OpenFds => 9,
+            Field::MaxFds => 1_048_576,
+            Field::StartTime => return (t - s.scans as i64 * SCAN_INTERVAL) as f64,
             Field::Zero => 0,
             Field::One => 1,
         }) as f64
@@ -853,6 +877,9 @@ fn node_families() -> Vec<(&'static str, Vec<(String, Field)>)> {
             one(Field::HostRootContainers),
         ),
         ("nsexporter_scans_total", one(Field::Scans)),
+        ("nsexporter_scan_events_enabled", one(Field::Zero)),
+        ("nsexporter_exec_events_total", one(Field::Zero)),
+        ("nsexporter_events_lost_total", one(Field::Zero)),
         (
             "nsexporter_scan_errors_total",
             ERROR_REASONS
@@ -883,6 +910,12 @@ fn node_families() -> Vec<(&'static str, Vec<(String, Field)>)> {
             "nsexporter_build_info",
             vec![(",version=\"0.1.0\"".to_string(), Field::One)],
         ),
+        ("process_cpu_seconds_total", one(Field::CpuSeconds)),
+        ("process_resident_memory_bytes", one(Field::Rss)),
+        ("process_virtual_memory_bytes", one(Field::VirtualMemory)),
+        ("process_open_fds", one(Field::OpenFds)),
+        ("process_max_fds", one(Field::MaxFds)),
+        ("process_start_time_seconds", one(Field::StartTime)),
     ]
 }
 
@@ -995,8 +1028,9 @@ pub fn fleet(cfg: &Config) -> Vec<Node> {
 }
 
 /// Series of a node that do not depend on its pods: `up`, the exporter's node-level
-/// series (65) and kube-state-metrics' `kube_node_info`.
-pub const NODE_SERIES: u64 = 1 + 8 * 6 + 1 + 4 + 1 + 1 + 5 + 4 + 1;
+/// series (73: 8 types x 6 families, 4 runtimes, 5 error reasons, 10 single series and
+/// 6 of its own process) and kube-state-metrics' `kube_node_info`.
+pub const NODE_SERIES: u64 = 1 + 8 * 6 + 1 + 4 + 1 + 1 + 5 + 4 + 1 + 3 + 6;
 
 /// Exporter and kube-state-metrics series of one pod.
 pub fn pod_series_count(p: &Pod) -> (u64, u64) {
@@ -1004,7 +1038,7 @@ pub fn pod_series_count(p: &Pod) -> (u64, u64) {
     let shared = shares(wl).iter().filter(|(_, s)| *s).count() as u64;
     let root = u64::from(wl.root && !wl.own_userns);
     let n = wl.containers.len() as u64;
-    (n * (shared + root + 1), n + 2)
+    (n * (2 * shared + root + 1), n + 2)
 }
 
 /// The size of the synthetic fleet over its window.
