@@ -2,7 +2,7 @@
 # The fleet benchmark behind the README's "At fleet scale" section:
 #
 #   bench/fleet.sh                          # 2,000 nodes x 30 days (the size)
-#   NODES=500 bench/fleet.sh                # what this project's 2-core VM ran
+#   NODES=40 bench/fleet.sh                 # what the README's figures come from (2-core VM)
 #   NODES=50 DAYS=2 bench/fleet.sh          # a quick run (what tests/fleet.rs checks)
 #
 # examples/fleetgen synthesises NODES nodes of nsexporter exposition over DAYS days at
