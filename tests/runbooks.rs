@@ -656,7 +656,20 @@ fn check(cmd: &str, node: &Node) {
                 "1s",
             ]);
             let url = fill(cmd, &[("instance", &e.addr.to_string())]);
-            assert_eq!(ok(&url).trim(), "ok");
+            // Ready once its first scan is in (it listens before that).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let out = ok(&url);
+                if out.trim() == "ok" {
+                    break;
+                }
+                assert!(
+                    out.starts_with("not ready: no scan has completed yet")
+                        && std::time::Instant::now() < deadline,
+                    "not ready within 10 s: {out}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
             std::fs::rename(&procfs, dir.path().join("gone")).unwrap();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             loop {

@@ -184,7 +184,9 @@ fn soak_rss_and_fds_stay_flat_under_churn_and_concurrent_scrapes() {
         "only {procs} processes churned"
     );
     assert!(
-        scans >= run.as_secs_f64() * 4.0 * 0.5,
+        // Scans go on (at least one every 2 s: a liveness check, not a speed
+        // figure; on a loaded machine far fewer than 4 a second complete).
+        scans >= run.as_secs_f64() * 0.5,
         "only {scans} scans in {run:?} at 250 ms"
     );
     assert!(n_scrapes >= 100, "only {n_scrapes} scrapes");
