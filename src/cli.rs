@@ -50,6 +50,14 @@ pub struct Flags {
         value_name = "N"
     )]
     pub max_requests: Option<String>,
+    /// Most connections held at once, or `auto`: from the open-file limit (raised to its
+    /// hard limit), at most 1024. [default: auto]
+    #[arg(
+        long = "web.max-connections",
+        env = "NSEXPORTER_WEB_MAX_CONNECTIONS",
+        value_name = "N"
+    )]
+    pub max_connections: Option<String>,
     /// The host's procfs mount point (`/host/proc` in a pod). [default: /proc]
     #[arg(
         long = "path.procfs",
@@ -183,8 +191,8 @@ pub enum Command {
 /// Flags of `nsexporter watch`.
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
-    /// One JSON object per line: at (Unix seconds), container, pid, comm, host_ns,
-    /// by_event.
+    /// One JSON object per line: at (Unix seconds), container_id, uid, runtime,
+    /// namespace, pod, container (names empty when unknown), pid, comm, host_ns.
     #[arg(long)]
     pub json: bool,
 }

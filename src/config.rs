@@ -30,6 +30,8 @@ pub struct Settings {
     pub web_config: Option<Arc<WebConfigSource>>,
     /// `--web.max-requests`; 0 means no limit.
     pub max_requests: usize,
+    /// `--web.max-connections`; None: `auto`, from the open-file limit.
+    pub max_connections: Option<usize>,
     pub paths: HostPaths,
     pub scan_interval: Duration,
     /// `--scan.events`: receive process events between scans.
@@ -159,6 +161,8 @@ struct RawWeb {
     config_file: String,
     #[serde(rename = "max-requests")]
     max_requests: String,
+    #[serde(rename = "max-connections")]
+    max_connections: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +215,7 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("web.telemetry-path", "/metrics", "telemetry_path"),
     ("web.config-file", "", "web_config_file"),
     ("web.max-requests", "40", "max_requests"),
+    ("web.max-connections", "auto", "max_connections"),
     ("path.procfs", "/proc", "procfs"),
     ("path.rootfs", "/", "rootfs"),
     (
@@ -373,6 +378,23 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
                 ),
             )
         })?;
+    let max_connections = match raw.web.max_connections.trim() {
+        "auto" => None,
+        n => Some(
+            n.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    o.invalid(
+                        "web.max-connections",
+                        format!(
+                            "{:?} must be auto or a whole number from 1 to 1000000",
+                            raw.web.max_connections
+                        ),
+                    )
+                })?,
+        ),
+    };
     if raw.path.procfs.is_empty() {
         return Err(o.invalid("path.procfs", "must not be empty"));
     }
@@ -471,6 +493,7 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
         telemetry_path,
         web_config,
         max_requests,
+        max_connections,
         paths: HostPaths::new(raw.path.procfs).with_rootfs(raw.path.rootfs),
         scan_interval,
         scan_events,

@@ -27,11 +27,13 @@
 //! - [`metrics`]: the metric contract, encoded from a published snapshot.
 //! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes.
 //! - `http`: the endpoints and the limits that protect them; reads the sampler only.
+//!   - `http::admit`: which connections and scrapes are admitted, per source and in all.
 //!   - `http::body`: response bodies in bounded frames, gzipped once per scan.
-//!   - `http::conn`: one connection: write-stall guard, TLS handshake, HTTP/1.1.
+//!   - `http::conn`: one connection: deadlines, write deadline, TLS handshake, HTTP/1.1.
 //!   - `http::webconfig`: `--web.config.file`: its format, loading and reloading.
 //!   - `http::tls`: the rustls config: certificates, client certs, versions, suites.
-//!   - `http::auth`: basic auth: the header, bcrypt and the cache of verified users.
+//!   - `http::auth`: basic auth: the header, bcrypt costs, the fair bcrypt pool, the
+//!     cache of verified users.
 //!   - `http::listen`: the listening socket; `:port` is dual-stack IPv6 and IPv4.
 //! - [`telemetry`]: logging through tracing, as logfmt or JSON.
 //! - [`cli`]: every flag and subcommand (clap), in one place.
@@ -117,6 +119,7 @@ pub async fn serve(
         settings.telemetry_path.clone(),
         settings.web_config.clone(),
         settings.max_requests,
+        http::Limits::for_this_process(settings.max_connections),
     ));
     let res = http::run(listener, app, shutdown).await;
     // The sampler and the events thread stop at their next wait; a scan in progress is

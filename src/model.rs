@@ -380,7 +380,7 @@ impl ContainerSummary {
 // What a container's runtime files say (read by `crate::runtime`).
 
 /// A container's names, each empty when unknown.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Names {
     /// The Kubernetes namespace of its pod.
     pub namespace: String,
@@ -393,6 +393,16 @@ pub struct Names {
 impl Names {
     pub fn is_empty(&self) -> bool {
         self.namespace.is_empty() && self.pod.is_empty() && self.container.is_empty()
+    }
+
+    /// `namespace/pod/container` as far as known; `None` if nothing is.
+    pub fn joined(&self) -> Option<String> {
+        let parts: Vec<&str> = [&self.namespace, &self.pod, &self.container]
+            .into_iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("/"))
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,7 +13,7 @@ use bytes::Bytes;
 use crate::events::feed::{self, Inbox, Pending, Wake};
 use crate::events::ledger::{ExecRecord, Ledger};
 use crate::metrics::{self, Counters, Format, Published};
-use crate::model::{ContainerRef, NsType, ProcRecord, Snapshot};
+use crate::model::{ContainerRef, Names, NsType, ProcRecord, Snapshot};
 use crate::procfs::own;
 use crate::procfs::paths::OWN_PROCFS;
 use crate::scan::{Change, Fresh, Scanner};
@@ -62,6 +63,9 @@ impl Exposition {
 pub struct Shared {
     current: RwLock<Arc<Exposition>>,
     pub interval: Duration,
+    /// How many expositions were published: a burst of execs must make a few, not one
+    /// per exec.
+    publishes: AtomicU64,
 }
 
 impl Shared {
@@ -69,6 +73,7 @@ impl Shared {
         Arc::new(Shared {
             current: RwLock::new(Arc::new(Exposition::new(Arc::default(), None))),
             interval,
+            publishes: AtomicU64::new(0),
         })
     }
 
@@ -85,6 +90,12 @@ impl Shared {
             Ok(mut g) => *g = e,
             Err(poisoned) => *poisoned.into_inner() = e,
         }
+        self.publishes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many expositions were published since the start.
+    pub fn publishes(&self) -> u64 {
+        self.publishes.load(Ordering::Relaxed)
     }
 
     /// Ready when a scan has completed, the latest is no older than three intervals,
@@ -180,32 +191,25 @@ impl Sampler {
         self.counters.events_enabled = on;
     }
 
-    /// The exec records of one kind, named against `snap`'s host: only container
-    /// processes in at least one host namespace leave one.
+    /// The exec records of one kind, judged against `snap`'s host: only container
+    /// processes in at least one host namespace leave one. Each carries its container's
+    /// names: from `snap` while the container is there, else from `names_of` (a
+    /// container whose last process is gone already).
     fn exec_records(
         snap: &Snapshot,
         records: Vec<ProcRecord>,
         at: SystemTime,
         by_event: bool,
+        mut names_of: impl FnMut(&ContainerRef) -> Names,
     ) -> Vec<ExecRecord> {
         records
             .into_iter()
             .filter_map(|r| {
-                let container = r.container?;
-                let host_ns: Vec<NsType> = snap
-                    .supported
-                    .iter()
-                    .copied()
-                    .filter(|t| r.ns.shares(&snap.host.ns, *t))
-                    .collect();
-                (!host_ns.is_empty()).then_some(ExecRecord {
-                    at,
-                    container,
-                    pid: r.pid,
-                    comm: r.comm,
-                    host_ns,
-                    by_event,
-                })
+                let names = r.container.as_ref().map(|c| match snap.containers.get(c) {
+                    Some(s) => s.runtime_info.names.clone(),
+                    None => names_of(c),
+                })?;
+                ExecRecord::of(r, &snap.host.ns, &snap.supported, at, by_event, names)
             })
             .collect()
     }
@@ -273,7 +277,8 @@ impl Sampler {
         let (snap, records) = self.scanner.fold(changes)?;
         // Wall time of the batch's first receipt, as near to the exec as this thread knows.
         let at = SystemTime::now() - received.map_or(Duration::ZERO, |r| r.elapsed());
-        let records = Self::exec_records(&snap, records, at, true);
+        let scanner = &mut self.scanner;
+        let records = Self::exec_records(&snap, records, at, true, |c| scanner.names_of(c));
         let changed = !records.is_empty()
             || self
                 .last
@@ -417,7 +422,8 @@ impl Sampler {
         }
         self.track_starts(&snap);
         let first = self.scanner.take_first_found();
-        let records = Self::exec_records(&snap, first, snap.taken_at, false);
+        // A scan finds only present containers: their names are in the snapshot.
+        let records = Self::exec_records(&snap, first, snap.taken_at, false, |_| Names::default());
         self.update_ledger(&snap, records);
         tracing::debug!(
             processes = snap.processes,
@@ -572,5 +578,100 @@ mod tests {
         assert!(shared.readiness().is_err());
         let c = &shared.current().published.counters;
         assert_eq!((c.scans, c.procfs), (4, 3));
+    }
+
+    /// Execs that arrive one every 2 ms for about half a second (250 of them, each of a
+    /// container process in a host namespace, so each one changes what is published)
+    /// make a few publishes, one per [`feed::COALESCE`] at most, not one per exec; and
+    /// every one of them is counted. The processes are those of the fixture tree.
+    #[test]
+    fn a_burst_of_execs_makes_a_few_publishes_not_one_per_exec() {
+        use crate::events::feed::Exec;
+        use crate::scan::ExecReader;
+        // The fixture tree, with the `time` link this kernel has and the fixture lacks
+        // (a read that misses a link the kernel has is of a process already gone).
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc");
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&fixture)
+            .arg(dir.path())
+            .status()
+            .expect("cp");
+        assert!(st.success(), "cp -a {}", fixture.display());
+        let procfs = dir.path().join("proc");
+        for e in std::fs::read_dir(&procfs).unwrap().flatten() {
+            let ns = e.path().join("ns");
+            if ns.is_dir() && !ns.join("time").exists() {
+                std::os::unix::fs::symlink("time:[4026531834]", ns.join("time")).unwrap();
+            }
+        }
+        let opts = ScanOptions {
+            paths: HostPaths::new(&procfs),
+            ..ScanOptions::default()
+        };
+        let mut reader = ExecReader::new(&opts).expect("open the fixture procfs");
+        let shared = Shared::new(Duration::from_secs(3600));
+        let inbox: Arc<Inbox<Fresh>> = Inbox::new();
+        let sampler = Sampler::new(Scanner::new(opts));
+        let runner = {
+            let (shared, inbox) = (shared.clone(), inbox.clone());
+            std::thread::spawn(move || run(sampler, shared, inbox))
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while shared.publishes() == 0 {
+            assert!(Instant::now() < deadline, "no first scan within 30 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let execs = |e: &Exposition| -> f64 {
+            let text = String::from_utf8_lossy(&e.prometheus_text).into_owned();
+            text.lines()
+                .filter(|l| l.starts_with("nsexporter_container_host_namespace_execs_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let counted_before = execs(&shared.current());
+        let pid = (1..1000)
+            .filter_map(|pid| reader.read(pid))
+            .find(|f| {
+                let r = f.record();
+                r.container.is_some() && r.comm != "runc"
+            })
+            .map(|f| f.pid())
+            .expect("a container process in the fixture tree");
+        let before = shared.publishes();
+        const N: u64 = 250;
+        let started = Instant::now();
+        for i in 0..N {
+            let read = reader.read(pid);
+            assert!(read.is_some(), "fixture process {pid} read");
+            inbox.update(|p| {
+                p.execs.push(Exec {
+                    pid,
+                    kernel_ns: i,
+                    received: Instant::now(),
+                    read,
+                })
+            });
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let took = started.elapsed();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (published, counted) = loop {
+            let counted = execs(&shared.current()) - counted_before;
+            if counted >= N as f64 || Instant::now() > deadline {
+                break (shared.publishes() - before, counted);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        inbox.stop();
+        runner.join().expect("sampler thread");
+        // Each exec counted once per host namespace type it shares: at least once each.
+        assert!(counted >= N as f64, "{counted} of {N} execs counted");
+        let bound = took.as_millis() as u64 / feed::COALESCE.as_millis() as u64 + 2;
+        assert!(
+            (1..=bound).contains(&published),
+            "{published} publishes for {N} execs over {took:?} (at most {bound})"
+        );
     }
 }

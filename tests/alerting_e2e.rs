@@ -3,7 +3,10 @@
 //! shortened from minutes to seconds, nothing else changed), scraping a real
 //! nsexporter. A hostNetwork-like container (real namespaces, in a kubelet-shaped
 //! cgroup) must reach Alertmanager as NsexporterHostNetworkContainer within a bounded
-//! time; a fully private one must raise no host-namespace alert.
+//! time; a fully private one must raise no host-namespace alert. With `--scan.events`
+//! and a 60 s scan interval, a container that is in the host network namespace for
+//! 200 ms, between two scans, must raise NsexporterNewHostNamespaceWorkload (from the
+//! exec counter alone: its gauge never exists).
 //!
 //! Needs root, cgroup v1 `pids` at /sys/fs/cgroup/pids and cgroup v2 at
 //! /sys/fs/cgroup/unified (or /sys/fs/cgroup on a v2-only host), `unshare`, and the
@@ -329,11 +332,75 @@ fn alert_label<'a>(a: &'a Value, k: &str) -> &'a str {
     a["labels"][k].as_str().unwrap_or("")
 }
 
+/// Alertmanager and Prometheus on loopback, Prometheus scraping the exporter on
+/// `exporter_port` (target label `node: e2e-node`) every second and evaluating the
+/// project's rules (`for:` in seconds, see [`rules_with_short_for`]) every second.
+/// Anything already in `dir/prom-data` (backfilled blocks) is Prometheus's history.
+struct Stack {
+    am: Proc,
+    am_port: u16,
+    prom: Proc,
+    prom_port: u16,
+}
+
+impl Stack {
+    fn start(dir: &Path, exporter_port: u16) -> Stack {
+        let am_port = free_port();
+        fs::write(
+            dir.join("alertmanager.yml"),
+            "route:\n  receiver: blackhole\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: blackhole\n",
+        )
+        .expect("write alertmanager.yml");
+        let mut am = Proc::spawn(
+            "alertmanager",
+            Command::new(common::require_tool("prometheus-alertmanager")).args([
+                &format!("--config.file={}", dir.join("alertmanager.yml").display()),
+                &format!("--storage.path={}", dir.join("am-data").display()),
+                &format!("--web.listen-address=127.0.0.1:{am_port}"),
+                "--cluster.listen-address=",
+            ]),
+            dir,
+        );
+        wait_ready(&mut am, am_port, "/-/ready");
+
+        fs::write(dir.join("rules.yml"), rules_with_short_for()).expect("write rules");
+        let prom_port = free_port();
+        fs::write(
+            dir.join("prometheus.yml"),
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n  - rules.yml\n\
+                 alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n\
+                 scrape_configs:\n  - job_name: nsexporter\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n        labels:\n          node: e2e-node\n"
+            ),
+        )
+        .expect("write prometheus.yml");
+        let mut prom = Proc::spawn(
+            "prometheus",
+            Command::new(common::require_tool("prometheus"))
+                .args([
+                    "--config.file=prometheus.yml",
+                    &format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+                    &format!("--web.listen-address=127.0.0.1:{prom_port}"),
+                    "--rules.alert.resend-delay=1s",
+                ])
+                .current_dir(dir),
+            dir,
+        );
+        wait_ready(&mut prom, prom_port, "/-/ready");
+        Stack {
+            am,
+            am_port,
+            prom,
+            prom_port,
+        }
+    }
+}
+
 #[test]
 fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
     require_root("the containers are real namespaces in cgroups this test makes");
-    let prometheus = common::require_tool("prometheus");
-    let alertmanager = common::require_tool("prometheus-alertmanager");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
 
@@ -355,50 +422,12 @@ fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
     );
     wait_ready(&mut exporter, exporter_port, "/readyz");
 
-    let am_port = free_port();
-    fs::write(
-        dir.join("alertmanager.yml"),
-        "route:\n  receiver: blackhole\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-         receivers:\n  - name: blackhole\n",
-    )
-    .expect("write alertmanager.yml");
-    let mut am = Proc::spawn(
-        "alertmanager",
-        Command::new(&alertmanager).args([
-            &format!("--config.file={}", dir.join("alertmanager.yml").display()),
-            &format!("--storage.path={}", dir.join("am-data").display()),
-            &format!("--web.listen-address=127.0.0.1:{am_port}"),
-            "--cluster.listen-address=",
-        ]),
-        dir,
-    );
-    wait_ready(&mut am, am_port, "/-/ready");
-
-    fs::write(dir.join("rules.yml"), rules_with_short_for()).expect("write rules");
-    let prom_port = free_port();
-    fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - rules.yml\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n\
-             scrape_configs:\n  - job_name: nsexporter\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n        labels:\n          node: e2e-node\n"
-        ),
-    )
-    .expect("write prometheus.yml");
-    let mut prom = Proc::spawn(
-        "prometheus",
-        Command::new(&prometheus)
-            .args([
-                "--config.file=prometheus.yml",
-                &format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
-                &format!("--web.listen-address=127.0.0.1:{prom_port}"),
-                "--rules.alert.resend-delay=1s",
-            ])
-            .current_dir(dir),
-        dir,
-    );
-    wait_ready(&mut prom, prom_port, "/-/ready");
+    let Stack {
+        mut am,
+        am_port,
+        mut prom,
+        prom_port,
+    } = Stack::start(dir, exporter_port);
 
     // The expected alert, at Alertmanager, in bounded time.
     let start = Instant::now();
@@ -537,4 +566,191 @@ fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
         }
     }
     assert!(n >= 30, "Prometheus loaded only {n} rules");
+}
+
+/// The first sample of `cluster:nsexporter_nodes:count` the rules write is an hour
+/// and more in the past (what a cluster monitored for a while has): the new-workload
+/// alert stays silent on the first hour's history alone, so a fresh Prometheus needs
+/// this, backfilled with promtool, to judge anything new.
+fn backfill_monitored_history(prom_data: &Path) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let mut om = String::from("# TYPE cluster:nsexporter_nodes:count gauge\n");
+    for i in 0..12 {
+        om.push_str(&format!(
+            "cluster:nsexporter_nodes:count 1 {}\n",
+            now - 7200 + i * 300
+        ));
+    }
+    om.push_str("# EOF\n");
+    let input = prom_data.with_extension("om");
+    fs::write(&input, om).expect("write the history");
+    let out = Command::new(common::require_tool("promtool"))
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&input)
+        .arg(prom_data)
+        .output()
+        .expect("promtool (package prometheus) is needed");
+    assert!(
+        out.status.success(),
+        "promtool tsdb create-blocks-from openmetrics: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_200ms_host_network_container_fires_the_new_workload_alert() {
+    require_root(
+        "the container is a real process in a cgroup this test makes, seen by process events",
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    backfill_monitored_history(&dir.join("prom-data"));
+
+    let exporter_port = free_port();
+    let mut exporter = Proc::spawn(
+        "nsexporter",
+        Command::new(env!("CARGO_BIN_EXE_nsexporter")).args([
+            "--web.listen-address",
+            &format!("127.0.0.1:{exporter_port}"),
+            "--scan.interval",
+            "60s",
+            "--scan.events",
+        ]),
+        dir,
+    );
+    wait_ready(&mut exporter, exporter_port, "/readyz");
+    let Stack {
+        mut am,
+        am_port,
+        mut prom,
+        prom_port,
+    } = Stack::start(dir, exporter_port);
+    // Prometheus has the exporter's series before the container starts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prom_query(prom_port, "nsexporter_scan_events_enabled == 1").is_empty() {
+        prom.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped an exporter with events on\n{}",
+            exporter.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // The container: a kubelet-shaped cgroup; its one process is in the host network
+    // namespace (and the host's other namespaces) for 200 ms. A copy of `sleep` under
+    // a name of its own makes its comm, which names the workload in the alert (there
+    // is no kube-state-metrics here), unique to this run.
+    let comm = format!("nsx200ms-{}", random_hex(3));
+    let program = dir.join(&comm);
+    fs::copy("/bin/sleep", &program).expect("copy /bin/sleep");
+    let id = random_hex(32);
+    let u = random_hex(16);
+    let uid = format!(
+        "{}-{}-{}-{}-{}",
+        &u[0..8],
+        &u[8..12],
+        &u[12..16],
+        &u[16..20],
+        &u[20..32]
+    );
+    let rel = format!(
+        "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
+        uid.replace('-', "_")
+    );
+    let container_id = format!("containerd://{id}");
+    let mut cgroups = Cgroups::new();
+    let (unified, pids) = cgroup_bases();
+    let mut procs = vec![cgroups.create(&unified, &rel).join("cgroup.procs")];
+    if pids.join("cgroup.procs").exists() {
+        procs.push(cgroups.create(&pids, &rel).join("cgroup.procs"));
+    }
+    let files: Vec<fs::File> = procs
+        .iter()
+        .map(|p| {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .unwrap_or_else(|e| panic!("open {}: {e}", p.display()))
+        })
+        .collect();
+    let fds: Vec<i32> = files.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    let mut cmd = Command::new(&program);
+    cmd.arg("0.2");
+    // SAFETY: between fork and exec only write(2) on descriptors the parent opened,
+    // which is async-signal-safe. It joins the container's cgroups before its exec, so
+    // that exec is the container's.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            for fd in &fds {
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let status = cmd.status().expect("run the 200 ms container");
+    assert!(status.success());
+    let lived = started.elapsed();
+    drop(files);
+
+    // The alert, at Alertmanager, in bounded time.
+    let found = loop {
+        prom.assert_running();
+        am.assert_running();
+        exporter.assert_running();
+        let alerts = get_json(am_port, "/api/v2/alerts");
+        let hit = alerts.as_array().into_iter().flatten().find(|a| {
+            alert_label(a, "alertname") == "NsexporterNewHostNamespaceWorkload"
+                && alert_label(a, "comm") == comm
+                && alert_label(a, "type") == "net"
+        });
+        if let Some(a) = hit {
+            break a.clone();
+        }
+        if started.elapsed() > ALERT_DEADLINE {
+            let seen = prom_query(prom_port, &format!("{{container_id=\"{container_id}\"}}"));
+            panic!(
+                "NsexporterNewHostNamespaceWorkload for {comm} did not reach Alertmanager in \
+                 {ALERT_DEADLINE:?}.\nseries for {container_id}: {seen:?}\nalerts: {alerts}\n\
+                 {}\n{}",
+                exporter.log_tail(),
+                prom.log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    eprintln!(
+        "a container that lived {lived:?} reached Alertmanager after {:?}: {found}",
+        started.elapsed()
+    );
+    assert_eq!(alert_label(&found, "severity"), "warning");
+    let description = found["annotations"]["description"].as_str().unwrap_or("");
+    assert!(
+        description.contains(&format!("Containers running \"{comm}\""))
+            && description.contains("host net namespace"),
+        "description: {description}"
+    );
+    // From the exec counter alone: no scan ran while it lived (the interval is 60 s and
+    // the exporter's first scan was before it), so the gauge never had it.
+    let gauge = prom_query(
+        prom_port,
+        &format!(
+            "count_over_time(nsexporter_container_host_namespace{{container_id=\"{container_id}\"}}[10m])"
+        ),
+    );
+    assert!(gauge.is_empty(), "the gauge showed it: {gauge:?}");
+    let counter = prom_query(
+        prom_port,
+        &format!(
+            "nsexporter_container_host_namespace_execs_total{{container_id=\"{container_id}\",type=\"net\",uid=\"{uid}\"}}"
+        ),
+    );
+    assert_eq!(counter.len(), 1, "{counter:?}");
+    assert_eq!(counter[0]["value"][1], "1", "{counter:?}");
 }

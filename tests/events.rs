@@ -43,6 +43,10 @@ const TESTS: &[Test] = &[
         "the_kernel_ignores_a_new_user_namespace_and_the_timeout_says_so",
         the_kernel_ignores_a_new_user_namespace_and_the_timeout_says_so,
     ),
+    (
+        "without_cap_net_admin_it_subscribes_or_names_the_capability",
+        without_cap_net_admin_it_subscribes_or_names_the_capability,
+    ),
 ];
 
 fn main() {
@@ -243,4 +247,55 @@ fn the_kernel_ignores_a_new_user_namespace_and_the_timeout_says_so() {
     assert!(v.starts_with("unavailable: no-answer |"), "{v}");
     assert!(v.contains("initial user and PID namespaces"), "{v}");
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+/// Run this test binary as a probe under `wrapper` (a command that execs its
+/// arguments) and return its verdict.
+fn probe_wrapped(wrapper: &[&str], mode: &str) -> String {
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg(exe)
+        .env(PROBE, mode)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the wrapper");
+    assert!(
+        out.status.success(),
+        "probe under {wrapper:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn without_cap_net_admin_it_subscribes_or_names_the_capability() {
+    // Older kernels ask for CAP_NET_ADMIN; since 6.6 the kernel gives process events to
+    // any process in the initial namespaces. Either way the answer is one of these two,
+    // never a hang or an error that names nothing.
+    let cases: [&[&str]; 2] = [
+        &[
+            "setpriv",
+            "--inh-caps=-net_admin",
+            "--bounding-set=-net_admin",
+        ],
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ],
+    ];
+    for wrapper in cases {
+        for mode in ["checked", "kernel"] {
+            let v = probe_wrapped(wrapper, mode);
+            println!("  {wrapper:?} {mode}: {v}");
+            assert!(
+                v == "subscribed"
+                    || (v.starts_with("unavailable: permission |")
+                        && v.contains("CAP_NET_ADMIN is missing")),
+                "{wrapper:?} {mode}: {v}"
+            );
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! Property tests ("fuzzing" that runs in `cargo test`) for every parser of /proc
 //! content (the settings loader's are in `fuzz_config.rs`). The properties: no panic; no allocation beyond
 //! a small multiple of the input (checked by a counting allocator, on inputs up to a few
-//! MB); and an error value rather than garbage: a generated valid input parses back to
+//! MB); work linear in the input (CPU time on two sizes compared, never wall time
+//! against a limit); and an error value rather than garbage: a generated valid input parses back to
 //! the generated values, and any other input either fails or parses to something
 //! consistent with its text.
 //!
@@ -579,23 +580,22 @@ fn sysctl_round_trip() {
 }
 
 // ---------------------------------------------------------------------------------
-// Big inputs: bounded allocation and time for every parser.
+// Big inputs: bounded allocation, and work linear in the input, for every parser.
 
-/// Inputs of a few MB, shaped to be worst cases for each parser.
-fn big_inputs() -> Vec<(&'static str, Vec<u8>)> {
-    let mb = 4 << 20;
-    let rep = |unit: &[u8]| unit.repeat(mb / unit.len());
+/// Inputs of `size` bytes, shaped to be worst cases for each parser.
+fn big_inputs(size: usize) -> Vec<(&'static str, Vec<u8>)> {
+    let rep = |unit: &[u8]| unit.repeat(size / unit.len());
     vec![
-        ("newlines", vec![b'\n'; mb]),
-        ("colons", vec![b':'; mb]),
+        ("newlines", vec![b'\n'; size]),
+        ("colons", vec![b':'; size]),
         ("parens", rep(b"()")),
-        ("open-parens", vec![b'('; mb]),
+        ("open-parens", vec![b'('; size]),
         ("uid-lines", rep(b"0 0 1\n")),
         ("cgroup-lines", rep(b"0::/\n")),
         ("cgroup-distinct", {
             let mut v = Vec::new();
             let mut h = 0u32;
-            while v.len() < mb {
+            while v.len() < size {
                 v.extend_from_slice(format!("{h}:pids:/a\n").as_bytes());
                 h += 1;
             }
@@ -607,40 +607,55 @@ fn big_inputs() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("nsfs-bad", rep(b"1 2 0:4 bogus /x rw - nsfs nsfs rw\n")),
         ("uid-prefix", rep(b"Uid:\t")),
-        ("digits", vec![b'9'; mb]),
-        ("high-bytes", vec![0xff; mb]),
+        ("digits", vec![b'9'; size]),
+        ("high-bytes", vec![0xff; size]),
+    ]
+}
+
+/// One parser run over an input, given as bytes and as (lossy) text.
+type Parser = fn(&[u8], &str);
+
+/// Every parser of /proc content, its result kept from the optimiser.
+fn parsers() -> [(&'static str, Parser); 9] {
+    use std::hint::black_box;
+    [
+        ("ns_link", |b, _| {
+            black_box(parse_ns_link(b, NsType::Net).is_ok());
+        }),
+        ("uid_map", |_, t| {
+            black_box(parse_uid_map(t).is_ok());
+        }),
+        ("stat", |b, _| {
+            black_box(parse_stat_view(b).is_ok());
+        }),
+        ("schedstat", |b, _| {
+            black_box(parse_schedstat(b).is_some());
+        }),
+        ("status", |b, _| {
+            black_box(parse_status_euid(b).is_ok());
+        }),
+        ("cgroup", |_, t| {
+            black_box(parse_cgroup(t).is_ok());
+        }),
+        ("mountinfo", |_, t| {
+            black_box(parse_mountinfo_nsfs(t).0.len());
+        }),
+        ("sysctl", |_, t| {
+            black_box(parse_sysctl_u64(t));
+        }),
+        ("attribute", |_, t| {
+            black_box(attribute_path(t, Runtime::Containerd));
+        }),
     ]
 }
 
 #[test]
 fn every_parser_on_multi_megabyte_input_is_bounded() {
-    for (name, input) in big_inputs() {
+    for (name, input) in big_inputs(4 << 20) {
         let text = String::from_utf8_lossy(&input).into_owned();
         let bound = alloc_bound(input.len());
-        let runs: Vec<(&str, usize)> = vec![
-            (
-                "ns_link",
-                peak_alloc(|| parse_ns_link(&input, NsType::Net).is_ok()).1,
-            ),
-            ("uid_map", peak_alloc(|| parse_uid_map(&text).is_ok()).1),
-            ("stat", peak_alloc(|| parse_stat_view(&input).is_ok()).1),
-            (
-                "schedstat",
-                peak_alloc(|| parse_schedstat(&input).is_some()).1,
-            ),
-            ("status", peak_alloc(|| parse_status_euid(&input).is_ok()).1),
-            ("cgroup", peak_alloc(|| parse_cgroup(&text).is_ok()).1),
-            (
-                "mountinfo",
-                peak_alloc(|| parse_mountinfo_nsfs(&text).0.len()).1,
-            ),
-            ("sysctl", peak_alloc(|| parse_sysctl_u64(&text)).1),
-            (
-                "attribute",
-                peak_alloc(|| attribute_path(&text, Runtime::Containerd)).1,
-            ),
-        ];
-        for (parser, peak) in runs {
+        for (parser, run) in parsers() {
+            let peak = peak_alloc(|| run(&input, &text)).1;
             assert!(
                 peak <= bound,
                 "{parser} on {name} ({} bytes) allocated {peak} bytes, over {bound}",
@@ -648,6 +663,87 @@ fn every_parser_on_multi_megabyte_input_is_bounded() {
             );
         }
     }
+}
+
+/// CPU time the calling thread spent in `f`: the least of five runs. CPU time, not
+/// wall time, so that others' load on the machine does not count (it can only add a
+/// little, through caches, which the least of five runs mostly removes).
+fn thread_cpu(f: impl Fn()) -> std::time::Duration {
+    let now = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: plain syscall filling a timespec this function owns.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+        std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    };
+    (0..5)
+        .map(|_| {
+            let t0 = now();
+            f();
+            now() - t0
+        })
+        .min()
+        .expect("five runs")
+}
+
+/// Whether `run` does at most linear work from `small` to `big` (four times larger):
+/// at most ten times the CPU time (quadratic work takes sixteen). Runs shorter than
+/// half a millisecond are too short to compare and count as that long.
+fn linear(run: impl Fn(&[u8], &str), small: &[u8], big: &[u8]) -> Result<(), String> {
+    const FLOOR: std::time::Duration = std::time::Duration::from_micros(500);
+    let ratio = big.len() as f64 / small.len() as f64;
+    assert!(
+        (3.9..4.1).contains(&ratio),
+        "sizes {} and {}",
+        small.len(),
+        big.len()
+    );
+    let small_text = String::from_utf8_lossy(small).into_owned();
+    let big_text = String::from_utf8_lossy(big).into_owned();
+    let a = thread_cpu(|| run(small, &small_text));
+    let b = thread_cpu(|| run(big, &big_text));
+    if b <= 10 * a.max(FLOOR) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{a:?} of CPU for {} bytes, {b:?} for {}: more than linear",
+            small.len(),
+            big.len()
+        ))
+    }
+}
+
+/// No parser does more than linear work on big inputs. A bound on how work grows, not
+/// on how long anything takes: two sizes run back to back on the same thread. The
+/// check itself catches a quadratic scan.
+#[test]
+fn every_parser_does_linear_work_on_big_input() {
+    const SMALL: usize = 64 << 10;
+    for ((name, small), (_, big)) in big_inputs(SMALL).into_iter().zip(big_inputs(4 * SMALL)) {
+        for (parser, run) in parsers() {
+            if let Err(e) = linear(run, &small, &big) {
+                panic!("{parser} on {name}: {e}");
+            }
+        }
+    }
+    // A scan that looks back to the start at every line (the classic quadratic
+    // parser) does not pass.
+    let quadratic = |b: &[u8], _: &str| {
+        let mut n = 0usize;
+        for i in 0..b.len() {
+            if b[i] == b'\n' {
+                n += std::hint::black_box(&b[..i])
+                    .iter()
+                    .filter(|c| **c == b'\n')
+                    .count();
+            }
+        }
+        std::hint::black_box(n);
+    };
+    assert!(linear(quadratic, &[b'\n'; 2 << 10], &[b'\n'; 8 << 10]).is_err());
 }
 
 // ---------------------------------------------------------------------------------

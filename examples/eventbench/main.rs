@@ -1,12 +1,9 @@
-//! eventbench: the exec generator and latency probe behind `bench/events.sh` and the
-//! README's figures for `--scan.events`. Run as root, from inside the cgroup the
-//! script made container-shaped (children inherit it).
+//! eventbench: the exec -> /metrics latency probe behind `bench/events.sh` and the
+//! README's figures for `--scan.events` (the execs themselves come from
+//! `tests/tools/execstorm.c`). Run as root, from inside the cgroup the script made
+//! container-shaped (children inherit it).
 //!
 //! ```text
-//! eventbench storm RATE SECONDS   exec /bin/true RATE times a second (paced; 0 = as
-//!                                 fast as it goes) for SECONDS; print "execs=<n>"
-//! eventbench count N              exec /bin/true N times as fast as it goes; print
-//!                                 the count and the rate every 100,000
 //! eventbench latency TRIALS ADDR CONTAINER_ID
 //!                                 TRIALS times: start `sleep 0.2`, then poll
 //!                                 http://ADDR/metrics every 5 ms until
@@ -17,7 +14,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -28,8 +25,6 @@ fn main() {
             .unwrap_or_else(|| usage())
     };
     match args.first().map(String::as_str) {
-        Some("storm") => storm(num(1), num(2)),
-        Some("count") => count(num(1)),
         Some("latency") => latency(
             num(1) as usize,
             args.get(2).unwrap_or_else(|| usage()),
@@ -40,56 +35,8 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: eventbench storm RATE SECONDS | count N | latency TRIALS ADDR CONTAINER_ID");
+    eprintln!("usage: eventbench latency TRIALS ADDR CONTAINER_ID");
     std::process::exit(2);
-}
-
-fn exec_true() {
-    match Command::new("/bin/true")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => {}
-        Err(e) => {
-            eprintln!("eventbench: exec /bin/true: {e}");
-            std::process::exit(1);
-        }
-    }
-}
-
-fn storm(rate: u64, seconds: u64) {
-    let start = Instant::now();
-    let end = start + Duration::from_secs(seconds);
-    let mut n: u64 = 0;
-    while Instant::now() < end {
-        if rate > 0 {
-            // Paced: the n-th exec is due at n / rate seconds.
-            let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-        }
-        exec_true();
-        n += 1;
-    }
-    println!("execs={n} seconds={:.2}", start.elapsed().as_secs_f64());
-}
-
-fn count(total: u64) {
-    let start = Instant::now();
-    for i in 1..=total {
-        exec_true();
-        if i % 100_000 == 0 {
-            println!(
-                "execs={i} rate={:.0}/s",
-                i as f64 / start.elapsed().as_secs_f64()
-            );
-            let _ = std::io::stdout().flush();
-        }
-    }
 }
 
 /// The value of the exec counter for `container_id`, type net, from one scrape.

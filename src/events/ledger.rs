@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::model::{ContainerRef, Names, NsType};
+use crate::model::{ContainerRef, Names, NsSet, NsType, ProcRecord};
 
 /// One exec (or one process first found by a scan) of a container process in at least
 /// one host namespace.
@@ -30,6 +30,58 @@ pub struct ExecRecord {
     pub host_ns: Vec<NsType>,
     /// An exec event (true) or a process first found by a scan (false).
     pub by_event: bool,
+    /// The names its runtime's files give its container (empty when unknown).
+    pub names: Names,
+}
+
+impl ExecRecord {
+    /// The record of `r` if it is a container process in at least one host namespace
+    /// among `types` (`host` being the host's namespaces), and not the runtime setting
+    /// its container up (see [`runtime_setup`]).
+    pub fn of(
+        r: ProcRecord,
+        host: &NsSet,
+        types: &[NsType],
+        at: SystemTime,
+        by_event: bool,
+        names: Names,
+    ) -> Option<ExecRecord> {
+        let container = r.container?;
+        let host_ns: Vec<NsType> = types
+            .iter()
+            .copied()
+            .filter(|t| r.ns.shares(host, *t))
+            .collect();
+        if host_ns.is_empty() || runtime_setup(&r.comm, host_ns.contains(&NsType::Mnt)) {
+            return None;
+        }
+        Some(ExecRecord {
+            at,
+            container,
+            pid: r.pid,
+            comm: r.comm,
+            host_ns,
+            by_event,
+            names,
+        })
+    }
+}
+
+/// Whether a process in a container's cgroup is the OCI runtime setting that container
+/// up rather than the container's own: runc starts `runc init` (its own binary, `exe`
+/// while it still runs from `/proc/self/exe`), moves it into the container's cgroup
+/// while it is still in every host namespace, and only then does it make (or join) the
+/// container's namespaces, as `runc:[0:PARENT]`, `runc:[1:CHILD]`, `runc:[2:INIT]`. A
+/// read right after its exec finds it there, and would count every container start as
+/// an exec in the host's net, pid and ipc namespaces. A container's own processes are
+/// never in the host's mount namespace: runtimes always give a container its own.
+/// These are the names Falco's rules give runc's stages too. A container process that
+/// entered the host's mount namespace and named itself like runc is not counted here,
+/// but the next scan still shows it in the gauges.
+pub fn runtime_setup(comm: &str, in_host_mount_ns: bool) -> bool {
+    in_host_mount_ns
+        && (matches!(comm, "runc" | "exe" | "docker-runc" | "docker-runc-cur")
+            || comm.starts_with("runc:["))
 }
 
 fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -96,6 +148,9 @@ impl Ledger {
             entry.execs[t.index()] += 1;
         }
         entry.comm.clone_from(&rec.comm);
+        if !rec.names.is_empty() {
+            entry.names.clone_from(&rec.names);
+        }
         entry.last_seen = now;
         if self.recent.len() == RECENT {
             self.recent.pop_front();
@@ -158,6 +213,7 @@ mod tests {
             comm: format!("comm{pid}"),
             host_ns: types.to_vec(),
             by_event: true,
+            names: Names::default(),
         }
     }
 
@@ -190,6 +246,87 @@ mod tests {
         assert!(l.containers().is_empty());
         // Records stay for consumers, bounded.
         assert_eq!(l.recent().1, 2);
+    }
+
+    #[test]
+    fn names_come_with_a_record_and_stay_when_later_ones_have_none() {
+        let t0 = Instant::now();
+        let mut l = Ledger::new(Duration::from_secs(600));
+        let names = Names {
+            namespace: "shop".into(),
+            pod: "web-0".into(),
+            container: "app".into(),
+        };
+        l.record(
+            ExecRecord {
+                names: names.clone(),
+                ..rec("a", 1, &[NsType::Net])
+            },
+            t0,
+        );
+        // A later exec read when the runtime's files were gone knows no names.
+        l.record(rec("a", 2, &[NsType::Net]), t0);
+        assert_eq!(l.containers()[&c("a")].names, names);
+    }
+
+    fn proc_record(comm: &str, ns: NsSet) -> ProcRecord {
+        ProcRecord {
+            pid: 7,
+            start_time: 1,
+            comm: comm.into(),
+            ns,
+            host_euid: 0,
+            container: Some(c("a")),
+        }
+    }
+
+    #[test]
+    fn the_runtime_setting_a_container_up_is_not_counted() {
+        let mut host = NsSet::default();
+        for t in NsType::ALL {
+            host.set(t, Some(100 + t.index() as u64));
+        }
+        let mut own_mnt = host;
+        own_mnt.set(NsType::Mnt, Some(1));
+        let of = |comm: &str, ns: NsSet| {
+            ExecRecord::of(
+                proc_record(comm, ns),
+                &host,
+                &NsType::ALL,
+                SystemTime::UNIX_EPOCH,
+                true,
+                Names::default(),
+            )
+        };
+        // runc's init, in every host namespace: not the container's exec.
+        for comm in ["runc", "runc:[0:PARENT]", "runc:[2:INIT]", "exe"] {
+            assert_eq!(of(comm, host), None, "{comm}");
+        }
+        // The container's own process in the host's namespaces (but its own mount
+        // namespace) is counted, whatever it is called.
+        let r = of("runc:[2:INIT]", own_mnt).expect("counted");
+        assert!(r.host_ns.contains(&NsType::Net) && !r.host_ns.contains(&NsType::Mnt));
+        // Any other name in the host's mount namespace (a lab process, an escape) is.
+        assert!(of("sleep", host).is_some());
+        // A process in no host namespace, or in no container, is not.
+        let mut private = NsSet::default();
+        for t in NsType::ALL {
+            private.set(t, Some(1 + t.index() as u64));
+        }
+        assert_eq!(of("sleep", private), None);
+        let mut no_container = proc_record("sleep", host);
+        no_container.container = None;
+        assert_eq!(
+            ExecRecord::of(
+                no_container,
+                &host,
+                &NsType::ALL,
+                SystemTime::UNIX_EPOCH,
+                true,
+                Names::default()
+            ),
+            None
+        );
     }
 
     #[test]

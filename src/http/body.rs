@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
 use hyper::header::{HeaderMap, ACCEPT_ENCODING};
-use tokio::sync::OwnedSemaphorePermit;
 
+use super::admit::{RequestGuard, ScrapeSlot};
 use crate::metrics::Format;
 use crate::sampler::Exposition;
 
@@ -20,11 +20,13 @@ use crate::sampler::Exposition;
 const CHUNK: usize = 16 * 1024;
 
 /// A response body: bytes handed out in frames of at most [`CHUNK`], holding a scrape
-/// slot (when it has one) until the last frame is taken.
+/// slot (when it has one) until the last frame is taken, and marking its connection's
+/// request answered when hyper is done with it (dropped).
 #[derive(Debug)]
 pub struct Body {
     pub(super) rest: Bytes,
-    pub(super) slot: Option<OwnedSemaphorePermit>,
+    pub(super) slot: Option<ScrapeSlot>,
+    pub(super) request: Option<RequestGuard>,
 }
 
 impl Body {
@@ -32,6 +34,7 @@ impl Body {
         Body {
             rest: b.into(),
             slot: None,
+            request: None,
         }
     }
 }
@@ -145,8 +148,8 @@ impl GzipCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::admit::ScrapeSlots;
     use hyper::header::HeaderValue;
-    use tokio::sync::Semaphore;
 
     #[test]
     fn gzip_negotiation() {
@@ -181,11 +184,13 @@ mod tests {
     #[test]
     fn body_is_chunked_and_releases_its_slot_at_the_end() {
         use http_body_util::BodyExt;
-        let sem = Arc::new(Semaphore::new(1));
+        let slots = ScrapeSlots::new(1);
+        let local = std::net::IpAddr::from([127, 0, 0, 1]);
         let data = Bytes::from(vec![7u8; CHUNK * 2 + 5]);
         let mut b = Body {
             rest: data.clone(),
-            slot: Some(sem.clone().try_acquire_owned().unwrap()),
+            slot: Some(slots.try_acquire(local).unwrap()),
+            request: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -194,13 +199,13 @@ mod tests {
         let mut frames = 0;
         rt.block_on(async {
             while let Some(f) = b.frame().await {
-                assert_eq!(sem.available_permits(), usize::from(b.rest.is_empty()));
+                assert_eq!(slots.in_use(), usize::from(!b.rest.is_empty()));
                 got.extend_from_slice(&f.unwrap().into_data().unwrap());
                 frames += 1;
             }
         });
         assert_eq!(frames, 3);
         assert_eq!(Bytes::from(got), data);
-        assert_eq!(sem.available_permits(), 1);
+        assert_eq!(slots.in_use(), 0);
     }
 }

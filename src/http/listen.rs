@@ -10,7 +10,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
-/// Pending connections the kernel queues before `accept`, as tokio's own `bind`.
+/// Pending connections the kernel queues before `accept`, as tokio's own `bind`;
+/// `http::run` raises it to the system's maximum when it starts serving.
 const BACKLOG: i32 = 1024;
 
 /// Bind `addr` as described in the module docs. Call it inside the tokio runtime.

@@ -3,15 +3,19 @@
 //! config file asks for it (see [`webconfig`]).
 //!
 //! Only GET and HEAD on those paths; everything else gets 404 or 405. Every limit that
-//! keeps a hostile client from holding the server lives in [`Limits`]: connections
-//! served at once, the time to send request headers (which also bounds idle keep-alive
-//! connections, so a slowloris client loses its slot), the TLS handshake time, how long
-//! a client may stop reading a response, and the request header size (431 beyond).
-//! `--web.max-requests` bounds the scrapes of the metrics path in flight (503 beyond).
+//! keeps a hostile client from holding the server lives in [`Limits`], and is enforced
+//! so that a legitimate scraper always gets through: connections in all (from the open
+//! file limit) and per source address, eviction of connections that never completed a
+//! request when full, deadlines for the first request head and between requests
+//! (`admit.rs`), a write deadline for clients that stop reading (`conn.rs`), the request
+//! header size (431 beyond), and a bounded, per-source fair pool for bcrypt checks
+//! (`auth.rs`). `--web.max-requests` bounds the scrapes of the metrics path in flight,
+//! a quarter of them per source address (503 beyond).
 //!
 //! The listener and the shutdown future are passed in, so tests bind port 0 and stop
 //! the server themselves.
 
+mod admit;
 mod auth;
 mod body;
 mod conn;
@@ -20,22 +24,23 @@ mod tls;
 pub(crate) mod webconfig;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::header::{
-    HeaderMap, HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, VARY,
-    WWW_AUTHENTICATE,
+    HeaderMap, HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING,
+    CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::metrics::Format;
 use crate::sampler::Shared;
 
+use admit::{ConnTable, Refused, ScrapeSlots};
 use body::{accepts_gzip, Body, GzipCache};
 use conn::connection;
 use webconfig::{WebConfig, WebConfigSource};
@@ -43,34 +48,102 @@ use webconfig::{WebConfig, WebConfigSource};
 /// How long in-flight requests get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
+/// File descriptors kept back from connections: the scanner's /proc reads (a few per
+/// scan thread), the web config files, the listener, logging, the runtime's own.
+pub const FD_HEADROOM: u64 = 256;
+
+/// The most connections `--web.max-connections auto` allows, whatever the file limit:
+/// memory. A held connection costs 15 KiB (idle) to 27 KiB (TLS, kept alive), measured
+/// by `bench/connections.py`: this many take at most ~28 MiB, which with a 20k-process
+/// node's 13 MiB stays within the chart's 64 MiB limit.
+pub const AUTO_MAX_CONNECTIONS: usize = 1024;
+
 /// What one client may hold, and for how long.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections served at once; more wait in the kernel's accept queue.
+    /// Connections held at once; when full, a new one evicts the oldest that has not
+    /// completed a request (then the longest idle), or is closed.
     pub max_connections: usize,
-    /// Time to send a request's headers, counted from when the server starts waiting
-    /// for them: it also closes keep-alive connections idle that long.
-    pub header_read_timeout: Duration,
-    /// Time to complete a TLS handshake.
-    pub tls_handshake_timeout: Duration,
-    /// How long a write may make no progress (a client that stopped reading).
-    pub write_stall_timeout: Duration,
+    /// Connections one source address may hold; more are closed at once.
+    pub max_connections_per_source: usize,
+    /// From the accept (or from the first byte of a later request) to the complete
+    /// request head, the TLS handshake included.
+    pub header_timeout: Duration,
+    /// How long a connection may wait between requests (keep-alive).
+    pub idle_timeout: Duration,
+    /// How long a piece of a response may take to be written (a client that stopped
+    /// reading); shorter than any scrape interval.
+    pub write_timeout: Duration,
     /// Request line plus headers, in bytes; more gets 431.
     pub max_header_bytes: usize,
     /// Number of request headers; more gets 431.
     pub max_headers: usize,
+    /// Each connection's socket send buffer (the kernel doubles it for bookkeeping):
+    /// enough to stream a scrape at full speed on a cluster network.
+    pub send_buffer_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_connections: 256,
-            header_read_timeout: Duration::from_secs(10),
-            tls_handshake_timeout: Duration::from_secs(10),
-            write_stall_timeout: Duration::from_secs(30),
+            max_connections: AUTO_MAX_CONNECTIONS,
+            max_connections_per_source: 64,
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(90),
+            write_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             max_headers: 64,
+            send_buffer_bytes: 128 * 1024,
         }
+    }
+}
+
+impl Limits {
+    /// The limits for this process: `max_connections` as asked (None: `auto`), within
+    /// what the open-file limit allows once raised to its hard limit (as Go programs
+    /// do), less [`FD_HEADROOM`]. Raises RLIMIT_NOFILE; logs what it chose.
+    pub fn for_this_process(max_connections: Option<usize>) -> Self {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let nofile = match getrlimit(Resource::RLIMIT_NOFILE) {
+            Ok((soft, hard)) => {
+                if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                    hard
+                } else {
+                    soft
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the open-file limit; assuming 1024");
+                1024
+            }
+        };
+        let budget =
+            usize::try_from(nofile.saturating_sub(FD_HEADROOM).max(16)).unwrap_or(usize::MAX);
+        let max = match max_connections {
+            None => budget.min(AUTO_MAX_CONNECTIONS),
+            Some(n) if n > budget => {
+                tracing::warn!(
+                    asked = n,
+                    open_file_limit = nofile,
+                    using = budget,
+                    "--web.max-connections is above what the open-file limit allows"
+                );
+                budget
+            }
+            Some(n) => n,
+        };
+        let limits = Limits {
+            max_connections: max,
+            max_connections_per_source: Limits::default().max_connections_per_source.min(max),
+            ..Limits::default()
+        };
+        tracing::info!(
+            max_connections = limits.max_connections,
+            per_address = limits.max_connections_per_source,
+            open_file_limit = nofile,
+            "connection limits"
+        );
+        limits
     }
 }
 
@@ -83,7 +156,7 @@ pub struct App {
     pub web: Option<Arc<WebConfigSource>>,
     pub limits: Limits,
     /// Scrapes of the metrics path in flight (`--web.max-requests`); None: no limit.
-    scrape_slots: Option<Arc<Semaphore>>,
+    scrape_slots: Option<Arc<ScrapeSlots>>,
     gzip: GzipCache,
 }
 
@@ -113,13 +186,14 @@ impl App {
         telemetry_path: String,
         web: Option<Arc<WebConfigSource>>,
         max_requests: usize,
+        limits: Limits,
     ) -> Self {
         App {
             shared,
             telemetry_path,
             web,
-            limits: Limits::default(),
-            scrape_slots: (max_requests > 0).then(|| Arc::new(Semaphore::new(max_requests))),
+            limits,
+            scrape_slots: (max_requests > 0).then(|| ScrapeSlots::new(max_requests)),
             gzip: GzipCache::default(),
         }
     }
@@ -140,18 +214,24 @@ impl App {
         }
     }
 
-    /// Answer one request: basic auth when configured, then [`App::handle`], then the
-    /// configured response headers. Never panics, never fails.
-    pub async fn respond<B>(&self, req: Request<B>) -> Resp {
+    /// Answer one request from `client`: basic auth when configured, then
+    /// [`App::handle`], then the configured response headers. Never panics, never fails.
+    pub async fn respond<B>(&self, req: Request<B>, client: IpAddr) -> Resp {
         let web = match self.web_config().await {
             Ok(w) => w,
             Err(()) => return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
         };
-        let mut resp = match &web {
-            Some((src, cfg)) if !src.authorize(cfg, req.headers().get(AUTHORIZATION)).await => {
-                unauthorized()
+        let authorized = match &web {
+            Some((src, cfg)) => {
+                src.authorize(cfg, req.headers().get(AUTHORIZATION), client)
+                    .await
             }
-            _ => self.handle(&req),
+            None => true,
+        };
+        let mut resp = if authorized {
+            self.handle(&req, client)
+        } else {
+            unauthorized()
         };
         if let Some((_, cfg)) = &web {
             for (k, v) in cfg.headers() {
@@ -161,8 +241,8 @@ impl App {
         resp
     }
 
-    /// Route one (authorized) request. Never panics, never fails.
-    pub fn handle<B>(&self, req: &Request<B>) -> Resp {
+    /// Route one (authorized) request from `client`. Never panics, never fails.
+    pub fn handle<B>(&self, req: &Request<B>, client: IpAddr) -> Resp {
         let path = req.uri().path();
         let known =
             path == "/" || path == "/healthz" || path == "/readyz" || path == self.telemetry_path;
@@ -176,7 +256,7 @@ impl App {
             return r;
         }
         if path == self.telemetry_path {
-            return self.metrics(req.headers());
+            return self.metrics(req.headers(), client);
         }
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
@@ -198,15 +278,25 @@ impl App {
         }
     }
 
-    fn metrics(&self, headers: &HeaderMap) -> Resp {
+    fn metrics(&self, headers: &HeaderMap, client: IpAddr) -> Resp {
         let slot = match &self.scrape_slots {
-            Some(s) => match s.clone().try_acquire_owned() {
+            Some(s) => match s.try_acquire(client) {
                 Ok(p) => Some(p),
-                Err(_) => {
-                    return text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "too many scrapes in flight (--web.max-requests)\n",
-                    )
+                Err(why) => {
+                    let msg = match why {
+                        Refused::Full => {
+                            "too many scrapes in flight (--web.max-requests)\n".to_string()
+                        }
+                        Refused::SourceFull => format!(
+                            "too many scrapes in flight from your address (a quarter of --web.max-requests: {})\n",
+                            s.per_source_max()
+                        ),
+                    };
+                    // And close: the rest of a pipeline of requests is not answered.
+                    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, msg);
+                    r.headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                    return r;
                 }
             },
             None => None,
@@ -224,6 +314,7 @@ impl App {
         let mut r = Response::new(Body {
             rest: gz.unwrap_or(plain),
             slot,
+            request: None,
         });
         let h = r.headers_mut();
         h.insert(
@@ -257,16 +348,27 @@ fn html_escape(s: &str) -> String {
 }
 
 /// Serve until `shutdown` completes, then give in-flight requests a short grace.
+/// Accepting never waits: every connection is admitted or closed at once (`admit.rs`).
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(app.limits.max_connections.max(1)));
+    let table = ConnTable::new(&app.limits);
+    // The kernel's accept queue holds connections until they are admitted or closed. A
+    // flood fills the usual 1024 in a burst, and a scraper's SYN that finds it full
+    // waits a second for its retransmission: take the system's maximum
+    // (net.core.somaxconn, 4096 by default). Listening again only resizes the queue.
+    if let Err(e) = nix::sys::socket::listen(&listener, nix::sys::socket::Backlog::MAXCONN) {
+        tracing::warn!(error = %e, "cannot enlarge the listen backlog");
+    }
     if let Some(src) = &app.web {
         let s = src.clone();
         if let Ok(cfg) = tokio::task::spawn_blocking(move || s.current()).await {
+            for w in cfg.warnings() {
+                tracing::warn!(file = %src.path().display(), "{w}");
+            }
             tracing::info!(
                 file = %src.path().display(),
                 tls = cfg.tls().is_some(),
@@ -278,13 +380,6 @@ pub async fn run(
     }
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             res = listener.accept() => match res {
                 Ok(x) => x,
@@ -297,12 +392,24 @@ pub async fn run(
             },
             _ = &mut shutdown => break,
         };
+        let ticket = match table.admit(peer.ip(), Instant::now()) {
+            Ok(t) => t,
+            // Closed at once: the client sees the connection end before any answer.
+            Err(_) => continue,
+        };
+        // A fixed send buffer: left to autotuning, it grows to 4 MiB for a client that
+        // never reads (tcp_wmem), so each such connection pins megabytes of kernel memory
+        // and costs a burst of copying whenever it is opened or cut.
+        if let Err(e) = nix::sys::socket::setsockopt(
+            &stream,
+            nix::sys::socket::sockopt::SndBuf,
+            &app.limits.send_buffer_bytes,
+        ) {
+            tracing::debug!(%peer, error = %e, "cannot set the send buffer size");
+        }
         let app = app.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            connection(stream, peer, app, watcher).await;
-            drop(permit);
-        });
+        tokio::spawn(connection(stream, peer, app, watcher, ticket));
     }
     drop(listener);
     tokio::select! {
@@ -319,13 +426,20 @@ mod tests {
     use std::net::{SocketAddr, TcpStream};
     use std::time::Instant;
 
-    fn app() -> App {
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn app_with(max_requests: usize, limits: Limits) -> App {
         App::new(
             Shared::new(Duration::from_secs(15)),
             "/metrics".into(),
             None,
-            0,
+            max_requests,
+            limits,
         )
+    }
+
+    fn app() -> App {
+        app_with(0, Limits::default())
     }
 
     fn req(method: &str, path: &str) -> Request<()> {
@@ -339,27 +453,36 @@ mod tests {
     #[test]
     fn routes_and_methods() {
         let a = app();
-        assert_eq!(a.handle(&req("GET", "/metrics")).status(), StatusCode::OK);
-        assert_eq!(a.handle(&req("HEAD", "/metrics")).status(), StatusCode::OK);
-        assert_eq!(a.handle(&req("GET", "/")).status(), StatusCode::OK);
-        assert_eq!(a.handle(&req("GET", "/healthz")).status(), StatusCode::OK);
         assert_eq!(
-            a.handle(&req("GET", "/readyz")).status(),
+            a.handle(&req("GET", "/metrics"), LOCAL).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            a.handle(&req("HEAD", "/metrics"), LOCAL).status(),
+            StatusCode::OK
+        );
+        assert_eq!(a.handle(&req("GET", "/"), LOCAL).status(), StatusCode::OK);
+        assert_eq!(
+            a.handle(&req("GET", "/healthz"), LOCAL).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            a.handle(&req("GET", "/readyz"), LOCAL).status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(
-            a.handle(&req("GET", "/nope")).status(),
+            a.handle(&req("GET", "/nope"), LOCAL).status(),
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            a.handle(&req("GET", "/metrics/extra")).status(),
+            a.handle(&req("GET", "/metrics/extra"), LOCAL).status(),
             StatusCode::NOT_FOUND
         );
-        let r = a.handle(&req("POST", "/metrics"));
+        let r = a.handle(&req("POST", "/metrics"), LOCAL);
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(r.headers()[ALLOW], "GET, HEAD");
         assert_eq!(
-            a.handle(&req("DELETE", "/")).status(),
+            a.handle(&req("DELETE", "/"), LOCAL).status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
     }
@@ -380,8 +503,18 @@ mod tests {
         (addr, tx)
     }
 
-    fn get_status(addr: SocketAddr, path: &str) -> u16 {
-        let mut s = TcpStream::connect(addr).unwrap();
+    /// A client socket from `from` (any 127/8 address) to `addr`.
+    fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::new(from.parse().unwrap(), 0).into())
+            .unwrap();
+        s.connect(&addr.into()).unwrap();
+        s.into()
+    }
+
+    /// The status of one request on a new connection from `from` (0: no answer).
+    fn get_status_from(from: &str, addr: SocketAddr, path: &str) -> u16 {
+        let mut s = connect_from(from, addr);
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         write!(
             s,
@@ -396,18 +529,31 @@ mod tests {
             .unwrap_or(0)
     }
 
+    fn get_status(addr: SocketAddr, path: &str) -> u16 {
+        get_status_from("127.0.0.1", addr, path)
+    }
+
+    /// Whether the server closes `s` within `within` (reading and dropping anything it
+    /// sends first, such as a 408).
+    fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+        s.set_read_timeout(Some(within)).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) => return e.kind() != std::io::ErrorKind::WouldBlock,
+            }
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn max_requests_answers_503_while_the_slots_are_taken() {
-        let a = App::new(
-            Shared::new(Duration::from_secs(15)),
-            "/metrics".into(),
-            None,
-            1,
-        );
+        let a = app_with(1, Limits::default());
         let slots = a.scrape_slots.clone().unwrap();
         let (addr, _stop) = start(a).await;
-        // Hold the only slot, as a scrape still being sent would.
-        let held = slots.clone().try_acquire_owned().unwrap();
+        // Hold the only slot, as a scrape from elsewhere still being sent would.
+        let held = slots.try_acquire("10.0.0.1".parse().unwrap()).unwrap();
         let s = tokio::task::spawn_blocking(move || {
             (get_status(addr, "/metrics"), get_status(addr, "/healthz"))
         })
@@ -419,55 +565,156 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s, 200);
-        assert_eq!(slots.available_permits(), 1, "the slot is returned");
+        assert_eq!(slots.in_use(), 0, "the slot is returned");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn slow_header_senders_lose_their_slots() {
-        let mut a = app();
-        a.limits.max_connections = 3;
-        a.limits.header_read_timeout = Duration::from_millis(800);
+    async fn one_address_holds_at_most_a_quarter_of_the_scrape_slots() {
+        let a = app_with(8, Limits::default());
+        let slots = a.scrape_slots.clone().unwrap();
         let (addr, _stop) = start(a).await;
-        let (closed, fresh) = tokio::task::spawn_blocking(move || {
-            // Take every slot with clients that dribble their headers.
-            let mut slow: Vec<TcpStream> = (0..3)
-                .map(|_| {
-                    let mut s = TcpStream::connect(addr).unwrap();
-                    s.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
-                    s
-                })
-                .collect();
-            let t0 = Instant::now();
-            // A fourth client waits in the accept queue, then is served once the slow
-            // ones are cut off.
-            let fresh = std::thread::spawn(move || {
-                let status = get_status(addr, "/healthz");
-                (status, t0.elapsed())
-            });
-            let mut closed = 0;
-            for s in &mut slow {
-                let _ = s.write_all(b"X-A: b\r\n");
-            }
-            for s in &mut slow {
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut buf = [0u8; 512];
-                // hyper answers 408 or just closes; either way the read ends.
-                match s.read(&mut buf) {
-                    Ok(_) => closed += 1,
-                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => closed += 1,
-                    Err(_) => {}
-                }
-            }
-            (closed, fresh.join().unwrap())
+        // 127.0.0.1 holds its two (a quarter of 8), as stalled responses would.
+        let held: Vec<_> = (0..2).map(|_| slots.try_acquire(LOCAL).unwrap()).collect();
+        let s = tokio::task::spawn_blocking(move || {
+            (
+                get_status_from("127.0.0.1", addr, "/metrics"),
+                get_status_from("127.0.0.2", addr, "/metrics"),
+            )
         })
         .await
         .unwrap();
-        assert_eq!(closed, 3);
-        assert_eq!(fresh.0, 200);
-        assert!(
-            fresh.1 < Duration::from_secs(4),
-            "served after {:?}",
-            fresh.1
+        assert_eq!(
+            s,
+            (503, 200),
+            "the holder is refused, another address served"
         );
+        drop(held);
+        assert_eq!(slots.in_use(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_address_over_its_connection_limit_is_closed_at_once_and_others_are_served() {
+        let limits = Limits {
+            max_connections_per_source: 3,
+            ..Limits::default()
+        };
+        let (addr, _stop) = start(app_with(0, limits)).await;
+        let (fourth_closed, other) = tokio::task::spawn_blocking(move || {
+            let _idle: Vec<TcpStream> = (0..3).map(|_| connect_from("127.0.0.1", addr)).collect();
+            let mut fourth = connect_from("127.0.0.1", addr);
+            let closed = closed_within(&mut fourth, Duration::from_secs(2));
+            (closed, get_status_from("127.0.0.2", addr, "/healthz"))
+        })
+        .await
+        .unwrap();
+        assert!(
+            fourth_closed,
+            "the fourth connection from one address is closed"
+        );
+        assert_eq!(other, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn when_full_a_new_connection_evicts_the_oldest_one_without_a_request() {
+        let limits = Limits {
+            max_connections: 3,
+            header_timeout: Duration::from_secs(30),
+            ..Limits::default()
+        };
+        let (addr, _stop) = start(app_with(0, limits)).await;
+        let (closed, fresh, t) = tokio::task::spawn_blocking(move || {
+            // Three clients from three addresses dribble a head, filling the server.
+            let mut slow: Vec<TcpStream> = (1..=3)
+                .map(|i| {
+                    let mut s = connect_from(&format!("127.0.0.{i}"), addr);
+                    s.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+                    std::thread::sleep(Duration::from_millis(100));
+                    s
+                })
+                .collect();
+            // A fourth is served at once, long before any header deadline...
+            let t0 = Instant::now();
+            let fresh = get_status_from("127.0.0.4", addr, "/healthz");
+            let t = t0.elapsed();
+            // ...and the oldest dribbler paid for it; the others are still held.
+            let closed: Vec<bool> = slow
+                .iter_mut()
+                .map(|s| closed_within(s, Duration::from_millis(300)))
+                .collect();
+            (closed, fresh, t)
+        })
+        .await
+        .unwrap();
+        assert_eq!(fresh, 200);
+        assert!(t < Duration::from_secs(5), "served after {t:?}");
+        assert_eq!(closed, [true, false, false]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_head_must_come_soon_after_connecting_but_a_kept_alive_connection_may_idle() {
+        let limits = Limits {
+            header_timeout: Duration::from_millis(500),
+            idle_timeout: Duration::from_millis(2500),
+            ..Limits::default()
+        };
+        let (addr, _stop) = start(app_with(0, limits)).await;
+        let (silent, dribble, idle_kept, idle_closed, slow_second) =
+            tokio::task::spawn_blocking(move || {
+                // Connected, nothing sent: closed at the header deadline.
+                let mut silent = connect_from("127.0.0.1", addr);
+                let t0 = Instant::now();
+                assert!(closed_within(&mut silent, Duration::from_secs(5)));
+                let silent = t0.elapsed();
+                // Half a head: the same.
+                let mut dribble = connect_from("127.0.0.1", addr);
+                dribble.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+                let t0 = Instant::now();
+                assert!(closed_within(&mut dribble, Duration::from_secs(5)));
+                let dribble = t0.elapsed();
+                // A request answered, then quiet: kept past the header deadline...
+                let req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+                let mut ka = connect_from("127.0.0.1", addr);
+                ka.write_all(req).unwrap();
+                let mut buf = [0u8; 512];
+                ka.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                assert!(ka.read(&mut buf).unwrap() > 0);
+                let t0 = Instant::now();
+                let idle_kept = !closed_within(&mut ka, Duration::from_millis(1200));
+                // ...and closed at the idle deadline.
+                let idle_closed = closed_within(&mut ka, Duration::from_secs(5));
+                let idle = t0.elapsed();
+                // After a first request, a second head that starts and stalls gets the
+                // short deadline from its first byte, not the idle one.
+                let mut ka2 = connect_from("127.0.0.1", addr);
+                ka2.write_all(req).unwrap();
+                ka2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                assert!(ka2.read(&mut buf).unwrap() > 0);
+                ka2.write_all(b"GET /").unwrap();
+                let t0 = Instant::now();
+                assert!(closed_within(&mut ka2, Duration::from_secs(5)));
+                let slow_second = t0.elapsed();
+                (silent, dribble, (idle_kept, idle), idle_closed, slow_second)
+            })
+            .await
+            .unwrap();
+        assert!(
+            silent >= Duration::from_millis(400) && silent < Duration::from_secs(2),
+            "{silent:?}"
+        );
+        assert!(
+            dribble >= Duration::from_millis(400) && dribble < Duration::from_secs(2),
+            "{dribble:?}"
+        );
+        assert!(
+            idle_kept.0,
+            "a kept-alive connection outlives the header deadline"
+        );
+        assert!(idle_closed, "and is closed after the idle time");
+        assert!(
+            idle_kept.1 >= Duration::from_secs(2),
+            "idle closed after {:?}",
+            idle_kept.1
+        );
+        assert!(slow_second < Duration::from_millis(1500), "{slow_second:?}");
     }
 }

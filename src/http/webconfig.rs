@@ -6,24 +6,38 @@
 //! The file, and every file it names, is read again for each new connection and each
 //! request (as exporter-toolkit does), so a rotated certificate is served from the next
 //! connection on without a restart. Reading costs a few small file reads: the config is
-//! rebuilt only when a SHA-256 over all of those bytes changes. A change that does not
-//! build (bad YAML, a missing or mismatched key) is logged once, at error level, and the
-//! last good config stays in force: a half-written rotation never takes the endpoint down.
+//! rebuilt only when a SHA-256 over all of those bytes changes.
+//!
+//! A reload never weakens security. A change that does not build (bad YAML, a missing or
+//! mismatched key, a bad bcrypt hash), an empty file (one being rewritten in place), and
+//! a valid config that would turn off TLS, client certificate verification or basic auth
+//! that is in force are all logged once, at error level, and the last good config stays
+//! in force: a half-written rotation neither takes the endpoint down nor opens it. Turning
+//! protection off takes a restart.
+//!
+//! Every file is read only when it is a regular file, and at most [`MAX_FILE_BYTES`] of
+//! it: `cert_file: /dev/zero` or a FIFO is an error, not a hang or an unbounded read.
 //!
 //! The TLS part is built in `tls.rs`; basic-auth credentials are checked in `auth.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Read as _;
+use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use hyper::header::{HeaderName, HeaderValue};
 use rustls::ServerConfig;
 use serde::Deserialize;
 
-use super::auth::BasicAuth;
+use super::auth::{check_hash, BasicAuth};
 use super::tls::build_tls;
+
+/// Most bytes read from any one file of the web config: the file itself and the
+/// certificate, key and CA files it names. A CA bundle of every public root is ~250 KiB.
+pub(super) const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Why a web config cannot be used; the message names the field.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +121,9 @@ pub struct WebConfig {
     /// Username to bcrypt hash. Empty: no basic auth.
     users: BTreeMap<String, String>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// Things that work but deserve a warning (a costly bcrypt hash, an empty file),
+    /// logged when the config comes into force.
+    warnings: Vec<String>,
 }
 
 impl fmt::Debug for WebConfig {
@@ -141,11 +158,36 @@ impl WebConfig {
     pub fn headers(&self) -> &[(HeaderName, HeaderValue)] {
         &self.headers
     }
+
+    /// Warnings to log when this config comes into force.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// What of the protection in force in `self` `next` would turn off, if anything:
+    /// TLS, client certificate verification, or basic auth.
+    fn weakened_by(&self, next: &WebConfig) -> Option<&'static str> {
+        if self.tls.is_some() && next.tls.is_none() {
+            Some("TLS")
+        } else if self.client_auth == VERIFIED_CLIENTS && next.client_auth != VERIFIED_CLIENTS {
+            Some("client certificate verification (RequireAndVerifyClientCert)")
+        } else if !self.users.is_empty() && next.users.is_empty() {
+            Some("basic auth")
+        } else {
+            None
+        }
+    }
 }
+
+/// The only `client_auth_type` that authenticates clients.
+const VERIFIED_CLIENTS: &str = "RequireAndVerifyClientCert";
 
 /// The bytes a config is built from: the file and the files it names.
 pub(super) struct Inputs {
     raw: RawFile,
+    /// The file holds nothing (or only comments): at startup plain HTTP without auth, as
+    /// in exporter-toolkit; on a reload a file caught while being rewritten.
+    empty: bool,
     /// Contents of `cert_file`, `key_file`, `client_ca_file` when named.
     pub(super) cert: Option<Vec<u8>>,
     pub(super) key: Option<Vec<u8>>,
@@ -154,16 +196,46 @@ pub(super) struct Inputs {
     fingerprint: [u8; 32],
 }
 
-fn read_file(path: &Path, field: &str) -> Result<Vec<u8>, WebConfigError> {
-    std::fs::read(path).map_err(|e| err(format!("{field}: {}: {e}", path.display())))
+/// Read a regular file of at most [`MAX_FILE_BYTES`]. `field` names the file in the
+/// error with its path; None for the config file itself, which every caller names.
+fn read_bounded(path: &Path, field: Option<&str>) -> Result<Vec<u8>, WebConfigError> {
+    let fail = |e: &dyn fmt::Display| match field {
+        Some(f) => err(format!("{f}: {}: {e}", path.display())),
+        None => err(e.to_string()),
+    };
+    // O_NONBLOCK: opening a FIFO without a writer must not block; it is refused below.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| fail(&e))?;
+    let meta = file.metadata().map_err(|e| fail(&e))?;
+    if !meta.file_type().is_file() {
+        return Err(fail(&"not a regular file"));
+    }
+    let too_big = || fail(&format!("larger than {} KiB", MAX_FILE_BYTES >> 10));
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    // The size may be 0 (procfs, sysfs) or grow while reading: bound the read itself.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(&e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
 }
 
 /// Read the config file and the files it names. Relative paths in the file are relative
 /// to the file's directory, as in exporter-toolkit.
 fn read_inputs(path: &Path) -> Result<Inputs, WebConfigError> {
-    // Without the path: every caller names the file already.
-    let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let raw = parse_yaml(&text)?;
+    let text = read_bounded(path, None)?;
+    let (raw, empty) = match parse_yaml(&text)? {
+        Some(raw) => (raw, false),
+        None => (RawFile::default(), true),
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(&(text.len() as u64).to_le_bytes());
@@ -174,7 +246,7 @@ fn read_inputs(path: &Path) -> Result<Inputs, WebConfigError> {
                 ctx.update(&[0]);
                 return Ok(None);
             };
-            let bytes = read_file(&dir.join(name), field)?;
+            let bytes = read_bounded(&dir.join(name), Some(field))?;
             ctx.update(&[1]);
             ctx.update(&(bytes.len() as u64).to_le_bytes());
             ctx.update(&bytes);
@@ -197,6 +269,7 @@ fn read_inputs(path: &Path) -> Result<Inputs, WebConfigError> {
     fingerprint.copy_from_slice(ctx.finish().as_ref());
     Ok(Inputs {
         raw,
+        empty,
         cert,
         key,
         client_ca,
@@ -204,14 +277,16 @@ fn read_inputs(path: &Path) -> Result<Inputs, WebConfigError> {
     })
 }
 
-fn parse_yaml(text: &[u8]) -> Result<RawFile, WebConfigError> {
-    // An empty file (or one with only comments) is a valid config: plain HTTP, no auth.
+/// The parsed file; None when it is empty or holds only comments.
+fn parse_yaml(text: &[u8]) -> Result<Option<RawFile>, WebConfigError> {
     let value: serde_yaml_ng::Value =
         serde_yaml_ng::from_slice(text).map_err(|e| err(format!("not valid YAML: {e}")))?;
     if value.is_null() {
-        return Ok(RawFile::default());
+        return Ok(None);
     }
-    serde_yaml_ng::from_slice(text).map_err(|e| err(e.to_string()))
+    serde_yaml_ng::from_slice(text)
+        .map(Some)
+        .map_err(|e| err(e.to_string()))
 }
 
 /// Build a config from its inputs; every error names the field.
@@ -230,17 +305,18 @@ fn build(inputs: &Inputs) -> Result<WebConfig, WebConfigError> {
         None => (None, "NoClientCert"),
     };
     let mut users = BTreeMap::new();
+    let mut warnings = Vec::new();
+    if inputs.empty {
+        warnings
+            .push("the web config file is empty: plain HTTP without authentication".to_string());
+    }
     for (user, hash) in raw.basic_auth_users.iter().flatten() {
         if user.contains(':') {
             return Err(err(format!(
                 "basic_auth_users: username {user:?} contains ':', which basic auth cannot carry"
             )));
         }
-        if bcrypt::HashParts::from_str(hash.trim()).is_err() {
-            return Err(err(format!(
-                "basic_auth_users.{user}: not a bcrypt hash (make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)"
-            )));
-        }
+        warnings.extend(check_hash(user, hash.trim())?);
         users.insert(user.clone(), hash.trim().to_string());
     }
     let mut headers = Vec::new();
@@ -281,6 +357,7 @@ fn build(inputs: &Inputs) -> Result<WebConfig, WebConfigError> {
         client_auth,
         users,
         headers,
+        warnings,
     })
 }
 
@@ -348,12 +425,7 @@ impl WebConfigSource {
         let inputs = match read_inputs(&self.path) {
             Ok(i) => i,
             Err(e) => {
-                let key = e.to_string();
-                if st.last_failure.as_deref() != Some(key.as_str()) {
-                    tracing::error!(file = %self.path.display(), error = %e,
-                        "cannot reload the web config; keeping the last good one");
-                    st.last_failure = Some(key);
-                }
+                self.refuse(&mut st, e.to_string(), &e);
                 return st.config.clone();
             }
         };
@@ -365,32 +437,62 @@ impl WebConfigSource {
         if st.last_failure.as_deref() == Some(key.as_str()) {
             return st.config.clone();
         }
+        if inputs.empty {
+            self.refuse(
+                &mut st,
+                key,
+                &"the file is empty (caught while being rewritten?)",
+            );
+            return st.config.clone();
+        }
         match build(&inputs) {
-            Ok(cfg) => {
-                tracing::info!(
-                    file = %self.path.display(),
-                    tls = cfg.tls.is_some(),
-                    client_auth = cfg.client_auth,
-                    basic_auth_users = cfg.users.len(),
-                    "web config reloaded"
-                );
-                st.config = Arc::new(cfg);
-                st.fingerprint = inputs.fingerprint;
-                st.last_failure = None;
-            }
-            Err(e) => {
-                tracing::error!(file = %self.path.display(), error = %e,
-                    "cannot reload the web config; keeping the last good one");
-                st.last_failure = Some(key);
-            }
+            Ok(cfg) => match st.config.weakened_by(&cfg) {
+                Some(what) => {
+                    let why = format!(
+                        "it turns off {what}, which is in force; restart nsexporter to apply that"
+                    );
+                    self.refuse(&mut st, key, &why);
+                }
+                None => {
+                    for w in cfg.warnings() {
+                        tracing::warn!(file = %self.path.display(), "{w}");
+                    }
+                    tracing::info!(
+                        file = %self.path.display(),
+                        tls = cfg.tls.is_some(),
+                        client_auth = cfg.client_auth,
+                        basic_auth_users = cfg.users.len(),
+                        "web config reloaded"
+                    );
+                    st.config = Arc::new(cfg);
+                    st.fingerprint = inputs.fingerprint;
+                    st.last_failure = None;
+                }
+            },
+            Err(e) => self.refuse(&mut st, key, &e),
         }
         st.config.clone()
     }
 
+    /// Keep the config in force and say why, once per distinct failure `key`.
+    fn refuse(&self, st: &mut State, key: String, why: &dyn fmt::Display) {
+        if st.last_failure.as_deref() != Some(key.as_str()) {
+            tracing::error!(file = %self.path.display(), error = %why,
+                "cannot reload the web config; keeping the last good one");
+            st.last_failure = Some(key);
+        }
+    }
+
     /// Whether the request's `Authorization` header satisfies `cfg`'s basic auth (always
-    /// true when it has no users). bcrypt runs on a blocking thread, one at a time.
-    pub async fn authorize(&self, cfg: &WebConfig, header: Option<&HeaderValue>) -> bool {
-        self.auth.authorize(&cfg.users, header).await
+    /// true when it has no users). Uncached bcrypt checks share a bounded pool fairly
+    /// between source addresses (`source`: the client's).
+    pub async fn authorize(
+        &self,
+        cfg: &WebConfig,
+        header: Option<&HeaderValue>,
+        source: IpAddr,
+    ) -> bool {
+        self.auth.authorize(&cfg.users, header, source).await
     }
 }
 
@@ -402,6 +504,9 @@ fn hex(b: &[u8]) -> String {
 mod tests {
     use super::*;
     use base64::Engine as _;
+    use std::process::Command;
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     /// Read and build a web config once, as [`WebConfigSource::load`] does.
     fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
@@ -439,11 +544,167 @@ mod tests {
     #[test]
     fn empty_file_is_plain_http_without_auth() {
         let d = tempfile::tempdir().unwrap();
-        for text in ["", "# nothing\n", "tls_server_config: {}\n"] {
+        for (text, empty) in [
+            ("", true),
+            ("# nothing\n", true),
+            ("tls_server_config: {}\n", false),
+        ] {
             let c = load(&write(d.path(), "w.yml", text)).unwrap();
             assert!(c.tls().is_none(), "{text:?}");
             assert_eq!(c.basic_auth_users(), 0);
+            // At startup an empty file is served as exporter-toolkit does, with a warning.
+            assert_eq!(
+                c.warnings().iter().any(|w| w.contains("empty")),
+                empty,
+                "{text:?}"
+            );
         }
+    }
+
+    /// `hash` with its two cost digits replaced.
+    fn with_cost(hash: &str, cost: &str) -> String {
+        format!("{}{cost}{}", &hash[..4], &hash[6..])
+    }
+
+    #[test]
+    fn bcrypt_costs_the_library_refuses_or_no_login_could_wait_for_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let h = bcrypt::hash("pw", 4).unwrap();
+        for (cost, want) in [
+            ("99", "bcrypt cost 99 is outside 4 to 31"),
+            ("32", "bcrypt cost 32 is outside 4 to 31"),
+            ("03", "bcrypt cost 3 is outside 4 to 31"),
+            ("31", "bcrypt cost 31 takes about"),
+            ("17", "bcrypt cost 17 takes about"),
+            ("+9", "the cost is not two digits"),
+        ] {
+            let text = format!(
+                "basic_auth_users:\n  alice: '{h}'\n  bob: '{}'\n",
+                with_cost(&h, cost)
+            );
+            let e = load(&write(d.path(), "w.yml", &text))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("basic_auth_users.bob:"), "{cost}: {e}");
+            assert!(e.contains(want), "{cost}: {e}");
+        }
+        // Cost 31 is days of work per check; the message says so.
+        let text = format!("basic_auth_users:\n  bob: '{}'\n", with_cost(&h, "31"));
+        let e = load(&write(d.path(), "w.yml", &text))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("days per login check"), "{e}");
+        // 13 to 16 load, with a warning naming the user; 12 and below without.
+        for (cost, warned) in [("16", true), ("13", true), ("12", false), ("04", false)] {
+            let text = format!("basic_auth_users:\n  bob: '{}'\n", with_cost(&h, cost));
+            let c = load(&write(d.path(), "w.yml", &text)).unwrap();
+            let w = c.warnings().join("\n");
+            assert_eq!(
+                w.contains("basic_auth_users.bob: bcrypt cost"),
+                warned,
+                "{cost}: {w:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn files_that_are_not_regular_or_too_big_are_refused_without_reading_them_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let p = pki();
+        write(d.path(), "key.pem", &p.key_pem);
+        write(d.path(), "cert.pem", &p.cert_pem);
+        // A sparse file far over the limit: refused from its size, nothing read.
+        let big = std::fs::File::create(d.path().join("big.pem")).unwrap();
+        big.set_len(4 << 30).unwrap();
+        // A FIFO without a writer: opening it must not block.
+        let fifo = d.path().join("fifo.pem");
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        for (cert, want) in [
+            ("/dev/zero", "not a regular file"),
+            ("fifo.pem", "not a regular file"),
+            ("big.pem", "larger than 1024 KiB"),
+            (".", "not a regular file"),
+        ] {
+            let text = format!("tls_server_config:\n  cert_file: {cert}\n  key_file: key.pem\n");
+            let e = load(&write(d.path(), "w.yml", &text))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("tls_server_config.cert_file: "), "{cert}: {e}");
+            assert!(e.contains(want), "{cert}: {e}");
+        }
+        // The config file itself is bounded too.
+        let e = load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = load(&d.path().join("big.pem")).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
+        // Exactly at the limit is fine (here: not a config, but read whole).
+        let at = "#".repeat(MAX_FILE_BYTES as usize);
+        assert!(load(&write(d.path(), "at.yml", &at)).is_ok());
+        let over = "#".repeat(MAX_FILE_BYTES as usize + 1);
+        assert!(load(&write(d.path(), "over.yml", &over)).is_err());
+    }
+
+    #[test]
+    fn a_reload_never_turns_off_tls_client_verification_or_basic_auth() {
+        let d = tempfile::tempdir().unwrap();
+        let p = pki();
+        write(d.path(), "ca.pem", &p.ca_pem);
+        write(d.path(), "cert.pem", &p.cert_pem);
+        write(d.path(), "key.pem", &p.key_pem);
+        let h = bcrypt::hash("pw", 4).unwrap();
+        let tls = "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n";
+        let mtls = format!(
+            "{tls}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n"
+        );
+        let users = format!("basic_auth_users:\n  alice: '{h}'\n  bob: '{h}'\n");
+        let full = format!("{mtls}{users}");
+        let f = write(d.path(), "w.yml", &full);
+        let src = WebConfigSource::load(f.clone()).unwrap();
+        let first = src.current();
+        assert_eq!(first.client_auth(), VERIFIED_CLIENTS);
+        assert_eq!(first.basic_auth_users(), 2);
+        let kept = |text: &str, why: &str| {
+            write(d.path(), "w.yml", text);
+            assert!(Arc::ptr_eq(&first, &src.current()), "{why}: {text:?}");
+        };
+        kept("", "an empty file");
+        kept("# being rewritten\n", "only a comment");
+        kept(&full[..full.len() / 2], "truncated in the middle");
+        kept(&format!("{tls}{users}"), "client verification dropped");
+        kept(&mtls, "basic auth dropped");
+        kept(&users, "TLS dropped");
+        kept(
+            &format!("{mtls}basic_auth_users: {{}}\n"),
+            "an empty user list",
+        );
+        // Tightening or rotating applies: one user fewer, then a new hash.
+        write(
+            d.path(),
+            "w.yml",
+            &format!("{mtls}basic_auth_users:\n  alice: '{h}'\n"),
+        );
+        assert_eq!(src.current().basic_auth_users(), 1);
+        let h2 = bcrypt::hash("pw2", 4).unwrap();
+        write(
+            d.path(),
+            "w.yml",
+            &format!("{mtls}basic_auth_users:\n  carol: '{h2}'\n"),
+        );
+        let now = src.current();
+        assert_eq!(now.basic_auth_users(), 1);
+        assert!(now.users.contains_key("carol"));
+        // A source that started without protection takes it on at a reload.
+        let g = write(d.path(), "plain.yml", "");
+        let plain = WebConfigSource::load(g).unwrap();
+        assert!(plain.current().tls().is_none());
+        write(d.path(), "plain.yml", &format!("{tls}{users}"));
+        let on = plain.current();
+        assert!(on.tls().is_some());
+        assert_eq!(on.basic_auth_users(), 2);
     }
 
     #[test]
@@ -587,12 +848,21 @@ mod tests {
             let v = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
             HeaderValue::from_str(&format!("Basic {v}")).unwrap()
         };
-        assert!(!src.authorize(&cfg, None).await);
-        assert!(!src.authorize(&cfg, Some(&b("alice", "wrong"))).await);
-        assert!(!src.authorize(&cfg, Some(&b("bob", "secret"))).await);
-        assert!(src.authorize(&cfg, Some(&b("alice", "secret"))).await);
-        assert!(src.authorize(&cfg, Some(&b("alice", "secret"))).await);
-        assert!(!src.authorize(&cfg, Some(&b("alice", "secret2"))).await);
+        assert!(!src.authorize(&cfg, None, LOCAL).await);
+        assert!(!src.authorize(&cfg, Some(&b("alice", "wrong")), LOCAL).await);
+        assert!(!src.authorize(&cfg, Some(&b("bob", "secret")), LOCAL).await);
+        assert!(
+            src.authorize(&cfg, Some(&b("alice", "secret")), LOCAL)
+                .await
+        );
+        assert!(
+            src.authorize(&cfg, Some(&b("alice", "secret")), LOCAL)
+                .await
+        );
+        assert!(
+            !src.authorize(&cfg, Some(&b("alice", "secret2")), LOCAL)
+                .await
+        );
         // htpasswd writes `$2y$`: the same algorithm, accepted and verified.
         let h2y = format!("$2y${}", &bcrypt::hash("pw", 4).unwrap()[4..]);
         let f2 = write(
@@ -602,7 +872,7 @@ mod tests {
         );
         let src2 = WebConfigSource::load(f2).unwrap();
         let cfg2 = src2.current();
-        assert!(src2.authorize(&cfg2, Some(&b("bob", "pw"))).await);
-        assert!(!src2.authorize(&cfg2, Some(&b("bob", "px"))).await);
+        assert!(src2.authorize(&cfg2, Some(&b("bob", "pw")), LOCAL).await);
+        assert!(!src2.authorize(&cfg2, Some(&b("bob", "px")), LOCAL).await);
     }
 }

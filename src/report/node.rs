@@ -213,17 +213,10 @@ fn heading(out: &mut String, p: Painter, text: &str) {
 
 /// `namespace/pod/container` as far as known, from the runtime's files; `-` if nothing.
 pub(crate) fn names_text(c: &ContainerSummary) -> String {
-    let n = &c.runtime_info.names;
-    let parts: Vec<&str> = [&n.namespace, &n.pod, &n.container]
-        .into_iter()
-        .map(String::as_str)
-        .filter(|s| !s.is_empty())
-        .collect();
-    if parts.is_empty() {
-        "-".to_owned()
-    } else {
-        parts.join("/")
-    }
+    c.runtime_info
+        .names
+        .joined()
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 /// One line per listed container whose processes are not where its runtime declared

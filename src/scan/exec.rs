@@ -18,6 +18,7 @@ use super::hostref::{self, FIXED_INITIAL};
 use super::process::{read_proc, CgroupCache, Ctx, Proc, Worker};
 use super::summary::summarise;
 use super::{read_uid_map, Scanner};
+use crate::events::ledger::runtime_setup;
 use crate::model::{NsType, ProcRecord, Runtime, ScanErrors, Snapshot, UidMap};
 use crate::procfs::fd::Dir;
 
@@ -143,7 +144,9 @@ impl Scanner {
     /// Fold `changes` (in the kernel's order: `(timestamp_ns, change)`) into the latest
     /// scan's state and summarise the node again. Returns the snapshot, with the latest
     /// scan's time and duration, and the records of the exec'd container processes
-    /// folded in. `None` before the first scan: it will read everything anyway.
+    /// folded in. `None` before the first scan: it will read everything anyway. An
+    /// exec'd process that is the OCI runtime setting a container up is not folded in
+    /// as that container's.
     pub fn fold(&mut self, mut changes: Vec<(u64, Change)>) -> Option<(Snapshot, Vec<ProcRecord>)> {
         let last = self.last.clone()?;
         let started = Instant::now();
@@ -155,11 +158,19 @@ impl Scanner {
         for (_, c) in changes {
             match c {
                 Change::Exec(f) => {
+                    if f.proc.container().is_some() {
+                        let r = f.proc.record();
+                        if runtime_setup(&r.comm, r.ns.shares(&last.host.ns, NsType::Mnt)) {
+                            // The runtime, not yet the container (see `runtime_setup`):
+                            // left out until the exec that makes it the container's,
+                            // or the next scan, shows what it became.
+                            by_pid.insert(f.proc.pid, None);
+                            continue;
+                        }
+                        records.push(r);
+                    }
                     if let (Some(userns), Some(map)) = (f.proc.ns.get(NsType::User), f.uid_map) {
                         self.uid_maps.entry(userns).or_insert(map);
-                    }
-                    if f.proc.container().is_some() {
-                        records.push(f.proc.record());
                     }
                     by_pid.insert(f.proc.pid, Some(f.proc));
                 }

@@ -370,6 +370,12 @@ impl Scanner {
 impl Scanner {
     /// Runtime files: read for a container the first time it is seen (a map lookup
     /// otherwise), and forgotten once it is gone. For scans and folds alike.
+    /// The names `c`'s runtime files give it, read now if they were not read yet (a
+    /// container whose processes all exited between two folds of process events).
+    pub fn names_of(&mut self, c: &crate::model::ContainerRef) -> crate::model::Names {
+        self.runtime.lookup(c).names.clone()
+    }
+
     fn attach_runtime(&mut self, snapshot: &mut Snapshot) {
         for (c, s) in snapshot.containers.iter_mut() {
             s.runtime_info = self.runtime.lookup(c);

@@ -258,13 +258,60 @@ impl Lab {
     }
 
     fn kube_systemd_pid(&mut self, qos: &str, runtime_prefix: &str, pid: u32) -> Member {
+        let (m, cg) = self.kube_systemd_cgroup(qos, runtime_prefix);
+        self.enter(&cg, pid);
+        Member { pid, ..m }
+    }
+
+    /// The cgroup of a container in a kubelet (systemd driver) pod, with no process in
+    /// it yet (`pid` 0), and its path relative to each hierarchy: a process that joins it
+    /// before its exec (see [`Lab::cgroup_procs`]) makes that exec the container's.
+    pub fn kube_systemd_cgroup(&mut self, qos: &str, runtime_prefix: &str) -> (Member, String) {
         let uid = rand_uuid();
         let id = rand_hex(64);
         let rel = format!(
             "kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{}.slice/{runtime_prefix}-{id}.scope",
             uid.replace('-', "_")
         );
-        self.place(&rel, pid, id, uid)
+        let cg = self.make_cgroup(&rel);
+        (
+            Member {
+                pid: 0,
+                id,
+                pod_uid: uid,
+            },
+            cg,
+        )
+    }
+
+    /// The cgroup of a plain Docker container, `/docker/<id>`, with no process in it
+    /// yet, like [`Lab::kube_systemd_cgroup`].
+    pub fn docker_cgroup(&mut self) -> (Member, String) {
+        let id = rand_hex(64);
+        let cg = self.make_cgroup(&format!("docker/{id}"));
+        (
+            Member {
+                pid: 0,
+                id,
+                pod_uid: String::new(),
+            },
+            cg,
+        )
+    }
+
+    /// `cgroup.procs` of `cgroup` in every hierarchy the lab uses, opened for writing:
+    /// a child that writes `0` to each between its fork and its exec joins `cgroup`
+    /// (`pre_exec` may only make async-signal-safe calls, so the files are opened here).
+    pub fn cgroup_procs(&self, cgroup: &str) -> Vec<std::fs::File> {
+        cgroup_layout()
+            .roots()
+            .map(|root| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(format!("{root}{cgroup}/cgroup.procs"))
+                    .unwrap_or_else(|e| panic!("open {root}{cgroup}/cgroup.procs: {e}"))
+            })
+            .collect()
     }
 
     /// A container in a kubelet cgroupfs-driver pod cgroup: `kubepods/<qos>/pod<uid>/<id>`.
