@@ -15,6 +15,15 @@ pub enum Attribution {
     Host,
 }
 
+/// Where an attribution to a container came from: the line, and the path of the
+/// cgroup that holds the container's own (everything before the component that names
+/// the container). The scanner checks that path's directories for delegation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    pub line: &'a CgroupLine<'a>,
+    pub parent: &'a str,
+}
+
 /// Attribute a process from all the lines of its `/proc/<pid>/cgroup`.
 ///
 /// The v2 line is tried first; when it names no container (hybrid hosts where
@@ -22,6 +31,14 @@ pub enum Attribution {
 /// first since every runtime joins them. A monitor anywhere wins over a container
 /// further down the list, so conmon is never counted as its container.
 pub fn attribute(lines: &[CgroupLine<'_>], default_runtime: Runtime) -> Attribution {
+    attribute_with_origin(lines, default_runtime).0
+}
+
+/// [`attribute`], and for a container the line and parent path it was found in.
+pub fn attribute_with_origin<'a>(
+    lines: &'a [CgroupLine<'a>],
+    default_runtime: Runtime,
+) -> (Attribution, Option<Origin<'a>>) {
     let rank = |l: &CgroupLine<'_>| {
         if l.is_v2() {
             0
@@ -38,12 +55,14 @@ pub fn attribute(lines: &[CgroupLine<'_>], default_runtime: Runtime) -> Attribut
     let mut ordered: Vec<&CgroupLine<'_>> = lines.iter().collect();
     ordered.sort_by_key(|l| rank(l));
     for l in ordered {
-        match attribute_path(l.path, default_runtime) {
-            Attribution::Host => continue,
-            found => return found,
+        match attribute_path_at(l.path, default_runtime) {
+            (Attribution::Host, _) => continue,
+            (found, parent) => {
+                return (found, parent.map(|parent| Origin { line: l, parent }));
+            }
         }
     }
-    Attribution::Host
+    (Attribution::Host, None)
 }
 
 /// Attribute one cgroup path. The innermost component that names a container wins, so
@@ -61,14 +80,20 @@ pub fn attribute(lines: &[CgroupLine<'_>], default_runtime: Runtime) -> Attribut
 /// root (or a privileged container, through its own nested cgroups: the kind shape)
 /// can create cgroups, and such a writer is host root already.
 pub fn attribute_path(path: &str, default_runtime: Runtime) -> Attribution {
+    attribute_path_at(path, default_runtime).0
+}
+
+/// [`attribute_path`], and for a container the part of `path` before the component
+/// that names it (the path of the cgroup that holds the container's).
+fn attribute_path_at(path: &str, default_runtime: Runtime) -> (Attribution, Option<&str>) {
     // The kernel prints cgroup paths into a PATH_MAX buffer: a longer one is not from
     // a kernel, and splitting it would allocate in proportion to a hostile file.
     if path.len() > PATH_MAX {
-        return Attribution::Host;
+        return (Attribution::Host, None);
     }
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     if comps.last().is_some_and(|leaf| is_monitor(leaf)) {
-        return Attribution::Monitor;
+        return (Attribution::Monitor, None);
     }
     for i in (0..comps.len()).rev() {
         let parent = i.checked_sub(1).map(|p| comps[p]);
@@ -83,14 +108,20 @@ pub fn attribute_path(path: &str, default_runtime: Runtime) -> Attribution {
                 .or_else(|| comps[..i].iter().rev().find_map(|c| pod_component(c)))
                 .unwrap_or_default(),
         };
-        return Attribution::Container(ContainerRef {
-            runtime,
-            id: id.to_owned(),
-            pod_uid,
-            owner_uid,
-        });
+        // `comps[i]` is a slice of `path`: what precedes it is the parent's path.
+        let start = comps[i].as_ptr() as usize - path.as_ptr() as usize;
+        let parent = path[..start].trim_end_matches('/');
+        return (
+            Attribution::Container(ContainerRef {
+                runtime,
+                id: id.to_owned(),
+                pod_uid,
+                owner_uid,
+            }),
+            Some(parent),
+        );
     }
-    Attribution::Host
+    (Attribution::Host, None)
 }
 
 /// `user@<uid>.service`, the systemd user manager whose subtree is delegated to `<uid>`.
@@ -375,6 +406,51 @@ mod tests {
         let text = "8:pids:/libpod_parent/conmon\n0::/\n";
         let lines = parse_cgroup(text).unwrap();
         assert_eq!(attribute(&lines, Runtime::Containerd), Attribution::Monitor);
+    }
+
+    #[test]
+    fn origins_name_the_line_and_the_parent_path() {
+        let text = format!(
+            "8:pids:/docker/{ID}\n0::/kubepods.slice/kubepods-podeb052b63_ea96_4728_ab4a_64ab3babccd7.slice/cri-containerd-{ID}.scope\n"
+        );
+        let lines = parse_cgroup(&text).unwrap();
+        let (a, o) = attribute_with_origin(&lines, Runtime::Containerd);
+        assert!(matches!(a, Attribution::Container(_)));
+        let o = o.unwrap();
+        assert!(o.line.is_v2());
+        assert_eq!(
+            o.parent,
+            "/kubepods.slice/kubepods-podeb052b63_ea96_4728_ab4a_64ab3babccd7.slice"
+        );
+        // The innermost container's parent.
+        let text = format!(
+            "0::/system.slice/docker-{ID2}.scope/kubelet/kubepods/pod26ab26cd-6409-443f-a13c-fd6c231207c8/{ID}\n"
+        );
+        let lines = parse_cgroup(&text).unwrap();
+        let o = attribute_with_origin(&lines, Runtime::Containerd)
+            .1
+            .unwrap();
+        assert_eq!(
+            o.parent,
+            format!("/system.slice/docker-{ID2}.scope/kubelet/kubepods/pod26ab26cd-6409-443f-a13c-fd6c231207c8")
+        );
+        let text = format!("4:memory:/docker/{ID}/\n");
+        let lines = parse_cgroup(&text).unwrap();
+        let o = attribute_with_origin(&lines, Runtime::Containerd)
+            .1
+            .unwrap();
+        assert_eq!((o.parent, o.line.hierarchy), ("/docker", 4));
+        let text = format!("0::/machine.slice/libpod-{ID}.scope/container\n");
+        let lines = parse_cgroup(&text).unwrap();
+        let o = attribute_with_origin(&lines, Runtime::Containerd)
+            .1
+            .unwrap();
+        assert_eq!(o.parent, "/machine.slice");
+        // No container: no origin.
+        for text in ["0::/libpod_parent/conmon\n", "0::/system.slice/x.service\n"] {
+            let lines = parse_cgroup(text).unwrap();
+            assert_eq!(attribute_with_origin(&lines, Runtime::Containerd).1, None);
+        }
     }
 
     #[test]

@@ -66,6 +66,15 @@ pub struct Flags {
         global = true
     )]
     pub procfs: Option<String>,
+    /// The host's sysfs mount point (`/host/sys` in a pod), for its cgroup hierarchies:
+    /// who owns a container's parent cgroups tells delegated subtrees. [default: /sys]
+    #[arg(
+        long = "path.sysfs",
+        env = "NSEXPORTER_PATH_SYSFS",
+        value_name = "PATH",
+        global = true
+    )]
+    pub sysfs: Option<String>,
     /// The host's root (`/host/root` in a pod), under which the container runtimes' state
     /// directories are read for names and declared namespaces. [default: /]
     #[arg(

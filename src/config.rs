@@ -169,6 +169,7 @@ struct RawWeb {
 #[serde(deny_unknown_fields)]
 struct RawPath {
     procfs: String,
+    sysfs: String,
     rootfs: String,
 }
 
@@ -217,6 +218,7 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("web.max-requests", "40", "max_requests"),
     ("web.max-connections", "auto", "max_connections"),
     ("path.procfs", "/proc", "procfs"),
+    ("path.sysfs", "/sys", "sysfs"),
     ("path.rootfs", "/", "rootfs"),
     (
         "runtime.containerd-dir",
@@ -398,6 +400,9 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
     if raw.path.procfs.is_empty() {
         return Err(o.invalid("path.procfs", "must not be empty"));
     }
+    if raw.path.sysfs.is_empty() {
+        return Err(o.invalid("path.sysfs", "must not be empty"));
+    }
     if raw.path.rootfs.is_empty() {
         return Err(o.invalid("path.rootfs", "must not be empty"));
     }
@@ -494,7 +499,9 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
         web_config,
         max_requests,
         max_connections,
-        paths: HostPaths::new(raw.path.procfs).with_rootfs(raw.path.rootfs),
+        paths: HostPaths::new(raw.path.procfs)
+            .with_sysfs(raw.path.sysfs)
+            .with_rootfs(raw.path.rootfs),
         scan_interval,
         scan_events,
         events_retention,

@@ -6,7 +6,7 @@
 //! One line per module, from the bottom up: each imports only modules above it.
 //! - [`model`]: namespace types, per-process records and the node [`model::Snapshot`].
 //! - [`procfs`]: reading the host's procfs.
-//!   - [`procfs::paths`]: where it is (`--path.procfs`); every path comes from it.
+//!   - [`procfs::paths`]: where it is (`--path.procfs`, `--path.sysfs`); every path comes from it.
 //!   - `procfs::fd`: dirfd-relative reads of `/proc/<pid>`, syscall counts, error kinds.
 //!   - [`procfs::parse`]: pure parsers of ns links, uid_map, stat, schedstat, status,
 //!     cgroup, mountinfo.
@@ -18,6 +18,8 @@
 //!   - `scan::summary`: one scan's processes folded into the snapshot; the limits.
 //!   - `scan::mounts`: the nsfs mounts of each mount namespace (pinned namespaces).
 //!   - `scan::hostref`: which namespaces are the host's (PID 1, a kernel thread, fixed).
+//!   - `scan::delegation`: containers in cgroup subtrees delegated to a user (`--path.sysfs`).
+//!   - [`scan::visible`]: whether the procfs can show the whole node (blindness).
 //!   - [`scan::one`]: one process read on its own, for `inspect` and `diff`.
 //! - [`events`]: the kernel's proc connector: every exec as it happens, read at once.
 //!   - [`events::proto`]: its wire format, parsed as pure functions; sequence gaps.
@@ -80,10 +82,11 @@ pub fn scan_options(settings: &Settings) -> ScanOptions {
 }
 
 /// `--once`: one scan, encoded in the Prometheus text format. A procfs that cannot be
-/// read at all is an error rather than an exposition without data.
+/// read at all, or that hides most of the node, is an error rather than an exposition
+/// without data.
 pub fn run_once(settings: &Settings) -> Result<String, scan::ScanError> {
     let mut scanner = Scanner::new(scan_options(settings));
-    let snapshot = scanner.scan()?;
+    let snapshot = scanner.scan_whole()?;
     let mut sampler = Sampler::new(scanner);
     let exp = sampler.publish_snapshot(snapshot);
     Ok(String::from_utf8_lossy(&exp.body(metrics::Format::PrometheusText)).into_owned())
@@ -103,8 +106,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let shared = Shared::new(settings.scan_interval);
-    let mut sampler = Sampler::new(Scanner::new(scan_options(settings)))
-        .with_retention(settings.events_retention);
+    scan::raise_file_limit();
+    // Open files are shared: the scanner keeps up to this many mount tables open, and
+    // the server's connections get what is left.
+    let opts = scan_options(settings);
+    let kept_mount_tables = opts.max_kept_mount_tables;
+    let mut sampler = Sampler::new(Scanner::new(opts)).with_retention(settings.events_retention);
     let inbox = events::feed::Inbox::new();
     if settings.scan_events {
         sampler.set_events_enabled(start_events(settings, inbox.clone()));
@@ -119,7 +126,7 @@ pub async fn serve(
         settings.telemetry_path.clone(),
         settings.web_config.clone(),
         settings.max_requests,
-        http::Limits::for_this_process(settings.max_connections),
+        http::Limits::for_this_process(settings.max_connections, kept_mount_tables),
     ));
     let res = http::run(listener, app, shutdown).await;
     // The sampler and the events thread stop at their next wait; a scan in progress is

@@ -13,7 +13,9 @@ use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 
 use crate::events::ledger::{ExecRecord, Retained};
-use crate::model::{ContainerRef, HostSource, Names, NsType, Runtime, ScanErrors, Snapshot};
+use crate::model::{
+    BlindReason, ContainerRef, HostSource, Names, NsType, Runtime, ScanErrors, Snapshot,
+};
 use crate::procfs::own::ProcessStats;
 
 /// Counters that accumulate over the exporter's life, across scans.
@@ -53,6 +55,8 @@ pub struct Published {
     /// The exec records this publish folded in (an exec event batch, or the processes
     /// a scan found first), for consumers that act on each.
     pub execs: Arc<[ExecRecord]>,
+    /// Why the latest scan attempt could not see the whole node, if it could not.
+    pub blind: Option<BlindReason>,
     /// The exporter's own process figures when this was published (absent when they
     /// could not be read).
     pub process: Option<ProcessStats>,
@@ -65,6 +69,7 @@ impl Default for Published {
             counters: Counters::default(),
             retained: Arc::default(),
             execs: Arc::new([]),
+            blind: None,
             process: None,
         }
     }
@@ -93,6 +98,7 @@ pub const METRICS: &[(&str, MetricType, &str)] = &[
     ("nsexporter_events_lost", MetricType::Counter, "Process events lost (receive buffer overruns, sequence gaps); each loss starts a full scan."),
     ("nsexporter_scan_errors", MetricType::Counter, "Errors met while scanning, by reason; none of them fails a scan except reason procfs."),
     ("nsexporter_runtime_read_errors", MetricType::Counter, "Container runtime files that could not be read or parsed, by runtime and kind; each container's files are read once, when it is first seen."),
+    ("nsexporter_procfs_blind", MetricType::Gauge, "1 for the reason the latest scan could not see the whole node through the procfs, 0 for the others; /readyz fails while one is 1."),
     ("nsexporter_last_scan_duration_seconds", MetricType::Gauge, "Duration of the latest completed scan."),
     ("nsexporter_last_scan_timestamp_seconds", MetricType::Gauge, "Unix time at which the latest completed scan started."),
     ("nsexporter_host_reference_info", MetricType::Gauge, "Always 1; source tells where the host namespaces were read from: pid1, kthread or fixed."),
@@ -204,6 +210,18 @@ impl Collector for SnapshotCollector {
                 .flat_map(|s| s.runtime_read_errors.iter())
                 .map(|(r, kind, n)| ([("runtime", r.name()), ("kind", *kind)], *n)),
         )?;
+        if p.counters.scans > 0 {
+            gauge(
+                &mut e,
+                "nsexporter_procfs_blind",
+                BlindReason::ALL.map(|r| {
+                    (
+                        [("reason", r.name())],
+                        f64::from(u8::from(p.blind == Some(r))),
+                    )
+                }),
+            )?;
+        }
         if let Some(s) = &p.snapshot {
             gauge(
                 &mut e,

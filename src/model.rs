@@ -177,9 +177,11 @@ pub struct ContainerRef {
     pub id: String,
     /// The pod UID in API form (with dashes); empty outside Kubernetes.
     pub pod_uid: String,
-    /// The host UID whose systemd user manager (`user@<uid>.service`) holds the
-    /// container's cgroup: a rootless container, in a subtree where that user may name
-    /// cgroups as they like. `None` for containers under the system's own cgroups.
+    /// The host UID to whom the cgroup subtree holding the container's cgroup is
+    /// delegated: a systemd user manager (`user@<uid>.service`) on the path, or a
+    /// directory above the container's cgroup owned by that UID (`scan::delegation`).
+    /// That user may name cgroups as they like there: a rootless container, or a
+    /// forgery. `None` for containers under the system's own cgroups.
     pub owner_uid: Option<u32>,
 }
 
@@ -187,7 +189,8 @@ impl ContainerRef {
     /// `<scheme>://<id>`, the form kube-state-metrics uses in `container_id`; for a
     /// container in a user's delegated subtree `<scheme>://user-<uid>/<id>`, which no
     /// runtime or kube-state-metrics ever writes, so that a user cannot forge or merge
-    /// into another container's series by reusing its ID (see `cgroup::attribute_path`).
+    /// into another container's series by reusing its ID (see `cgroup::attribute_path` and
+    /// `scan::delegation`).
     pub fn container_id(&self) -> String {
         match self.owner_uid {
             None => format!("{}://{}", self.runtime.name(), self.id),
@@ -588,6 +591,121 @@ impl ScanErrors {
     }
 }
 
+/// Why a scan cannot see the whole node, so that what it reports is not the node:
+/// `nsexporter_procfs_blind{reason}`, a failing `/readyz` and a failing CLI say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlindReason {
+    /// `--path.procfs` is not a procfs (statfs magic), or holds no process.
+    NotProcfs,
+    /// The procfs is mounted with `subset=pid`: no `loadavg`, no `sys/`.
+    SubsetPid,
+    /// The procfs is mounted with `hidepid` and hides most tasks from the exporter.
+    Hidepid,
+    /// Far fewer tasks are visible than the kernel counts, without `hidepid`: a procfs
+    /// of a child PID namespace, not the host's.
+    HiddenTasks,
+    /// Most processes are visible but unreadable: no CAP_SYS_PTRACE.
+    Permission,
+}
+
+impl BlindReason {
+    pub const ALL: [BlindReason; 5] = [
+        BlindReason::NotProcfs,
+        BlindReason::SubsetPid,
+        BlindReason::Hidepid,
+        BlindReason::HiddenTasks,
+        BlindReason::Permission,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            BlindReason::NotProcfs => "not_procfs",
+            BlindReason::SubsetPid => "subset_pid",
+            BlindReason::Hidepid => "hidepid",
+            BlindReason::HiddenTasks => "hidden_tasks",
+            BlindReason::Permission => "permission",
+        }
+    }
+}
+
+/// A scan that cannot see the whole node: why, and what to do, in one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blindness {
+    pub reason: BlindReason,
+    pub message: String,
+}
+
+/// What the scan could see of the procfs, against what the kernel says there is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Visibility {
+    /// The procfs mount's `hidepid` option, when not `off`.
+    pub hidepid: Option<String>,
+    /// The procfs mount's `subset` option (`pid`).
+    pub subset: Option<String>,
+    /// Tasks (threads, kernel threads included) whose process's `stat` could be read.
+    pub tasks_seen: u64,
+    /// Tasks the kernel has (`loadavg`, after the slash), read before the scan; `None`
+    /// where unreadable (a fixture tree, `subset=pid`).
+    pub tasks_total: Option<u64>,
+}
+
+impl Visibility {
+    /// Whether the procfs shows so few tasks that it must hide most: fewer than half of
+    /// what the kernel counts. Tasks come and go during a scan, but not half of them.
+    pub fn hides_tasks(&self) -> bool {
+        self.tasks_total
+            .is_some_and(|total| self.tasks_seen.saturating_mul(2) < total)
+    }
+
+    /// The reason a procfs that shows what it shows cannot be the node's, if any.
+    /// `processes` and `permission` are the scan's readable processes and refusals.
+    pub fn blindness(&self, procfs: &str, processes: u64, permission: u64) -> Option<Blindness> {
+        if let Some(subset) = &self.subset {
+            return Some(Blindness {
+                reason: BlindReason::SubsetPid,
+                message: format!(
+                    "the procfs at {procfs} is mounted with subset={subset}, which hides the \
+                     kernel's task count and the namespace limits: mount a procfs without \
+                     subset= there (the host's /proc)"
+                ),
+            });
+        }
+        if self.hides_tasks() {
+            let (seen, total) = (self.tasks_seen, self.tasks_total.unwrap_or(0));
+            return Some(match &self.hidepid {
+                Some(h) => Blindness {
+                    reason: BlindReason::Hidepid,
+                    message: format!(
+                        "the procfs at {procfs} is mounted with hidepid={h} and shows {seen} of \
+                         the kernel's {total} tasks: run nsexporter as root or with \
+                         CAP_SYS_PTRACE, or mount a procfs without hidepid there"
+                    ),
+                },
+                None => Blindness {
+                    reason: BlindReason::HiddenTasks,
+                    message: format!(
+                        "the procfs at {procfs} shows {seen} of the kernel's {total} tasks: it \
+                         is not the host's /proc (a procfs of another PID namespace?); mount \
+                         the host's /proc there"
+                    ),
+                },
+            });
+        }
+        if permission > 0 && permission >= processes {
+            return Some(Blindness {
+                reason: BlindReason::Permission,
+                message: format!(
+                    "{permission} processes are unreadable and {processes} readable: reading \
+                     other processes' namespaces needs root or CAP_SYS_PTRACE (ptrace read \
+                     access); run nsexporter as root or with CAP_SYS_PTRACE"
+                ),
+            });
+        }
+        None
+    }
+}
+
 /// The result of one completed scan: what the node holds right now.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -610,7 +728,18 @@ pub struct Snapshot {
     /// Whether the reader itself sits outside the host user namespace, so that
     /// unmapped IDs read as the overflow UID (65534).
     pub reader_in_child_userns: bool,
+    /// What the scan could see of the procfs (see [`Snapshot::blindness`]).
+    pub visibility: Visibility,
     /// Runtime files that could not be read, by runtime and kind (`missing`,
     /// `symlink`, ...), since the scanner started: a counter. Only pairs seen.
     pub runtime_read_errors: Vec<(Runtime, &'static str, u64)>,
+}
+
+impl Snapshot {
+    /// Why this scan does not show the node, if it does not: a procfs that hides tasks,
+    /// or processes it could not read. `procfs` names the procfs in the message.
+    pub fn blindness(&self, procfs: &str) -> Option<Blindness> {
+        self.visibility
+            .blindness(procfs, self.processes, self.errors.permission)
+    }
 }

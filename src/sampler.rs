@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::events::feed::{self, Inbox, Pending, Wake};
 use crate::events::ledger::{ExecRecord, Ledger};
 use crate::metrics::{self, Counters, Format, Published};
-use crate::model::{ContainerRef, Names, NsType, ProcRecord, Snapshot};
+use crate::model::{BlindReason, ContainerRef, Names, NsType, ProcRecord, Snapshot};
 use crate::procfs::own;
 use crate::procfs::paths::OWN_PROCFS;
 use crate::scan::{Change, Fresh, Scanner};
@@ -28,7 +28,8 @@ pub struct Exposition {
     /// When the latest successful scan finished (monotonic), for readiness.
     pub last_success: Option<Instant>,
     /// Why the exporter is not doing its job right now, if it is not: the latest scan
-    /// failed, or it could read no process but its own. Readiness fails at once then.
+    /// failed, or it could not see the whole node ([`Snapshot::blindness`]). Readiness
+    /// fails at once then.
     pub failing: Option<String>,
 }
 
@@ -99,9 +100,9 @@ impl Shared {
     }
 
     /// Ready when a scan has completed, the latest is no older than three intervals,
-    /// and the latest attempt neither failed nor was blind (every other process
-    /// unreadable): a failing procfs or missing privileges show at once, not after three
-    /// intervals of stale data.
+    /// and the latest attempt neither failed nor was blind (a procfs that hides most
+    /// tasks, or most processes unreadable): a failing procfs or missing privileges show
+    /// at once, not after three intervals of stale data.
     pub fn readiness(&self) -> Result<(), String> {
         let cur = self.current();
         if let Some(why) = &cur.failing {
@@ -141,9 +142,6 @@ pub struct Sampler {
     /// (a failure that persists is logged again once a minute; recovery once).
     failed_in_row: u64,
     last_failure_log: Option<Instant>,
-    /// When "most processes are unreadable" was last logged: it is true of every scan
-    /// while it lasts, so it is logged at most once per [`FAILURE_LOG_EVERY`].
-    last_unreadable_log: Option<Instant>,
     /// Exec counts per container, kept for the retention after its last process.
     ledger: Ledger,
     /// The exec records folded in since the last publish.
@@ -151,6 +149,11 @@ pub struct Sampler {
     /// Lost events not yet logged, and when the last line about them was.
     lost_unlogged: u64,
     last_loss_log: Option<Instant>,
+    /// Why the latest scan attempt could not see the whole node, if it could not, and
+    /// when that was last logged (again once a minute while it lasts, and at once when
+    /// the reason changes; recovery once).
+    blind: Option<BlindReason>,
+    last_blind_log: Option<Instant>,
 }
 
 /// How often a scan failure that persists is logged again at error level.
@@ -171,11 +174,12 @@ impl Sampler {
             failing: None,
             failed_in_row: 0,
             last_failure_log: None,
-            last_unreadable_log: None,
             ledger: Ledger::new(DEFAULT_RETENTION),
             execs: Vec::new(),
             lost_unlogged: 0,
             last_loss_log: None,
+            blind: None,
+            last_blind_log: None,
         }
     }
 
@@ -292,26 +296,12 @@ impl Sampler {
     /// Run one scan and fold it into the counters. A failed scan keeps the previous
     /// snapshot (so readiness, not the data, tells that it is getting old).
     pub fn step(&mut self) -> Exposition {
-        let procfs = self.scanner.options().paths.procfs.display().to_string();
-        let scanned = self
-            .scanner
-            .scan()
-            .map_err(|e| e.to_string())
-            .and_then(|snap| {
-                // No process at all, and none refused: an empty directory, not a procfs (the
-                // host's /proc not mounted where --path.procfs points, or mounted over).
-                if snap.processes == 0 && snap.errors.permission == 0 {
-                    Err(format!(
-                        "no process found under {procfs}: it is not a procfs (is the host's \
-                     /proc mounted there?)"
-                    ))
-                } else {
-                    Ok(snap)
-                }
-            });
-        match scanned {
+        match self.scanner.scan() {
             Ok(snap) => self.publish_snapshot(snap),
             Err(err) => {
+                // An empty directory or another file system where the procfs should be
+                // (the host's /proc not mounted there, or mounted over) is blind too.
+                self.blind = err.blind_reason();
                 self.counters.scans += 1;
                 self.counters.procfs += 1;
                 self.failed_in_row += 1;
@@ -348,36 +338,37 @@ impl Sampler {
         self.failing = None;
         let e = &snap.errors;
         self.counters.errors.add(e);
-        // Blind: nothing readable but, at most, the exporter itself (a process may always
-        // read its own /proc/<pid>/ns). What it would report then is not the node.
-        let blind = e.permission > 0 && snap.processes <= 1;
-        let mostly_unreadable = e.permission > 0 && (blind || e.permission >= snap.processes);
-        if !mostly_unreadable {
-            self.last_unreadable_log = None;
-        }
-        if mostly_unreadable {
-            let due = self
-                .last_unreadable_log
-                .is_none_or(|t| t.elapsed() >= FAILURE_LOG_EVERY);
+        // Blind: a procfs that hides most tasks, or most processes unreadable. What the
+        // scan shows then is not the node: it is published (it is what can be seen), but
+        // the exporter is not ready and says why.
+        let procfs = self.scanner.options().paths.procfs.display().to_string();
+        let blindness = snap.blindness(&procfs);
+        let reason = blindness.as_ref().map(|b| b.reason);
+        if let Some(b) = &blindness {
+            let due = reason != self.blind
+                || self
+                    .last_blind_log
+                    .is_none_or(|t| t.elapsed() >= FAILURE_LOG_EVERY);
             if due {
-                self.last_unreadable_log = Some(Instant::now());
                 tracing::error!(
+                    reason = b.reason.name(),
+                    error = %b.message,
+                    processes = snap.processes,
                     unreadable = e.permission,
-                    readable = snap.processes,
-                    procfs = %self.scanner.options().paths.procfs.display(),
-                    "most processes' namespaces could not be read: nsexporter needs CAP_SYS_PTRACE \
-                     (ptrace read access) to read /proc/<pid>/ns of other processes; counted in \
-                     nsexporter_scan_errors_total{{reason=\"permission\"}}; logged at most once a \
-                     minute while it lasts"
+                    tasks_seen = snap.visibility.tasks_seen,
+                    tasks_total = ?snap.visibility.tasks_total,
+                    "the scan cannot see the whole node; nsexporter_procfs_blind says why, and \
+                     /readyz fails until it can"
                 );
+                self.last_blind_log = Some(Instant::now());
             }
-            if blind {
-                self.failing = Some(format!(
-                    "{} processes are unreadable and {} readable: CAP_SYS_PTRACE is missing",
-                    e.permission, snap.processes
-                ));
-            }
-        } else if e.permission > 0 && !self.warned_permission {
+            self.failing = Some(b.message.clone());
+        } else if self.blind.is_some() {
+            tracing::info!("the scan sees the whole node again");
+            self.last_blind_log = None;
+        }
+        self.blind = reason;
+        if blindness.is_none() && e.permission > 0 && !self.warned_permission {
             tracing::info!(
                 unreadable = e.permission,
                 "some processes' namespaces are unreadable (EACCES); they are counted in \
@@ -452,6 +443,7 @@ impl Sampler {
                 counters: self.counters.clone(),
                 retained: Arc::new(self.ledger.containers().clone()),
                 execs: std::mem::take(&mut self.execs).into(),
+                blind: self.blind,
                 process,
             }),
             self.last_success,

@@ -489,8 +489,9 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         "capabilities only work for root in Kubernetes"
     );
 
-    // Host /proc: hostPath /proc, mounted read-only where --path.procfs points; and,
-    // by default, containerd's task state and /run/netns under /host/root, read-only.
+    // Host /proc: hostPath /proc, mounted read-only where --path.procfs points; the
+    // host's cgroup hierarchies, read-only under --path.sysfs; and, by default,
+    // containerd's task state and /run/netns under /host/root, read-only.
     let volumes = pod["volumes"].as_array().expect("volumes");
     let host_paths: Vec<&str> = volumes
         .iter()
@@ -504,6 +505,7 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         host_paths,
         [
             "/proc",
+            "/sys/fs/cgroup",
             "/run/containerd/io.containerd.runtime.v2.task",
             "/run/netns"
         ],
@@ -516,12 +518,14 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
     for m in mounts {
         assert_eq!(m["readOnly"], true, "{m:?}");
     }
+    assert_eq!(mounts[1]["name"], volumes[1]["name"]);
+    assert_eq!(mounts[1]["mountPath"], "/host/sys/fs/cgroup");
     assert_eq!(
-        mounts[1]["mountPath"],
+        mounts[2]["mountPath"],
         "/host/root/run/containerd/io.containerd.runtime.v2.task"
     );
-    assert_eq!(mounts[2]["mountPath"], "/host/root/run/netns");
-    assert_eq!(mounts[2]["mountPropagation"], "HostToContainer");
+    assert_eq!(mounts[3]["mountPath"], "/host/root/run/netns");
+    assert_eq!(mounts[3]["mountPropagation"], "HostToContainer");
     let args: Vec<&str> = c["args"]
         .as_array()
         .expect("args")
@@ -529,6 +533,7 @@ fn daemonset_is_least_privilege_and_sees_the_host_proc() {
         .filter_map(Value::as_str)
         .collect();
     assert!(args.contains(&"--path.procfs=/host/proc"), "{args:?}");
+    assert!(args.contains(&"--path.sysfs=/host/sys"), "{args:?}");
     assert!(args.contains(&"--path.rootfs=/host/root"), "{args:?}");
     assert!(args.contains(&"--web.listen-address=:9816"), "{args:?}");
     assert!(args.contains(&"--scan.interval=15s"), "{args:?}");
@@ -587,6 +592,7 @@ fn runtime_directories_follow_values_and_never_mount_the_node_root() {
         paths,
         [
             "/proc",
+            "/sys/fs/cgroup",
             "/run/containerd/io.containerd.runtime.v2.task",
             "/run/containers/storage/overlay-containers",
             "/var/lib/docker/containers",
@@ -599,7 +605,8 @@ fn runtime_directories_follow_values_and_never_mount_the_node_root() {
         .as_array()
         .unwrap()
         .clone();
-    for (m, host) in mounts.iter().zip(&paths).skip(1) {
+    // After /proc and the cgroup hierarchies (--path.sysfs), the runtimes' directories.
+    for (m, host) in mounts.iter().zip(&paths).skip(2) {
         assert_eq!(m["readOnly"], true);
         assert_eq!(
             m["mountPath"].as_str().unwrap(),
@@ -614,7 +621,7 @@ fn runtime_directories_follow_values_and_never_mount_the_node_root() {
     }
     let none = render(&["--set", "hostRoot.runtimes.containerd=false"]);
     let pod = pod_of(&none);
-    assert_eq!(pod["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(pod["volumes"].as_array().unwrap().len(), 2);
     let args = pod["containers"][0]["args"].to_string();
     assert!(!args.contains("--path.rootfs"), "{args}");
     let err = template_error(&["--set", "hostRoot.mountPath=/"]);
@@ -789,7 +796,8 @@ fn promtool_check(groups: &Value) {
 fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
     let file_groups = rules_file_groups();
 
-    // Default allow-list: the release's own DaemonSet, pods and scrape jobs.
+    // Default allow-list: the release's own DaemonSet in its own namespace (namespace
+    // and owner together, never a name alone), and its scrape jobs.
     let docs = render(&["--set", "prometheusRule.enabled=true"]);
     check_operator_objects(&docs);
     let rule = only(&docs, "PrometheusRule");
@@ -801,12 +809,12 @@ fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
     );
     let rendered = serde_json::to_string(groups).expect("json");
     assert!(
-        rendered.contains("nsx-nsexporter-[a-z0-9]{5}"),
-        "own pods not allowed"
+        rendered.contains(r#"workload_key=~\"monitoring/DaemonSet/nsx-nsexporter\""#),
+        "own DaemonSet not allowed in its namespace: {rendered}"
     );
     assert!(
-        rendered.contains("|nsx-nsexporter\\\""),
-        "own DaemonSet not allowed"
+        !rendered.contains("nsx-nsexporter-[a-z0-9]{5}"),
+        "a pod name alone is allowed"
     );
     assert!(
         rendered.contains("monitoring/nsx-nsexporter"),
@@ -843,7 +851,7 @@ fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
     ]);
     let rendered = serde_json::to_string(&only(&docs, "PrometheusRule")["spec"]).expect("json");
     assert!(
-        rendered.contains("node-ns\\\\\\\\.watch-[a-z0-9]{5}"),
+        rendered.contains(r"monitoring/DaemonSet/node-ns\\\\.watch"),
         "override not allow-listed (escaped for PromQL): {rendered}"
     );
 
@@ -864,7 +872,51 @@ fn prometheus_rule_carries_the_rules_file_and_allow_lists_the_exporter() {
         rendered.contains(r#"weird\\\"comm\\\\.x"#),
         "quote and backslash escaped: {rendered}"
     );
+    assert!(
+        rendered.contains(
+            "monitoring/DaemonSet/nsx-nsexporter|(?:kube-system)/(?:DaemonSet)/(?:cilium)|(?:ops-.*)/(?:Pod)/(?:debug-[a-z0-9]+)"
+        ),
+        "workload entries: {rendered}"
+    );
     promtool_check(groups);
+}
+
+/// The rules as the chart renders them, run through `promtool test rules`
+/// (tests/chart/allowlist.test.yml): the release's own DaemonSet and the user's
+/// {namespace, kind, name} entries are allowed, and workloads named like them in
+/// another namespace (a DaemonSet `evil-nsexporter`, `nsx-nsexporter` or `cilium` in a
+/// tenant namespace) alert.
+#[test]
+fn rendered_allow_lists_match_namespace_and_owner_together() {
+    let docs = render(&[
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set-json",
+        r#"prometheusRule.allowList.workloads=[{"namespace":"kube-system","kind":"DaemonSet","name":"cilium"}]"#,
+    ]);
+    let groups = &only(&docs, "PrometheusRule")["spec"]["groups"];
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("rendered.rules.json"),
+        serde_json::to_vec(&serde_json::json!({ "groups": groups })).expect("json"),
+    )
+    .expect("write");
+    std::fs::copy(
+        root().join("tests/chart/allowlist.test.yml"),
+        tmp.path().join("allowlist.test.yml"),
+    )
+    .expect("copy");
+    let out = Command::new(require_tool("promtool"))
+        .args(["test", "rules", "allowlist.test.yml"])
+        .current_dir(tmp.path())
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool test rules on the rendered rules:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
 
 #[test]

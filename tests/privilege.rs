@@ -158,33 +158,35 @@ fn cap_sys_ptrace_alone_is_enough_and_its_absence_is_reported() {
     );
 
     // Without CAP_SYS_PTRACE, with no capability or with CAP_DAC_READ_SEARCH instead:
-    // the lab is invisible, refusals are counted and the log names the capability.
+    // the lab is invisible, so --once prints nothing and fails, naming the capability.
     for caps in ["", "dac_read_search"] {
         let (ok, out, err) = once_as(&as_nobody(caps));
-        assert!(ok, "--once still prints what it could read: {err}");
-        let s = parse_exposition(&out);
-        assert!(
-            perm_errors(&s) > 0.0,
-            "[{caps}] no permission errors:\n{out}"
-        );
-        assert!(
-            !out.contains(&hostnet.id) && !out.contains(&private.id),
-            "[{caps}] {out}"
-        );
+        assert!(!ok, "[{caps}] --once must fail when blind:\n{out}");
+        assert!(out.is_empty(), "[{caps}] {out}");
         let line = err
             .lines()
             .find(|l| l.contains("CAP_SYS_PTRACE"))
-            .unwrap_or_else(|| panic!("[{caps}] no log line names CAP_SYS_PTRACE:\n{err}"));
-        assert!(line.contains("level=error"), "{line}");
-        eprintln!("privilege [{caps:?}] log: {line}");
+            .unwrap_or_else(|| panic!("[{caps}] no message names CAP_SYS_PTRACE:\n{err}"));
+        assert!(line.starts_with("nsexporter: "), "{line}");
+        eprintln!("privilege [{caps:?}] --once: {line}");
     }
 
-    // And as a server: not ready, saying why; ready with the capability.
+    // And as a server: not ready, saying why, with the refusals counted and the
+    // reason in nsexporter_procfs_blind; ready with the capability.
     let wrapper = as_nobody("");
     let w: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let e = Exporter::start_wrapped(&w, &["--scan.interval", "300ms"]);
     eprintln!("privilege: no caps: {}", caps_of(e.pid()));
-    e.wait_log("CAP_SYS_PTRACE", Duration::from_secs(10));
+    let line = e.wait_log("CAP_SYS_PTRACE", Duration::from_secs(10));
+    assert!(line.contains("level=error"), "{line}");
+    let s = e.scrape_until(Duration::from_secs(10), "the first scan", |s| {
+        value(s, "nsexporter_scans_total", &[]).unwrap_or(0.0) >= 1.0
+    });
+    assert!(perm_errors(&s) > 0.0);
+    assert_eq!(
+        value(&s, "nsexporter_procfs_blind", &[("reason", "permission")]),
+        Some(1.0)
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let r = e.get("/readyz");

@@ -47,8 +47,10 @@ const TOKENS: &[(&str, &str)] = &[
         "NSEXPORTER_ALLOW_NAMESPACES_RE",
         "calico-system|tigera-operator",
     ),
-    ("NSEXPORTER_ALLOW_PODS_RE", "debug-[a-z]+"),
-    ("NSEXPORTER_ALLOW_WORKLOADS_RE", "cilium"),
+    (
+        "NSEXPORTER_ALLOW_WORKLOADS_RE",
+        "monitoring/DaemonSet/nsexporter|(?:kube-system)/(?:DaemonSet)/(?:cilium)|(?:default)/(?:Pod)/(?:debug-[a-z]+)",
+    ),
     ("NSEXPORTER_ALLOW_COMMS_RE", r"my\.agent"),
     ("NSEXPORTER_HOST_ROOT_ALLOW_NAMESPACES_RE", "rook-ceph"),
     ("NSEXPORTER_JOB_RE", "custom-scrape"),

@@ -22,8 +22,12 @@
 //! scanbench soak K       K sampler steps (scan and encode, as the daemon's loop does);
 //!                        print RSS along the way and the peak.
 //! scanbench file NAME... the kernel's cost of one read of /proc/<pid>/NAME, per process.
+//! scanbench mounts N M R N mount namespaces of M bind mounts each: warm scans against
+//!                        the quiet node and the same processes without the mounts, with
+//!                        and without keeping tables open (see mounts.rs).
 //! ```
 
+mod mounts;
 mod refloop;
 
 use std::io::Write;
@@ -47,13 +51,14 @@ fn main() {
         Some("passes") => passes(args.get(1).map(String::as_str).unwrap_or(""), arg(2)),
         Some("soak") => soak(arg(1)),
         Some("file") => file(&args[1..]),
+        Some("mounts") => mounts::run(arg(1), arg(2), arg(3)),
         _ => usage(),
     }
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: scanbench spawn N | measure ROUNDS | passes ref|fastest|cold|warm|stat K | soak K | file NAME..."
+        "usage: scanbench spawn N | measure ROUNDS | passes ref|fastest|cold|warm|stat K | soak K | file NAME... | mounts N M ROUNDS"
     );
     std::process::exit(2);
 }

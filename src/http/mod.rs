@@ -101,8 +101,9 @@ impl Default for Limits {
 impl Limits {
     /// The limits for this process: `max_connections` as asked (None: `auto`), within
     /// what the open-file limit allows once raised to its hard limit (as Go programs
-    /// do), less [`FD_HEADROOM`]. Raises RLIMIT_NOFILE; logs what it chose.
-    pub fn for_this_process(max_connections: Option<usize>) -> Self {
+    /// do), less [`FD_HEADROOM`] and the `reserved` files others keep open (the
+    /// scanner's mount tables). Raises RLIMIT_NOFILE; logs what it chose.
+    pub fn for_this_process(max_connections: Option<usize>, reserved: usize) -> Self {
         use nix::sys::resource::{getrlimit, setrlimit, Resource};
         let nofile = match getrlimit(Resource::RLIMIT_NOFILE) {
             Ok((soft, hard)) => {
@@ -117,8 +118,13 @@ impl Limits {
                 1024
             }
         };
-        let budget =
-            usize::try_from(nofile.saturating_sub(FD_HEADROOM).max(16)).unwrap_or(usize::MAX);
+        let budget = usize::try_from(
+            nofile
+                .saturating_sub(FD_HEADROOM)
+                .saturating_sub(reserved as u64)
+                .max(16),
+        )
+        .unwrap_or(usize::MAX);
         let max = match max_connections {
             None => budget.min(AUTO_MAX_CONNECTIONS),
             Some(n) if n > budget => {

@@ -91,6 +91,19 @@ impl Dir {
         Ok(Dir(fd))
     }
 
+    /// Open the file `name` for reading, to be read in pieces or kept open (mountinfo,
+    /// which is streamed and polled for changes).
+    pub(crate) fn open_file_at(&self, name: &CStr) -> io::Result<std::fs::File> {
+        counted(1);
+        let fd = nix::fcntl::openat(
+            &self.0,
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+            Mode::empty(),
+        )?;
+        Ok(std::fs::File::from(fd))
+    }
+
     /// Read the whole file `name` into `buf`, until end of file, up to [`MAX_FILE`].
     /// For files that /proc generates record by record (mountinfo, uid_map), where a
     /// short read does not mean the end.

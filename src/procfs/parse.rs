@@ -24,6 +24,8 @@ pub enum ParseError {
     CgroupDuplicate(u32),
     #[error("cgroup file has more than {0} lines")]
     CgroupTooLong(usize),
+    #[error("mountinfo line {0:?} is not a well-formed nsfs mount")]
+    Mountinfo(String),
     /// Content refused before parsing, e.g. a file over the size cap.
     #[error("{0}")]
     Unusable(String),
@@ -289,8 +291,45 @@ pub struct NsfsMount {
     pub mount_point: String,
 }
 
+/// The fields of one mountinfo line that nsexporter uses, borrowed from the line.
+/// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue`:
+/// mount ID, parent ID, `major:minor`, root, mount point, mount options, optional
+/// fields up to ` - `, then file system type, source and super options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountLine<'a> {
+    /// `major:minor` of the file system (`st_dev` of files on it).
+    pub dev: &'a str,
+    /// The root of the mount within its file system; for nsfs the namespace's link
+    /// text, e.g. `net:[4026532283]`. Escaped as the kernel writes it.
+    pub root: &'a str,
+    /// Escaped as the kernel writes it (`\040` for a space): see [`unescape_octal`].
+    pub mount_point: &'a str,
+    pub fstype: &'a str,
+    /// Per-super-block options, e.g. `rw,hidepid=invisible,subset=pid` for a procfs.
+    pub super_options: &'a str,
+}
+
+/// Split one mountinfo line into its fields; `None` when it has not the shape the
+/// kernel writes (fewer than five fields before ` - `, or none after it).
+pub fn parse_mountinfo_line(line: &str) -> Option<MountLine<'_>> {
+    let (pre, post) = line.split_once(" - ")?;
+    let mut f = pre.split(' ');
+    let (_id, _parent) = (f.next()?, f.next()?);
+    let (dev, root, mount_point) = (f.next()?, f.next()?, f.next()?);
+    let mut p = post.split(' ');
+    let fstype = p.next().filter(|t| !t.is_empty())?;
+    let _source = p.next();
+    Some(MountLine {
+        dev,
+        root,
+        mount_point,
+        fstype,
+        super_options: p.next().unwrap_or(""),
+    })
+}
+
 /// Undo mountinfo's octal escapes (`\040` for space, `\012` for newline, ...).
-fn unescape_octal(s: &str) -> String {
+pub fn unescape_octal(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -314,44 +353,85 @@ fn unescape_octal(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The nsfs bind mounts in a `/proc/<pid>/mountinfo` file. For an nsfs mount the root
-/// field (4th) is the namespace's link text, e.g. `net:[4026532283]`. Lines that are not
-/// nsfs are skipped without being parsed further; malformed nsfs lines are counted in
-/// the returned error count.
+/// One mountinfo line: `None` when it is not an nsfs mount (it is then not parsed
+/// further), else the mount or why it is malformed. For an nsfs mount the root field is
+/// the namespace's link text, e.g. `net:[4026532283]`.
+pub fn parse_mountinfo_nsfs_line(line: &str) -> Option<Result<NsfsMount, ParseError>> {
+    // Cheap test first: nearly every line of a big table is not nsfs.
+    let (_, post) = line.split_once(" - ")?;
+    if post.split(' ').next() != Some("nsfs") {
+        return None;
+    }
+    let bad = || ParseError::Mountinfo(clip(line.as_bytes()));
+    let Some(m) = parse_mountinfo_line(line) else {
+        return Some(Err(bad()));
+    };
+    // pid_for_children and friends cannot be bound; an unknown type is malformed.
+    let Some(ns_type) = m
+        .root
+        .split_once(':')
+        .and_then(|(t, _)| NsType::from_name(t))
+    else {
+        return Some(Err(bad()));
+    };
+    Some(match parse_ns_link(m.root.as_bytes(), ns_type) {
+        Ok(inode) => Ok(NsfsMount {
+            ns_type,
+            inode,
+            mount_point: unescape_octal(m.mount_point),
+        }),
+        Err(_) => Err(bad()),
+    })
+}
+
+/// The nsfs bind mounts in the text of a `/proc/<pid>/mountinfo` file, and how many nsfs
+/// lines were malformed. The scanner streams the file line by line instead
+/// (`scan::mounts`); this is the same parse over text already in memory.
 pub fn parse_mountinfo_nsfs(text: &str) -> (Vec<NsfsMount>, u64) {
     let mut out = Vec::new();
     let mut bad = 0;
     for line in text.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        if post.split(' ').next() != Some("nsfs") {
-            continue;
-        }
-        let mut f = pre.split(' ');
-        let (Some(root), Some(mount_point)) = (f.nth(3), f.next()) else {
-            bad += 1;
-            continue;
-        };
-        let Some((ty, _)) = root.split_once(':') else {
-            bad += 1;
-            continue;
-        };
-        let Some(ns_type) = NsType::from_name(ty) else {
-            // pid_for_children and friends cannot be bound; an unknown type is skipped.
-            bad += 1;
-            continue;
-        };
-        match parse_ns_link(root.as_bytes(), ns_type) {
-            Ok(inode) => out.push(NsfsMount {
-                ns_type,
-                inode,
-                mount_point: unescape_octal(mount_point),
-            }),
-            Err(_) => bad += 1,
+        match parse_mountinfo_nsfs_line(line) {
+            Some(Ok(m)) => out.push(m),
+            Some(Err(_)) => bad += 1,
+            None => {}
         }
     }
     (out, bad)
+}
+
+/// The `hidepid` and `subset` options of a procfs mount, from its super options
+/// (`rw,hidepid=invisible,subset=pid`). Kernels before 5.8 print `hidepid=2`.
+pub fn procfs_options(super_options: &str) -> ProcfsOptions {
+    let mut o = ProcfsOptions::default();
+    for opt in super_options.split(',') {
+        if let Some(v) = opt.strip_prefix("hidepid=") {
+            if !matches!(v, "0" | "off") {
+                o.hidepid = Some(v.to_owned());
+            }
+        } else if let Some(v) = opt.strip_prefix("subset=") {
+            o.subset = Some(v.to_owned());
+        }
+    }
+    o
+}
+
+/// Options of a procfs mount that hide what nsexporter must see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcfsOptions {
+    /// `hidepid` other than `off`/`0`: `noaccess` (1), `invisible` (2), `ptraceable` (4).
+    pub hidepid: Option<String>,
+    /// `subset=pid`: only the process directories, no `loadavg`, no `sys/`.
+    pub subset: Option<String>,
+}
+
+/// The number of tasks the kernel has, from `/proc/loadavg`
+/// (`0.61 0.42 0.35 3/199 22731`: the field after the slash). Threads of every PID
+/// namespace count, kernel threads too.
+pub fn parse_loadavg_tasks(text: &str) -> Option<u64> {
+    let field = text.split_ascii_whitespace().nth(3)?;
+    let (_, total) = field.split_once('/')?;
+    parse_u64(total.as_bytes())
 }
 
 /// A single unsigned integer, as in `/proc/sys/user/max_net_namespaces`.
@@ -528,6 +608,51 @@ mod tests {
         assert_eq!(m[0].mount_point, "/run/netns/cni-1234");
         assert_eq!(m[1].mount_point, "/run/netns/with space");
         assert_eq!(m[2].ns_type, NsType::Uts);
+    }
+
+    #[test]
+    fn mountinfo_lines_and_procfs_options() {
+        // Seen on this machine: a procfs mounted with hidepid=2,subset=pid (kernel 6.18).
+        let l = "69 45 0:39 / /tmp/tmp.rtEPvGakMw rw,relatime - proc proc rw,hidepid=invisible,subset=pid";
+        let m = parse_mountinfo_line(l).unwrap();
+        assert_eq!(
+            (m.dev, m.root, m.mount_point, m.fstype),
+            ("0:39", "/", "/tmp/tmp.rtEPvGakMw", "proc")
+        );
+        let o = procfs_options(m.super_options);
+        assert_eq!(o.hidepid.as_deref(), Some("invisible"));
+        assert_eq!(o.subset.as_deref(), Some("pid"));
+        // Optional fields before the separator; old kernels' numeric hidepid.
+        let l = "25 1 0:22 / /proc rw,nosuid shared:12 master:1 - proc proc rw,hidepid=2";
+        let m = parse_mountinfo_line(l).unwrap();
+        assert_eq!(m.mount_point, "/proc");
+        assert_eq!(
+            procfs_options(m.super_options).hidepid.as_deref(),
+            Some("2")
+        );
+        for plain in ["rw", "rw,hidepid=0", "rw,hidepid=off", ""] {
+            assert_eq!(procfs_options(plain), ProcfsOptions::default(), "{plain}");
+        }
+        for bad in ["", "1 2 3 4 - proc", "1 2 0:3 / /x rw -", "garbage - "] {
+            assert_eq!(parse_mountinfo_line(bad), None, "{bad}");
+        }
+        assert_eq!(parse_mountinfo_nsfs_line(l), None);
+        assert!(matches!(
+            parse_mountinfo_nsfs_line("1 2 0:4 bogus /x rw - nsfs nsfs rw"),
+            Some(Err(ParseError::Mountinfo(_)))
+        ));
+    }
+
+    #[test]
+    fn loadavg() {
+        assert_eq!(
+            parse_loadavg_tasks("11.22 12.43 9.16 9/199 22731\n"),
+            Some(199)
+        );
+        assert_eq!(parse_loadavg_tasks("0.00 0.00 0.00 1/1 1"), Some(1));
+        for bad in ["", "1 2 3", "1 2 3 4", "1 2 3 4/x 5", "1 2 3 /-1 5"] {
+            assert_eq!(parse_loadavg_tasks(bad), None, "{bad}");
+        }
     }
 
     #[test]

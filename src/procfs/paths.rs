@@ -1,5 +1,5 @@
 //! Where the host's file systems are: every path nsexporter reads is built from here,
-//! so tests point it at a fixture tree and a pod points it at the host's /proc.
+//! so tests point it at a fixture tree and a pod points it at the host's /proc, /sys and /.
 
 use std::path::{Path, PathBuf};
 
@@ -13,23 +13,39 @@ pub const OWN_PROCFS: &str = "/proc";
 pub struct HostPaths {
     /// The host's procfs (`--path.procfs`): `/proc` on the node, `/host/proc` in a pod.
     pub procfs: PathBuf,
+    /// The host's sysfs (`--path.sysfs`): `/sys` on the node, `/host/sys` in a pod. Only
+    /// its cgroup hierarchies (`fs/cgroup`) are read, for delegated subtrees.
+    pub sysfs: PathBuf,
     /// The host's root (`--path.rootfs`): `/` on the node, `/host/root` in a pod, where
     /// the container runtimes' state directories are found.
     pub rootfs: PathBuf,
 }
 
 impl HostPaths {
+    /// The procfs at `procfs`, the sysfs at `/sys` and the root at `/`.
     pub fn new(procfs: impl Into<PathBuf>) -> Self {
         HostPaths {
             procfs: procfs.into(),
+            sysfs: PathBuf::from("/sys"),
             rootfs: PathBuf::from("/"),
         }
+    }
+
+    /// The same, with the sysfs at `sysfs`.
+    pub fn with_sysfs(mut self, sysfs: impl Into<PathBuf>) -> Self {
+        self.sysfs = sysfs.into();
+        self
     }
 
     /// The same, with the host's root at `rootfs`.
     pub fn with_rootfs(mut self, rootfs: impl Into<PathBuf>) -> Self {
         self.rootfs = rootfs.into();
         self
+    }
+
+    /// `<sysfs>/fs/cgroup/<rel>`: where the cgroup hierarchies are mounted.
+    pub fn cgroup(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.sysfs.join("fs/cgroup").join(rel)
     }
 
     /// `<procfs>/<rel>`.

@@ -18,7 +18,7 @@ pub(crate) fn run(
     args: &ReportArgs,
     p: Painter,
 ) -> Result<String, ReportError> {
-    let snapshot = Scanner::new(opts.clone()).scan()?;
+    let snapshot = Scanner::new(opts.clone()).scan_whole()?;
     if args.json {
         to_json(&ReportJson::new(&snapshot, args.all))
     } else {

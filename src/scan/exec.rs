@@ -14,6 +14,7 @@ use std::io;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
+use super::delegation::Delegation;
 use super::hostref::{self, FIXED_INITIAL};
 use super::process::{read_proc, CgroupCache, Ctx, Proc, Worker};
 use super::summary::summarise;
@@ -33,6 +34,8 @@ pub struct ExecReader {
     proc_dir: Dir,
     default_runtime: Runtime,
     cgroups: Mutex<CgroupCache>,
+    /// Who owns the cgroups above a container's: the scan's own check, for a new one.
+    delegation: Delegation,
     procfs: bool,
     w: Worker,
     /// The namespace types this kernel has (the reader's own links).
@@ -77,6 +80,7 @@ impl ExecReader {
             proc_dir,
             default_runtime: opts.default_runtime,
             cgroups: Mutex::new(HashMap::new()),
+            delegation: Delegation::new(opts.paths.clone()),
             procfs,
             w: Worker::default(),
             kernel_types,
@@ -96,6 +100,7 @@ impl ExecReader {
             proc_dir: &self.proc_dir,
             default_runtime: self.default_runtime,
             cgroups: &self.cgroups,
+            delegation: &self.delegation,
             procfs: self.procfs,
             quick: false,
         };
@@ -213,6 +218,7 @@ impl Scanner {
             last.host,
             &self.uid_maps,
             ScanErrors::default(),
+            last.visibility,
             last.taken_at,
             started,
         );

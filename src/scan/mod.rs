@@ -7,12 +7,14 @@
 //! pinned namespaces in `mounts.rs`; the one-process view of the terminal commands in
 //! `one.rs`; the host reference in `hostref.rs`.
 
+mod delegation;
 mod exec;
 pub(crate) mod hostref;
 mod mounts;
 pub mod one;
 mod process;
 mod summary;
+pub mod visible;
 
 pub use exec::{Change, ExecReader, Fresh};
 
@@ -27,17 +29,48 @@ use crate::procfs::parse;
 use crate::procfs::paths::HostPaths;
 use crate::runtime::{Reader, RuntimeCache};
 
-use mounts::read_pinned;
+use delegation::Delegation;
+use mounts::MountTables;
 use process::{count, read_many, CgroupCache, Ctx, Proc, ProcError, Worker};
 use summary::summarise;
 
-/// A scan that could not run at all: the procfs itself is unreadable.
+/// A scan that could not run at all: the procfs itself is unreadable, or not a procfs.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the host procfs at {path}: {source}")]
-pub struct ScanError {
-    pub path: String,
-    #[source]
-    pub source: io::Error,
+pub enum ScanError {
+    #[error("cannot read the host procfs at {path}: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{path} is not a procfs ({why}): mount the host's /proc there, or point \
+         --path.procfs at it"
+    )]
+    NotProcfs { path: String, why: String },
+    /// The scan ran but cannot see the whole node ([`Scanner::scan_whole`] only).
+    #[error("{}", .0.message)]
+    Blind(crate::model::Blindness),
+}
+
+impl ScanError {
+    fn unreadable(paths: &HostPaths, source: io::Error) -> ScanError {
+        ScanError::Unreadable {
+            path: paths.procfs.display().to_string(),
+            source,
+        }
+    }
+
+    /// The blindness this failure means for `nsexporter_procfs_blind`: a tree that is
+    /// not a procfs is one; a procfs that cannot be opened at all is not (it is counted
+    /// in `nsexporter_scan_errors_total{reason="procfs"}`).
+    pub fn blind_reason(&self) -> Option<crate::model::BlindReason> {
+        match self {
+            ScanError::Unreadable { .. } => None,
+            ScanError::NotProcfs { .. } => Some(crate::model::BlindReason::NotProcfs),
+            ScanError::Blind(b) => Some(b.reason),
+        }
+    }
 }
 
 /// Scanner settings that do not change between scans.
@@ -54,6 +87,11 @@ pub struct ScanOptions {
     /// setting: the benchmarks and tests set it to measure or pin each path.
     #[doc(hidden)]
     pub idle_gap: Duration,
+    /// The most mount tables kept open between scans (see `mounts.rs`); by default a
+    /// quarter of the soft limit on open files, at most 4096. Not a setting: tests set it
+    /// to check the bound.
+    #[doc(hidden)]
+    pub max_kept_mount_tables: usize,
     /// Where each container runtime keeps its state, under `paths.rootfs`.
     pub runtime: crate::runtime::Locations,
 }
@@ -69,6 +107,7 @@ impl Default for ScanOptions {
             default_runtime: Runtime::Containerd,
             threads: 1,
             idle_gap: IDLE_GAP,
+            max_kept_mount_tables: mounts::default_kept(),
             runtime: crate::runtime::Locations::default(),
         }
     }
@@ -89,8 +128,13 @@ pub struct ScanStats {
     /// that failed or vanished).
     pub per_process_syscalls: u64,
     /// Syscalls made through the procfs reader by the whole scan, per-process pass
-    /// included (listing, host reference, uid_maps, mountinfo).
+    /// included (listing, host reference, uid_maps, mountinfo opens).
     pub syscalls: u64,
+    /// Mount tables (`mountinfo` files) read: those of mount namespaces new to this scan
+    /// or changed since the last (see `mounts.rs`).
+    pub mount_tables_read: u64,
+    /// Mount tables kept open after the scan, to learn from `poll` whether they change.
+    pub mount_tables_kept: u64,
 }
 
 /// Holds what survives between scans: every process seen by the latest scan, the
@@ -105,6 +149,11 @@ pub struct Scanner {
     /// The buffer the next scan fills (kept for its capacity).
     spare: Vec<Proc>,
     cgroups: Mutex<CgroupCache>,
+    /// Who owns the cgroups above each container's (delegated subtrees).
+    delegation: Delegation,
+    /// The nsfs mounts of each mount namespace, and the open files that tell when they
+    /// change.
+    mounts: MountTables,
     stats: ScanStats,
     /// When the latest scan ended.
     last_end: Option<Instant>,
@@ -123,12 +172,16 @@ pub struct Scanner {
 struct LastScan {
     host: crate::model::HostRef,
     pinned: BTreeMap<(NsType, u64), Vec<String>>,
+    /// What that scan could see of the procfs: events fold into its picture.
+    visibility: crate::model::Visibility,
     taken_at: SystemTime,
     duration: Duration,
 }
 
 impl Scanner {
     pub fn new(opts: ScanOptions) -> Self {
+        let mounts = MountTables::new(opts.max_kept_mount_tables);
+        let delegation = Delegation::new(opts.paths.clone());
         let runtime = RuntimeCache::new(Reader::new(
             opts.paths.rootfs.clone(),
             opts.paths.procfs.clone(),
@@ -141,6 +194,8 @@ impl Scanner {
             procs: Vec::new(),
             spare: Vec::new(),
             cgroups: Mutex::new(HashMap::new()),
+            delegation,
+            mounts,
             stats: ScanStats::default(),
             last_end: None,
             last: None,
@@ -182,6 +237,13 @@ impl Scanner {
         Some(self.procs[i].alone)
     }
 
+    /// Whether the latest scan read the mount table of mount namespace `mntns` (rather
+    /// than reuse it, unchanged); `None` if it neither read nor reused it. For tests.
+    #[doc(hidden)]
+    pub fn mount_table_read(&self, mntns: u64) -> Option<bool> {
+        self.mounts.last_read(mntns)
+    }
+
     /// Container processes in a host namespace that the latest scan found first: each
     /// is taken once (the exec counter counts it).
     pub fn take_first_found(&mut self) -> Vec<ProcRecord> {
@@ -208,6 +270,7 @@ impl Scanner {
     pub fn forget(&mut self) {
         self.procs.clear();
         self.uid_maps.clear();
+        self.mounts.clear();
         self.cgroups
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -215,28 +278,48 @@ impl Scanner {
         self.runtime.clear();
     }
 
-    /// Run one full scan.
+    /// Run one full scan, for a person or a one-shot (`report`, `--once`): a scan that
+    /// cannot see the whole node is an error that says what to do, never a report of
+    /// an empty node.
+    pub fn scan_whole(&mut self) -> Result<Snapshot, ScanError> {
+        let snap = self.scan()?;
+        match snap.blindness(&self.opts.paths.procfs.display().to_string()) {
+            Some(b) => Err(ScanError::Blind(b)),
+            None => Ok(snap),
+        }
+    }
+
+    /// Run one full scan. The snapshot may be blind ([`Snapshot::blindness`]): the
+    /// daemon publishes it and fails readiness.
     pub fn scan(&mut self) -> Result<Snapshot, ScanError> {
         let started = Instant::now();
         let taken_at = SystemTime::now();
         let syscalls_before = procfd::syscalls();
-        let procfs = &self.opts.paths.procfs;
-        let proc_dir = Dir::open(procfs).map_err(|source| ScanError {
-            path: procfs.display().to_string(),
-            source,
-        })?;
-        let pids = list_pids(&self.opts.paths).map_err(|source| ScanError {
-            path: procfs.display().to_string(),
-            source,
-        })?;
+        let paths = &self.opts.paths;
+        let proc_dir = Dir::open(&paths.procfs).map_err(|e| ScanError::unreadable(paths, e))?;
+        let procfs = visible::check_procfs(paths, &proc_dir)?;
+        let pids = list_pids(paths).map_err(|e| ScanError::unreadable(paths, e))?;
+        if pids.is_empty() {
+            return Err(ScanError::NotProcfs {
+                path: paths.procfs.display().to_string(),
+                why: "it holds no process".into(),
+            });
+        }
+        let mut buf = Vec::new();
+        // Before the pass: a task that exists throughout is in both counts.
+        let mut visibility = if procfs {
+            visible::observe(paths, &proc_dir, &mut buf)
+        } else {
+            Default::default()
+        };
         let host = hostref::resolve(&proc_dir, &pids);
 
         let threads = self.opts.threads.clamp(1, 256).min(pids.len().max(1));
-        let procfs = proc_dir.is_procfs();
         let ctx = Ctx {
             proc_dir: &proc_dir,
             default_runtime: self.opts.default_runtime,
             cgroups: &self.cgroups,
+            delegation: &self.delegation,
             procfs,
             quick: procfs
                 && self.last_end.is_some_and(|end| {
@@ -255,6 +338,7 @@ impl Scanner {
             read_many(&ctx, &pids, prev, &mut procs, &mut w);
             stats.per_process_syscalls = procfd::syscalls() - before;
             errors.add(&w.errors);
+            visibility.tasks_seen = w.tasks;
             stats.read = w.read;
             stats.reused = w.reused;
             stats.quick = w.quick;
@@ -280,6 +364,7 @@ impl Scanner {
             for (out, w, calls) in results {
                 procs.extend(out);
                 errors.add(&w.errors);
+                visibility.tasks_seen += w.tasks;
                 stats.read += w.read;
                 stats.reused += w.reused;
                 stats.quick += w.quick;
@@ -333,10 +418,24 @@ impl Scanner {
         // user namespaces that no process holds any more.
         self.uid_maps.retain(|k, _| seen_userns.contains(k));
 
-        let pinned = read_pinned(&proc_dir, procs, &mut errors);
+        // The nsfs mounts of every mount namespace that a process is in, read through up
+        // to three of its members (tried in turn if one has exited).
+        let mut members: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+        for p in procs.iter().filter(|p| !p.kernel_thread) {
+            if let Some(m) = p.ns.get(NsType::Mnt) {
+                let v = members.entry(m).or_default();
+                if v.len() < 3 {
+                    v.push(p.pid);
+                }
+            }
+        }
+        let (pinned, mount_stats) = self.mounts.read(&proc_dir, &members, procfs, &mut errors);
+        stats.mount_tables_read = mount_stats.read;
+        stats.mount_tables_kept = mount_stats.kept;
         self.last = Some(LastScan {
             host: host.clone(),
             pinned: pinned.clone(),
+            visibility: visibility.clone(),
             taken_at,
             duration: started.elapsed(),
         });
@@ -347,6 +446,7 @@ impl Scanner {
             host,
             &self.uid_maps,
             errors,
+            visibility,
             taken_at,
             started,
         );
@@ -400,6 +500,23 @@ pub fn lower_priority() {
     let res = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE) };
     if res != 0 {
         tracing::debug!(error = %io::Error::last_os_error(), "cannot lower the scan thread's priority");
+    }
+}
+
+/// Raise the soft limit on open files to the hard limit, as Go programs (node_exporter)
+/// do at start: the scanner keeps a mountinfo file open per mount namespace (a quarter
+/// of the soft limit at most, see `mounts.rs`), and the soft limit a container gets is
+/// often 1024. Best effort: nothing fails without it, tables are only read more often.
+pub fn raise_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::debug!(error = %e, soft, hard, "cannot raise the soft limit on open files");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "cannot read the limit on open files"),
     }
 }
 

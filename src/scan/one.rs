@@ -6,12 +6,13 @@ use std::io;
 use std::sync::Mutex;
 
 use crate::model::{HostSource, ProcRecord, RootMapping, UidMap};
-use crate::procfs::fd::Dir;
+use crate::procfs::fd::{Dir, FileBuf};
 use crate::procfs::parse;
 
+use super::delegation::Delegation;
 use super::hostref;
-use super::process::{read_proc, Ctx, ProcError, Worker};
-use super::{list_pids, read_uid_map, ScanError, ScanOptions};
+use super::process::{count_tasks, read_proc, Ctx, ProcError, Worker};
+use super::{list_pids, read_uid_map, visible, ScanError, ScanOptions};
 
 /// Why a single process could not be read for `inspect`/`diff`.
 #[derive(Debug, thiserror::Error)]
@@ -74,19 +75,29 @@ pub struct ProcessView {
 /// terminal commands.
 pub fn read_one(opts: &ScanOptions, pid: u32) -> Result<ProcessView, ProcessError> {
     let procfs = &opts.paths.procfs;
-    let scan_err = |source| ScanError {
-        path: procfs.display().to_string(),
-        source,
-    };
+    let scan_err = |source| ScanError::unreadable(&opts.paths, source);
     let proc_dir = Dir::open(procfs).map_err(scan_err)?;
+    let is_procfs = visible::check_procfs(&opts.paths, &proc_dir)?;
     let pids = list_pids(&opts.paths).map_err(scan_err)?;
+    if is_procfs {
+        // A procfs that hides most tasks would make a hidden process look absent and the
+        // host reference unknown: say so instead.
+        let mut v = visible::observe(&opts.paths, &proc_dir, &mut Vec::new());
+        v.tasks_seen = count_tasks(&proc_dir, &pids, &mut FileBuf::default());
+        // Processes and refusals are judged per process here, not as a whole.
+        if let Some(b) = v.blindness(&procfs.display().to_string(), 1, 0) {
+            return Err(ScanError::Blind(b).into());
+        }
+    }
     let host = hostref::resolve(&proc_dir, &pids);
     let cgroups = Mutex::new(HashMap::new());
+    let delegation = Delegation::new(opts.paths.clone());
     let ctx = Ctx {
         proc_dir: &proc_dir,
         default_runtime: opts.default_runtime,
         cgroups: &cgroups,
-        procfs: proc_dir.is_procfs(),
+        delegation: &delegation,
+        procfs: is_procfs,
         quick: false,
     };
     let mut w = Worker::default();

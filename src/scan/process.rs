@@ -57,13 +57,14 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::cgroup::{attribute, Attribution};
+use crate::cgroup::{attribute_with_origin, Attribution};
 use crate::model::{ContainerRef, NsSet, NsType, ProcRecord, Runtime, ScanErrors};
 use crate::procfs::fd::{is_permission, is_vanished, Dir, DirId, FileBuf};
 use crate::procfs::parse::{
     self, parse_cgroup, parse_schedstat, parse_stat_view, parse_status_euid,
 };
 
+use super::delegation::{Delegation, Owner};
 use super::hostref;
 
 /// Why one process was not recorded.
@@ -220,6 +221,8 @@ pub(super) struct Ctx<'a> {
     pub(super) proc_dir: &'a Dir,
     pub(super) default_runtime: Runtime,
     pub(super) cgroups: &'a Mutex<CgroupCache>,
+    /// Who owns the cgroups above a container's: a delegated subtree is marked.
+    pub(super) delegation: &'a Delegation,
     /// `proc_dir` is a procfs: UIDs and identities come from `fstat` of the PID
     /// directory (a fixture tree has `status` files instead).
     pub(super) procfs: bool,
@@ -236,6 +239,9 @@ pub(super) struct Worker {
     pub(super) read: u64,
     pub(super) reused: u64,
     pub(super) quick: u64,
+    /// Tasks seen: the thread counts of the processes whose `stat` could be read (a lone
+    /// process confirmed without it is one), for [`crate::model::Visibility`].
+    pub(super) tasks: u64,
 }
 
 pub(super) fn count(errors: &mut ScanErrors, e: ProcError, what: &str, pid: u32) {
@@ -306,6 +312,7 @@ pub(super) fn read_proc(
     dir.read_single_at(c"stat", &mut w.file)
         .map_err(|e| (false, e.into()))?;
     let stat = parse_stat_view(&w.file).map_err(|e| (false, e.into()))?;
+    w.tasks += stat.threads.max(1);
     let kernel_thread = stat.kernel_thread;
     let err = |e: ProcError| (kernel_thread, e);
     let (start_time, state, minflt, threads) =
@@ -379,6 +386,24 @@ pub(super) fn read_proc(
     })
 }
 
+/// The tasks of `pids` that this reader can see: the thread counts in their `stat`
+/// files (what a scan counts in [`Worker::tasks`]), for a command that reads one process
+/// and must still know whether the procfs hides the others.
+pub(super) fn count_tasks(proc_dir: &Dir, pids: &[u32], buf: &mut FileBuf) -> u64 {
+    let mut tasks = 0;
+    for &pid in pids {
+        let Ok(dir) = proc_dir.open_pid(pid) else {
+            continue;
+        };
+        if dir.read_single_at(c"stat", buf).is_ok() {
+            if let Ok(s) = parse_stat_view(buf) {
+                tasks += s.threads.max(1);
+            }
+        }
+    }
+    tasks
+}
+
 /// The quick check of a process the previous scan proved alone in its thread group and
 /// idle: the same `/proc/<pid>` directory instance, and `schedstat` unchanged, mean it
 /// has not run since, so its links and `comm` stand; its UID comes fresh with the
@@ -416,6 +441,7 @@ fn quick_check(
     };
     w.reused += 1;
     w.quick += 1;
+    w.tasks += 1;
     Ok(Some(Proc {
         host_euid: if b.kernel_thread { 0 } else { st.uid },
         reused: true,
@@ -468,10 +494,26 @@ fn attribution(ctx: &Ctx<'_>, before: Option<&Proc>, raw: &[u8]) -> Arc<CgroupEn
     }
     // Cgroup names may hold any bytes; no container ID is non-UTF-8, so a lossy view
     // (borrowed when the text is valid) attributes exactly as the bytes would.
-    let (container, unparseable) = match parse_cgroup(&String::from_utf8_lossy(raw)) {
-        Ok(lines) => match attribute(&lines, ctx.default_runtime) {
-            Attribution::Container(c) => (Some(c), false),
-            Attribution::Monitor | Attribution::Host => (None, false),
+    let text = String::from_utf8_lossy(raw);
+    let mut keep = true;
+    let (container, unparseable) = match parse_cgroup(&text) {
+        Ok(lines) => match attribute_with_origin(&lines, ctx.default_runtime) {
+            (Attribution::Container(mut c), origin) => {
+                // Made in a subtree delegated to a user: that user's naming, marked as
+                // `user@<uid>.service` subtrees are (see `delegation.rs`).
+                if let (None, Some(o)) = (c.owner_uid, origin) {
+                    match ctx.delegation.owner(&o) {
+                        Owner::Delegated(uid) => {
+                            c.owner_uid = Some(uid);
+                            c.pod_uid.clear();
+                        }
+                        Owner::Gone => keep = false,
+                        Owner::System | Owner::Unknown => {}
+                    }
+                }
+                (Some(c), false)
+            }
+            (Attribution::Monitor | Attribution::Host, _) => (None, false),
         },
         Err(_) => (None, true),
     };
@@ -480,7 +522,11 @@ fn attribution(ctx: &Ctx<'_>, before: Option<&Proc>, raw: &[u8]) -> Arc<CgroupEn
         container,
         unparseable,
     });
-    cache.insert(raw.into(), entry.clone());
+    // A cgroup that went away while it was looked at is not remembered: a new one made
+    // at the same path must be looked at anew.
+    if keep {
+        cache.insert(raw.into(), entry.clone());
+    }
     entry
 }
 

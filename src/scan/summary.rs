@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::model::{
     ContainerRef, ContainerSummary, NsCount, NsType, PinnedNs, RootMapping, ScanErrors, Snapshot,
-    UidMap,
+    UidMap, Visibility,
 };
 use crate::procfs::parse;
 use crate::procfs::paths::HostPaths;
@@ -32,6 +32,7 @@ pub(super) fn summarise(
     host: crate::model::HostRef,
     uid_maps: &HashMap<u64, UidMap>,
     errors: ScanErrors,
+    visibility: Visibility,
     taken_at: SystemTime,
     started: Instant,
 ) -> Snapshot {
@@ -136,6 +137,7 @@ pub(super) fn summarise(
         errors,
         host,
         reader_in_child_userns,
+        visibility,
         runtime_read_errors: Vec::new(),
     }
 }
