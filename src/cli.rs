@@ -175,6 +175,45 @@ pub struct Flags {
         global = true
     )]
     pub log_format: Option<String>,
+    /// Alertmanager to push alerts to (the alerting sidecar); repeat it, or separate
+    /// URLs by commas, for every member of an HA set. Unset: the sidecar is off.
+    #[arg(
+        long = "alertmanager.url",
+        env = "NSEXPORTER_ALERTMANAGER_URL",
+        value_name = "URL",
+        action = clap::ArgAction::Append,
+        value_delimiter = ','
+    )]
+    pub alertmanager_url: Vec<String>,
+    /// Prometheus `http_config` file for the Alertmanagers: tls_config, basic_auth,
+    /// authorization.
+    #[arg(
+        long = "alertmanager.http-config-file",
+        env = "NSEXPORTER_ALERTMANAGER_HTTP_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub alertmanager_http_config_file: Option<String>,
+    /// How often active alerts are sent again (1s to 1h). [default: 1m]
+    #[arg(
+        long = "alertmanager.resend-interval",
+        env = "NSEXPORTER_ALERTMANAGER_RESEND_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub alertmanager_resend_interval: Option<String>,
+    /// Most alerts waiting for one Alertmanager; beyond, the oldest are dropped. [default: 10000]
+    #[arg(
+        long = "alertmanager.queue-capacity",
+        env = "NSEXPORTER_ALERTMANAGER_QUEUE_CAPACITY",
+        value_name = "N"
+    )]
+    pub alertmanager_queue_capacity: Option<String>,
+    /// Time allowed for one request to an Alertmanager (100ms to 5m). [default: 10s]
+    #[arg(
+        long = "alertmanager.timeout",
+        env = "NSEXPORTER_ALERTMANAGER_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub alertmanager_timeout: Option<String>,
     /// Run one scan, print the exposition (Prometheus text format) to stdout and exit.
     #[arg(long)]
     pub once: bool,

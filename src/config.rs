@@ -15,6 +15,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, ValueEnum};
 use serde::Deserialize;
 
+use crate::alerting::settings::{RawAlertmanager, RawAlerts};
+use crate::alerting::AlertingSettings;
 use crate::cli::Flags;
 use crate::http::webconfig::WebConfigSource;
 use crate::model::Runtime;
@@ -44,6 +46,8 @@ pub struct Settings {
     pub runtime_dirs: crate::runtime::Locations,
     pub log_level: tracing::level_filters::LevelFilter,
     pub log_format: LogFormat,
+    /// The alerting sidecar; `None` without `--alertmanager.url`.
+    pub alerting: Option<AlertingSettings>,
 }
 
 /// A setting that cannot be used, named as the user wrote it: the flag
@@ -148,6 +152,10 @@ struct Raw {
     container: RawContainer,
     runtime: RawRuntime,
     log: RawLog,
+    alertmanager: RawAlertmanager,
+    /// Only in the file: `alerts.allow`.
+    #[serde(default)]
+    alerts: RawAlerts,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,7 +255,27 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("container.default-runtime", "containerd", "default_runtime"),
     ("log.level", "info", "log_level"),
     ("log.format", "logfmt", "log_format"),
+    (
+        "alertmanager.http-config-file",
+        "",
+        "alertmanager_http_config_file",
+    ),
+    (
+        "alertmanager.resend-interval",
+        "1m",
+        "alertmanager_resend_interval",
+    ),
+    (
+        "alertmanager.queue-capacity",
+        "10000",
+        "alertmanager_queue_capacity",
+    ),
+    ("alertmanager.timeout", "10s", "alertmanager_timeout"),
 ];
+
+/// The one setting given as a list: (key, flag id). Flags and the environment
+/// replace the file's list; they do not add to it.
+const URLS: (&str, &str) = ("alertmanager.url", "alertmanager_url");
 
 /// Where each setting's value came from: flags and environment variables (both via clap)
 /// override the file, which overrides the defaults.
@@ -273,6 +301,17 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
         }
         None
     };
+    let urls: Option<(Vec<String>, ValueSource)> =
+        [Some(matches), sub].into_iter().flatten().find_map(|m| {
+            let source = m
+                .try_get_raw(URLS.1)
+                .ok()
+                .flatten()
+                .and_then(|_| m.value_source(URLS.1))
+                .filter(|s| matches!(s, ValueSource::CommandLine | ValueSource::EnvVariable))?;
+            let v = m.try_get_many::<String>(URLS.1).ok().flatten()?;
+            Some((v.cloned().collect(), source))
+        });
     let config_file = [Some(matches), sub].into_iter().flatten().find_map(|m| {
         m.try_get_one::<PathBuf>("config_file")
             .ok()
@@ -280,7 +319,9 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
             .cloned()
     });
 
-    let mut b = config::Config::builder();
+    let mut b = config::Config::builder()
+        .set_default(URLS.0, Vec::<String>::new())
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
     for (key, default, _) in SETTINGS {
         b = b
             .set_default(*key, *default)
@@ -326,6 +367,22 @@ pub fn load(matches: &ArgMatches) -> Result<Settings, ConfigError> {
             format!("default {key}")
         };
         origins.names.push((key, name));
+    }
+    // The list, and the allow-list (only ever from the file), named like the rest.
+    if let Some((urls, source)) = urls {
+        b = b
+            .set_override(URLS.0, urls)
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        origins.names.push((URLS.0, flag_origin(URLS.1, source)));
+    } else if let Some(f) = &config_file {
+        origins
+            .names
+            .push((URLS.0, format!("{} in {}", URLS.0, f.display())));
+    }
+    if let Some(f) = &config_file {
+        origins
+            .names
+            .push(("alerts.allow", format!("alerts.allow in {}", f.display())));
     }
     let cfg = b.build().map_err(|e| match &config_file {
         Some(f) => file_error(f, &e),
@@ -493,15 +550,40 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
             format!("{:?} must be logfmt or json", raw.log.format),
         )
     })?;
+    let paths = HostPaths::new(raw.path.procfs)
+        .with_sysfs(raw.path.sysfs)
+        .with_rootfs(raw.path.rootfs);
+    // Checked whether the sidecar is on or not, so that a typo does not wait for the
+    // day it is turned on.
+    let alerting = crate::alerting::settings::build(
+        &raw.alertmanager,
+        &raw.alerts,
+        crate::alerting::own_container(&paths, default_runtime),
+        crate::alerting::own_ipc(&paths),
+        crate::alerting::node_name(&paths),
+    )
+    .map_err(|(setting, message)| {
+        // The allow-list says which list ("pods: ..."): name that key in the file.
+        match message.split_once(": ").filter(|(k, _)| {
+            setting == "alerts.allow" && !k.is_empty() && !k.contains(char::is_whitespace)
+        }) {
+            Some((key, rest)) => match o.invalid(setting, rest) {
+                ConfigError::Invalid { origin, message } => ConfigError::Invalid {
+                    origin: origin.replacen(setting, &format!("{setting}.{key}"), 1),
+                    message,
+                },
+                other => other,
+            },
+            None => o.invalid(setting, message),
+        }
+    })?;
     Ok(Settings {
         listen_address,
         telemetry_path,
         web_config,
         max_requests,
         max_connections,
-        paths: HostPaths::new(raw.path.procfs)
-            .with_sysfs(raw.path.sysfs)
-            .with_rootfs(raw.path.rootfs),
+        paths,
         scan_interval,
         scan_events,
         events_retention,
@@ -510,6 +592,7 @@ fn validate(raw: Raw, o: &Origins) -> Result<Settings, ConfigError> {
         runtime_dirs,
         log_level,
         log_format,
+        alerting,
     })
 }
 

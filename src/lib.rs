@@ -26,8 +26,11 @@
 //!   - [`events::connector`]: subscribing, receiving, and why it is unavailable.
 //!   - [`events::feed`]: the events thread and its bounded hand-over to the sampler.
 //!   - [`events::ledger`]: exec counts per container, kept for the retention.
+//! - [`alerting`]: the alerting sidecar: alerts judged on every snapshot, pushed to
+//!   Alertmanager (rules, allow-list, per-URL outbox, v2 client, http_config).
 //! - [`metrics`]: the metric contract, encoded from a published snapshot.
-//! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes.
+//! - [`sampler`]: scans on an interval, keeps cross-scan counters, publishes (and
+//!   hands each snapshot to the sidecar).
 //! - `http`: the endpoints and the limits that protect them; reads the sampler only.
 //!   - `http::admit`: which connections and scrapes are admitted, per source and in all.
 //!   - `http::body`: response bodies in bounded frames, gzipped once per scan.
@@ -48,6 +51,7 @@
 //! scan thread's nice value) sits with the scanner it serves in `scan`; the host
 //! reference is part of `scan` because only the scanner resolves it.
 
+pub mod alerting;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
@@ -106,12 +110,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let shared = Shared::new(settings.scan_interval);
+    // The sidecar's senders run on this runtime until `_alerting` is dropped at the end.
+    let (sidecar, _alerting) = match &settings.alerting {
+        Some(a) => {
+            let urls: Vec<&str> = a.urls.iter().map(|u| u.display.as_str()).collect();
+            tracing::info!(alertmanagers = ?urls, node = %a.node,
+                resend_interval = ?a.resend_interval, "alerting sidecar on");
+            let (s, t) = alerting::Sidecar::start(a.clone());
+            (Some(s), Some(t))
+        }
+        None => (None, None),
+    };
     scan::raise_file_limit();
     // Open files are shared: the scanner keeps up to this many mount tables open, and
     // the server's connections get what is left.
     let opts = scan_options(settings);
     let kept_mount_tables = opts.max_kept_mount_tables;
-    let mut sampler = Sampler::new(Scanner::new(opts)).with_retention(settings.events_retention);
+    let mut sampler = Sampler::new(Scanner::new(opts))
+        .with_retention(settings.events_retention)
+        .with_alerting(sidecar);
     let inbox = events::feed::Inbox::new();
     if settings.scan_events {
         sampler.set_events_enabled(start_events(settings, inbox.clone()));

@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 
 use std::collections::BTreeMap;
 
+use crate::alerting::AlertingStats;
 use crate::events::ledger::{ExecRecord, Retained};
 use crate::model::{
     BlindReason, ContainerRef, HostSource, Names, NsType, Runtime, ScanErrors, Snapshot,
@@ -55,6 +56,8 @@ pub struct Published {
     /// The exec records this publish folded in (an exec event batch, or the processes
     /// a scan found first), for consumers that act on each.
     pub execs: Arc<[ExecRecord]>,
+    /// The alerting sidecar's counts as of this publish; `None` when it is off.
+    pub alerting: Option<AlertingStats>,
     /// Why the latest scan attempt could not see the whole node, if it could not.
     pub blind: Option<BlindReason>,
     /// The exporter's own process figures when this was published (absent when they
@@ -69,6 +72,7 @@ impl Default for Published {
             counters: Counters::default(),
             retained: Arc::default(),
             execs: Arc::new([]),
+            alerting: None,
             blind: None,
             process: None,
         }
@@ -102,6 +106,10 @@ pub const METRICS: &[(&str, MetricType, &str)] = &[
     ("nsexporter_last_scan_duration_seconds", MetricType::Gauge, "Duration of the latest completed scan."),
     ("nsexporter_last_scan_timestamp_seconds", MetricType::Gauge, "Unix time at which the latest completed scan started."),
     ("nsexporter_host_reference_info", MetricType::Gauge, "Always 1; source tells where the host namespaces were read from: pid1, kthread or fixed."),
+    ("nsexporter_alertmanager_notifications", MetricType::Counter, "Alerts the sidecar sent to this Alertmanager, by result: success, http_4xx, http_5xx or error (no answer)."),
+    ("nsexporter_alertmanager_queue_length", MetricType::Gauge, "Alerts waiting to be sent to this Alertmanager, or in flight."),
+    ("nsexporter_alertmanager_dropped", MetricType::Counter, "Alerts the sidecar dropped for this Alertmanager: queue_full, or rejected (a batch it refused as invalid)."),
+    ("nsexporter_alerts", MetricType::Gauge, "Alerts of the sidecar's latest evaluation: firing (sent) or allowed (allow-listed, not sent)."),
     ("nsexporter_build_info", MetricType::Gauge, "Always 1; the version of nsexporter that is running."),
     // The exporter's own process, as the Prometheus client libraries name and explain it.
     ("process_cpu_seconds", MetricType::Counter, "Total user and system CPU time spent in seconds."),
@@ -246,6 +254,9 @@ impl Collector for SnapshotCollector {
                     .filter(|src| *src == s.host.source)
                     .map(|src| ([("source", src.name())], 1.0)),
             )?;
+        }
+        if let Some(a) = &p.alerting {
+            encode_alerting(&mut e, a)?;
         }
         gauge(
             &mut e,
@@ -439,6 +450,49 @@ fn encode_snapshot(
     Ok(())
 }
 
+/// The alerting sidecar's series: per Alertmanager URL, and per alert name.
+fn encode_alerting(e: &mut DescriptorEncoder, a: &AlertingStats) -> Result<(), std::fmt::Error> {
+    counter(
+        e,
+        "nsexporter_alertmanager_notifications",
+        a.targets.iter().flat_map(|t| {
+            t.notifications
+                .iter()
+                .map(|(result, n)| ([("url", t.url.as_str()), ("result", *result)], *n))
+        }),
+    )?;
+    gauge(
+        e,
+        "nsexporter_alertmanager_queue_length",
+        a.targets
+            .iter()
+            .map(|t| ([("url", t.url.as_str())], t.queue_length as f64)),
+    )?;
+    counter(
+        e,
+        "nsexporter_alertmanager_dropped",
+        a.targets.iter().flat_map(|t| {
+            [
+                (
+                    [("url", t.url.as_str()), ("reason", "queue_full")],
+                    t.dropped_full,
+                ),
+                (
+                    [("url", t.url.as_str()), ("reason", "rejected")],
+                    t.dropped_rejected,
+                ),
+            ]
+        }),
+    )?;
+    gauge(
+        e,
+        "nsexporter_alerts",
+        a.alerts
+            .iter()
+            .map(|(name, state, n)| ([("alertname", *name), ("state", *state)], *n as f64)),
+    )
+}
+
 /// The two text formats a scrape can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -511,6 +565,37 @@ mod tests {
         ];
         for (h, want) in cases {
             assert_eq!(Format::negotiate(h), want, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn alerting_series_only_with_the_sidecar() {
+        use crate::alerting::TargetStats;
+        let off = encode(Arc::new(Published::default()), Format::PrometheusText).unwrap();
+        assert!(!off.contains("nsexporter_alert"), "{off}");
+        let on = Published {
+            alerting: Some(AlertingStats {
+                targets: vec![TargetStats {
+                    url: "http://am:9093".into(),
+                    notifications: vec![("success", 3), ("http_5xx", 1)],
+                    queue_length: 2,
+                    dropped_full: 0,
+                    dropped_rejected: 5,
+                }],
+                alerts: vec![("NsexporterHostNetworkContainer", "firing", 1)],
+            }),
+            ..Published::default()
+        };
+        let out = encode(Arc::new(on), Format::PrometheusText).unwrap();
+        for line in [
+            "nsexporter_alertmanager_notifications_total{url=\"http://am:9093\",result=\"success\"} 3",
+            "nsexporter_alertmanager_notifications_total{url=\"http://am:9093\",result=\"http_5xx\"} 1",
+            "nsexporter_alertmanager_queue_length{url=\"http://am:9093\"} 2",
+            "nsexporter_alertmanager_dropped_total{url=\"http://am:9093\",reason=\"queue_full\"} 0",
+            "nsexporter_alertmanager_dropped_total{url=\"http://am:9093\",reason=\"rejected\"} 5",
+            "nsexporter_alerts{alertname=\"NsexporterHostNetworkContainer\",state=\"firing\"} 1",
+        ] {
+            assert!(out.contains(line), "{line} missing:\n{out}");
         }
     }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use crate::alerting::Sidecar;
 use crate::events::feed::{self, Inbox, Pending, Wake};
 use crate::events::ledger::{ExecRecord, Ledger};
 use crate::metrics::{self, Counters, Format, Published};
@@ -149,6 +150,8 @@ pub struct Sampler {
     /// Lost events not yet logged, and when the last line about them was.
     lost_unlogged: u64,
     last_loss_log: Option<Instant>,
+    /// The alerting sidecar, fed every snapshot this publishes.
+    alerting: Option<Sidecar>,
     /// Why the latest scan attempt could not see the whole node, if it could not, and
     /// when that was last logged (again once a minute while it lasts, and at once when
     /// the reason changes; recovery once).
@@ -178,9 +181,16 @@ impl Sampler {
             execs: Vec::new(),
             lost_unlogged: 0,
             last_loss_log: None,
+            alerting: None,
             blind: None,
             last_blind_log: None,
         }
+    }
+
+    /// Feed every snapshot this publishes to the alerting sidecar.
+    pub fn with_alerting(mut self, sidecar: Option<Sidecar>) -> Self {
+        self.alerting = sidecar;
+        self
     }
 
     /// How long a container's exec counter stays after its last process
@@ -428,6 +438,16 @@ impl Sampler {
     }
 
     fn exposition(&mut self) -> Exposition {
+        // The sidecar judges only a snapshot the exporter stands behind: after a failed
+        // or blind scan its alerts stay as they were (and are re-sent), rather than
+        // resolving everything a missing privilege hides.
+        let alerting = self
+            .alerting
+            .as_ref()
+            .map(|a| match (&self.last, &self.failing) {
+                (Some(snap), None) => a.observe(snap),
+                _ => a.stats(),
+            });
         // The exporter's own figures, read once per publish like everything else a
         // scrape hands out (a scrape does no work: it copies the encoded buffer).
         let process = match own::read(Path::new(OWN_PROCFS)) {
@@ -443,6 +463,7 @@ impl Sampler {
                 counters: self.counters.clone(),
                 retained: Arc::new(self.ledger.containers().clone()),
                 execs: std::mem::take(&mut self.execs).into(),
+                alerting,
                 blind: self.blind,
                 process,
             }),
@@ -540,6 +561,108 @@ mod tests {
     use super::*;
     use crate::procfs::paths::HostPaths;
     use crate::scan::ScanOptions;
+
+    /// A snapshot in which one container shares the host network namespace; blind
+    /// (every other process unreadable) when `blind`, with no container then.
+    fn snapshot(blind: bool) -> crate::model::Snapshot {
+        use crate::model::*;
+        let c = ContainerSummary {
+            container: ContainerRef {
+                runtime: Runtime::Containerd,
+                id: "aa".into(),
+                pod_uid: String::new(),
+                owner_uid: None,
+            },
+            processes: 1,
+            main_pid: 100,
+            main_start_time: 1,
+            comm: "sleep".into(),
+            main_ns: NsSet::default(),
+            host_ns_processes: {
+                let mut h = [0; 8];
+                h[NsType::Net.index()] = 1;
+                h
+            },
+            host_root_processes: 0,
+            root: RootMapping::NonRoot,
+            uid_map: None,
+            runtime_info: Default::default(),
+        };
+        Snapshot {
+            taken_at: std::time::SystemTime::now(),
+            duration: Duration::ZERO,
+            host: HostRef {
+                source: HostSource::Kthread,
+                ns: NsSet::default(),
+            },
+            supported: NsType::ALL.to_vec(),
+            processes: if blind { 1 } else { 10 },
+            counts: [NsCount::default(); 8],
+            limits: [Some(1000); 8],
+            host_ns_processes: [0; 8],
+            containers: if blind {
+                Default::default()
+            } else {
+                [(c.container.clone(), c)].into_iter().collect()
+            },
+            pinned: Vec::new(),
+            errors: ScanErrors {
+                permission: if blind { 50 } else { 0 },
+                ..ScanErrors::default()
+            },
+            reader_in_child_userns: false,
+            runtime_read_errors: Vec::new(),
+            visibility: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_blind_scan_resolves_no_alert() {
+        use crate::alerting::allow::{AllowConfig, AllowList};
+        use crate::alerting::{client::AlertmanagerUrl, httpconfig::HttpConfig};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        let (sidecar, _tasks) =
+            crate::alerting::Sidecar::start(crate::alerting::AlertingSettings {
+                // Nothing is sent: the runtime never runs the senders.
+                urls: vec![AlertmanagerUrl::parse("http://127.0.0.1:1").unwrap()],
+                http: Arc::new(HttpConfig::none().unwrap()),
+                resend_interval: Duration::from_secs(60),
+                queue_capacity: 100,
+                batch_max: 10,
+                timeout: Duration::from_secs(1),
+                node: "n".into(),
+                allow: AllowList::new(&AllowConfig::default(), None).unwrap(),
+            });
+        let mut sampler =
+            Sampler::new(Scanner::new(ScanOptions::default())).with_alerting(Some(sidecar));
+        let firing = |e: &Exposition| {
+            let a = e.published.alerting.as_ref().unwrap();
+            let n = a
+                .alerts
+                .iter()
+                .find(|(n, s, _)| *n == "NsexporterHostNetworkContainer" && *s == "firing")
+                .map(|x| x.2);
+            (n, a.targets[0].queue_length)
+        };
+        // Seen: firing, one alert queued.
+        assert_eq!(
+            firing(&sampler.publish_snapshot(snapshot(false))),
+            (Some(1), 1)
+        );
+        // Blind: not ready, and the alert stands (no resolve queued behind it).
+        let e = sampler.publish_snapshot(snapshot(true));
+        assert!(e.failing.is_some());
+        assert_eq!(firing(&e), (Some(1), 1));
+        // A good scan without the container: resolved (the resolve replaces the
+        // waiting firing state).
+        let mut gone = snapshot(false);
+        gone.containers.clear();
+        assert_eq!(firing(&sampler.publish_snapshot(gone)), (Some(0), 1));
+    }
 
     #[test]
     fn a_failed_scan_fails_readiness_at_once_and_a_good_one_restores_it() {

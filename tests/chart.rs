@@ -714,7 +714,9 @@ fn values_schema_rejects_typos_and_bad_values() {
 
 #[test]
 fn network_policy_allows_only_scrapes_and_no_egress() {
-    let args = all_on_args();
+    // Without the alerting sidecar (its egress is tested with it).
+    let mut args = all_on_args();
+    args.extend(["--set-json".into(), "alertmanager.urls=[]".into()]);
     let docs = render(&strs(&args));
     let np = only(&docs, "NetworkPolicy");
     let spec = &np["spec"];
@@ -971,4 +973,144 @@ fn dashboards_ship_as_labelled_configmaps_identical_to_the_top_level_files() {
         !kinds(&render(&[])).contains("ConfigMap"),
         "dashboards are off by default"
     );
+}
+
+#[test]
+fn alertmanager_sidecar_gets_urls_credentials_node_name_and_allow_list() {
+    // Off by default: no flag, no env, no config, no extra volume.
+    let docs = render(&[]);
+    let c = &only(&docs, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
+    let args = c["args"].to_string();
+    assert!(
+        !args.contains("alertmanager") && !args.contains("config.file"),
+        "{args}"
+    );
+    assert!(c.get("env").is_none());
+
+    let args = all_on_args();
+    let docs = render(&strs(&args));
+    let pod = &only(&docs, "DaemonSet")["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for want in [
+        "--alertmanager.url=http://alertmanager-operated.monitoring:9093",
+        "--alertmanager.url=https://alertmanager.example.internal/am",
+        "--alertmanager.resend-interval=30s",
+        "--alertmanager.http-config-file=/etc/nsexporter/alertmanager/http-config.yml",
+        "--config.file=/etc/nsexporter/config/config.yml",
+    ] {
+        assert!(args.contains(&want), "{want} missing: {args:?}");
+    }
+    // NODE_NAME from the downward API, before the user's own variables.
+    assert_eq!(c["env"][0]["name"], "NODE_NAME");
+    assert_eq!(
+        c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.nodeName"
+    );
+    assert_eq!(c["env"][1]["name"], "NSEXPORTER_LOG_LEVEL");
+    // The credentials come from the existing Secret, read-only, owner-only.
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    let secret = volumes
+        .iter()
+        .find(|v| v.get("secret").is_some())
+        .expect("a secret volume");
+    assert_eq!(secret["secret"]["secretName"], "nsexporter-alertmanager");
+    assert_eq!(secret["secret"]["defaultMode"], 0o400);
+    let mounts = c["volumeMounts"].as_array().expect("mounts");
+    let m = mounts
+        .iter()
+        .find(|m| m["name"] == secret["name"])
+        .expect("mounted");
+    assert_eq!(m["mountPath"], "/etc/nsexporter/alertmanager");
+    assert_eq!(m["readOnly"], true);
+    // The allow-list lands in the config file the exporter reads, as the sidecar's keys.
+    let cm = docs
+        .iter()
+        .find(|d| {
+            kind(d) == "ConfigMap"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with("-config")
+        })
+        .expect("config ConfigMap");
+    let cfg: Value =
+        serde_yaml_ng::from_str(cm["data"]["config.yml"].as_str().expect("config.yml"))
+            .expect("YAML");
+    assert_eq!(
+        cfg["alerts"]["allow"],
+        serde_json::json!({
+            "namespaces": ["kube-system"],
+            "pods": ["kube-proxy-[a-z0-9]{5}"],
+            "workloads": ["cilium"],
+            "containers": ["istio-proxy"],
+            "comms": ["cilium-agent"],
+            "host-root-namespaces": ["kube-system", "calico-system"],
+        })
+    );
+    // The binary accepts what the chart renders: the config file and the flags (less
+    // the credentials file, which the Secret holds).
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_file = dir.path().join("config.yml");
+    std::fs::write(&cfg_file, cm["data"]["config.yml"].as_str().unwrap()).unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc");
+    let run = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_nsexporter"))
+            .args(
+                args.iter()
+                    .filter(|a| a.starts_with("--alertmanager.") && !a.contains("http-config")),
+            )
+            .arg(format!("--config.file={}", config.display()))
+            .args(["--path.procfs", fixture, "--once"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&cfg_file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And refuses a pattern that is not a regex, naming the key.
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "alerts:\n  allow:\n    pods: [\"kube-proxy-[\"]\n").unwrap();
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("alerts.allow.pods in {}", bad.display())),
+        "{err}"
+    );
+    // The NetworkPolicy opens egress to Alertmanager and DNS only.
+    let np = only(&docs, "NetworkPolicy");
+    let egress = np["spec"]["egress"].as_array().expect("egress");
+    assert_eq!(egress.len(), 2, "{egress:?}");
+    assert_eq!(
+        egress[0]["ports"],
+        serde_json::json!([{"port": 9093, "protocol": "TCP"}, {"port": 443, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        egress[0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert_eq!(
+        egress[1]["ports"],
+        serde_json::json!([{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}])
+    );
+
+    // Bad values are refused before anything is installed.
+    let err = template_error(&["--set", "alertmanager.urls={alertmanager:9093}"]);
+    assert!(err.contains("alertmanager.urls"), "{err}");
+    let err = template_error(&[
+        "--set",
+        "alertmanager.urls={http://am:9093}",
+        "--set",
+        "exporter.extraArgs={--config.file=/x}",
+    ]);
+    assert!(err.contains("--config.file"), "{err}");
 }

@@ -56,13 +56,19 @@ fn readme_metric_table_matches_real_output() {
             )
         })
         .collect();
-    // What a real run emits, on the fixture tree where every metric has series.
-    let text = once(&[
-        "--path.procfs",
-        &fixture_proc().display().to_string(),
-        "--path.rootfs",
-        &fixture_rootfs().display().to_string(),
-    ]);
+    // What a real run emits, on the fixture tree where every metric has series, with
+    // the alerting sidecar on (its series exist only then) towards a port where nothing
+    // listens.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let url = format!("http://{dead}");
+    let mut args: Vec<&str> = vec!["--alertmanager.url", &url];
+    let fixture = fixture_args();
+    args.extend(fixture.iter().map(String::as_str));
+    let exporter = Exporter::start(&args);
+    exporter.wait_ready();
+    let text = exporter.get("/metrics").body;
     let mut emitted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         emitted

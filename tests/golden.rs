@@ -181,6 +181,57 @@ fn fixture_attribution_is_right() {
     );
 }
 
+const GOLDEN_SIDECAR: &str = "tests/fixtures/golden/metrics-sidecar.prom";
+
+/// With the alerting sidecar on (towards a port where nothing listens): its series, as
+/// the fixture makes them, against their own golden file (`UPDATE_GOLDEN=1` rewrites
+/// it); the rest of the exposition is the golden file above. What depends on timing
+/// (sends tried so far, the queue at that moment) is normalized. promtool must accept
+/// the whole exposition.
+#[test]
+fn sidecar_series_match_golden_file() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let url = format!("http://{dead}");
+    let mut args = fixture_args();
+    args.extend(["--alertmanager.url".to_string(), url.clone()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let exporter = Exporter::start(&args);
+    exporter.wait_ready();
+    let body = exporter.get("/metrics").body;
+    let (ok, out) = promtool_check_metrics(&body);
+    assert!(ok, "promtool check metrics rejected it:\n{out}\n{body}");
+    let sidecar = |l: &str| {
+        let name = l
+            .strip_prefix("# HELP ")
+            .or_else(|| l.strip_prefix("# TYPE "))
+            .unwrap_or(l);
+        name.starts_with("nsexporter_alert")
+    };
+    let got: String = body
+        .lines()
+        .filter(|l| sidecar(l))
+        .map(|l| {
+            let l = l.replace(&url, "URL");
+            let timing = l.starts_with("nsexporter_alertmanager_notifications_total{")
+                || l.starts_with("nsexporter_alertmanager_queue_length{");
+            match l.rsplit_once(' ') {
+                Some((series, _)) if timing => format!("{series} N\n"),
+                _ => l + "\n",
+            }
+        })
+        .collect();
+    assert_golden(GOLDEN_SIDECAR, &got);
+    // The rest is the exposition without the sidecar.
+    let rest: String = normalize(&body)
+        .lines()
+        .filter(|l| !sidecar(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_golden(GOLDEN, &rest);
+}
+
 /// The `process_*` series describe the exporter itself, as the client libraries
 /// compute them: checked against its own /proc/<pid>, read here independently.
 #[test]

@@ -34,7 +34,7 @@ command -v apt-get >/dev/null 2>&1 || die "no apt-get: this script installs the 
 
 # --- Debian packages --------------------------------------------------------------
 packages=(
-    prometheus prometheus-alertmanager    # promtool; the alerting end-to-end test's servers
+    prometheus prometheus-alertmanager    # promtool; the servers of the alerting tests and bench
     iproute2 util-linux procps            # ip, ss; unshare, nsenter, setpriv, lsns, ipcs; kill, sysctl
     libcap2-bin jq                        # capsh and jq, which the runbooks use
     gcc libc6-dev                         # cargo's linker and C compiler; static glibc for the image
