@@ -282,7 +282,16 @@ pub fn backfill_rules(
         );
         let blocks = work.join(format!("rules-{level}"));
         for r in rules.iter().filter(|r| r.level == level) {
-            let file = work.join(format!("rule-{}.yml", r.record.replace(':', "_")));
+            // One file path per group, rewritten for each rule: promtool evaluates a rule
+            // at its group's phase, an offset hashed from the group's name and file path
+            // (Prometheus' `Group.EvalTimestamp`). With a file per rule every rule had a
+            // phase of its own, so a rule reading two others (the own-user-namespace
+            // ratio reads two cluster sums) mixed samples from different scrapes: ~2 % off
+            // any one scrape's answer, depending on how `now` fell against the phases.
+            // In Prometheus a group evaluates its rules in order at one timestamp, each
+            // seeing the ones before it at that timestamp; one path per group gives the
+            // backfill that same single phase, so every recorded value is one scrape's.
+            let file = work.join(format!("group-{}.yml", r.group));
             fs::write(&file, queries::rules_file(&r.group, &[r])).expect("write rule file");
             let began = Instant::now();
             let o = Command::new("promtool")
