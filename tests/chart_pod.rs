@@ -33,6 +33,7 @@
 //! Needs root, podman, helm, python3 (the OCI hook) and cargo (the static build of
 //! tests/docker/build-image.sh); tests/run.sh installs them. A missing tool fails the test.
 
+mod am;
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +47,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use am::Alertmanager;
 use common::{parse_exposition, require_root, require_tool, root, Sample};
 
 const RELEASE: &str = "nsx";
@@ -54,12 +56,15 @@ const SLEEPER: &str = "localhost/nsexporter-sleeper:chart-pod";
 /// Annotation read by tests/podman/host-namespaces-hook: namespace types (`+`-separated)
 /// the pod's containers keep from the host.
 const HOST_NS_ANNOTATION: &str = "io.nsexporter.test/host-namespaces";
+/// hostPath volumes that are the kernel's own views of the host, mounted as they are.
+const HOST_KERNEL_PATHS: [&str; 2] = ["/proc", "/sys/fs/cgroup"];
 const TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
 
 /// The chart toggles that change the pod, each run as its own pod. Every check is
 /// derived from the rendered pod, so a new toggle needs only a row here (and, if it
 /// adds a field `podman kube play` lacks, a translation in [`translate`] and [`GAPS`]).
-/// `{free_port}` stands for a free TCP port of the host (for pods on the host network);
+/// `{free_port}` stands for a free TCP port of the host (for pods on the host network),
+/// `{alertmanager}` for the URL of the test's Alertmanager on the host's loopback;
 /// a `string:` prefix passes the value with `--set-string`.
 const VARIANTS: &[Variant] = &[
     Variant {
@@ -114,6 +119,15 @@ const VARIANTS: &[Variant] = &[
             "exporter.port={free_port}",
         ],
     },
+    Variant {
+        name: "alerting sidecar to a real Alertmanager",
+        set: &[
+            "hostNetwork=true",
+            "exporter.port={free_port}",
+            "alertmanager.urls[0]={alertmanager}",
+            "alertmanager.resendInterval=5s",
+        ],
+    },
 ];
 
 struct Variant {
@@ -163,6 +177,11 @@ const GAPS: &[(&str, &str, &str)] = &[
         "`resources.requests`",
         "CPU request ignored, memory request made a soft limit",
         "none: requests weigh scheduling and CPU shares only; limits are honoured and checked in the cgroup",
+    ),
+    (
+        "`configMap` volumes (the sidecar's config file)",
+        "no API server holds the chart's ConfigMap",
+        "each key of the rendered ConfigMap is written as a file in a directory under the node root, mounted as a read-only `hostPath`, as the kubelet projects it; the test reads the files back inside the container",
     ),
     (
         "`runAsNonRoot`",
@@ -426,6 +445,12 @@ impl Drop for PlayedPod<'_> {
 
 /// `helm template` with `--set` values; the DaemonSet it renders.
 fn render_daemonset(set: &[String]) -> Value {
+    render(set).0
+}
+
+/// `helm template` with `--set` values; the DaemonSet and the ConfigMaps (by name) it
+/// renders.
+fn render(set: &[String]) -> (Value, BTreeMap<String, Value>) {
     let mut cmd = Command::new(require_tool("helm"));
     cmd.args(["template", RELEASE])
         .arg(root().join("charts/nsexporter"))
@@ -444,14 +469,18 @@ fn render_daemonset(set: &[String]) -> Value {
     );
     let yaml = text(&out.stdout);
     let mut daemonsets = Vec::new();
+    let mut config_maps = BTreeMap::new();
     for doc in serde_yaml_ng::Deserializer::from_str(&yaml) {
         let v: Value = serde::Deserialize::deserialize(doc).expect("rendered YAML parses");
         if v["kind"] == "DaemonSet" {
             daemonsets.push(v);
+        } else if v["kind"] == "ConfigMap" {
+            let name = v["metadata"]["name"].as_str().expect("ConfigMap name");
+            config_maps.insert(name.to_string(), v["data"].clone());
         }
     }
     assert_eq!(daemonsets.len(), 1, "one DaemonSet expected");
-    daemonsets.remove(0)
+    (daemonsets.remove(0), config_maps)
 }
 
 /// A probe as the kubelet performs it.
@@ -476,6 +505,9 @@ struct Translated {
     host_namespaces: BTreeSet<&'static str>,
     /// Host paths taken under the node root, with the volume's `type`.
     node_paths: Vec<(PathBuf, String)>,
+    /// ConfigMap volumes: the directory under the node root standing for each, and the
+    /// files (key, content) to write there before the pod starts.
+    config_dirs: Vec<(PathBuf, Vec<(String, String)>)>,
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -501,7 +533,13 @@ fn int(v: &Value, default: u64) -> u64 {
 
 /// The pod template of `ds` as a Pod for `podman kube play`, with each gap of [`GAPS`]
 /// translated.
-fn translate(ds: &Value, pod_name: &str, node_ip: &str, node_root: &Path) -> Translated {
+fn translate(
+    ds: &Value,
+    config_maps: &BTreeMap<String, Value>,
+    pod_name: &str,
+    node_ip: &str,
+    node_root: &Path,
+) -> Translated {
     let template = &ds["spec"]["template"];
     only_known(template, &["metadata", "spec"], "template");
     let mut spec = template["spec"].clone();
@@ -533,13 +571,34 @@ fn translate(ds: &Value, pod_name: &str, node_ip: &str, node_root: &Path) -> Tra
         "spec.securityContext",
     );
     let mut node_paths = Vec::new();
+    let mut config_dirs = Vec::new();
     for v in spec["volumes"].as_array_mut().into_iter().flatten() {
-        only_known(v, &["name", "hostPath"], "spec.volumes[]");
+        only_known(v, &["name", "hostPath", "configMap"], "spec.volumes[]");
+        if !v["configMap"].is_null() {
+            only_known(&v["configMap"], &["name"], "spec.volumes[].configMap");
+            let name = v["configMap"]["name"].as_str().expect("configMap.name");
+            let data = config_maps
+                .get(name)
+                .unwrap_or_else(|| panic!("the chart renders no ConfigMap {name}"));
+            let files = data
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().expect("ConfigMap data").to_string()))
+                .collect();
+            let dir = node_root.join("var/lib/kubelet/configmaps").join(name);
+            *v = json!({
+                "name": v["name"],
+                "hostPath": {"path": dir.display().to_string(), "type": "Directory"},
+            });
+            config_dirs.push((dir, files));
+            continue;
+        }
         only_known(&v["hostPath"], &["path", "type"], "spec.volumes[].hostPath");
         let path = v["hostPath"]["path"].as_str().expect("hostPath.path");
-        // The host's /proc is the host's; every other path is the runtimes' state or
-        // /run/netns, which this test's podman keeps under the node root.
-        if path != "/proc" {
+        // The host's /proc and cgroup tree are the host's; every other path is the
+        // runtimes' state or /run/netns, which this test's podman keeps under the node root.
+        if !HOST_KERNEL_PATHS.contains(&path) {
             let under = node_root.join(path.trim_start_matches('/'));
             let kind = v["hostPath"]["type"]
                 .as_str()
@@ -713,6 +772,7 @@ fn translate(ds: &Value, pod_name: &str, node_ip: &str, node_root: &Path) -> Tra
         probes,
         host_namespaces,
         node_paths,
+        config_dirs,
     }
 }
 
@@ -1147,17 +1207,27 @@ impl Sleepers {
 // ---------------------------------------------------------------------------------
 // One variant
 
-fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
+fn play_variant(podman: &Podman, sleepers: &Sleepers, alertmanager: &Alertmanager, v: &Variant) {
     let port = free_port().to_string();
     let set: Vec<String> = v
         .set
         .iter()
-        .map(|s| s.replace("{free_port}", &port))
+        .map(|s| {
+            s.replace("{free_port}", &port)
+                .replace("{alertmanager}", &alertmanager.url())
+        })
         .collect();
-    let ds = render_daemonset(&set);
+    let (ds, config_maps) = render(&set);
     let pod_name = daemonset_pod_name(&ds);
     let node_ip = node_ip();
-    let t = translate(&ds, &pod_name, &node_ip, &podman.node());
+    let t = translate(&ds, &config_maps, &pod_name, &node_ip, &podman.node());
+    for (dir, files) in &t.config_dirs {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).expect("a ConfigMap's directory under the node root");
+        for (key, content) in files {
+            fs::write(dir.join(key), content).expect("a ConfigMap key's file");
+        }
+    }
     for (path, kind) in &t.node_paths {
         // A runtime this node does not run: its directory, empty (podman's exist).
         if kind == "Directory" && !path.is_dir() {
@@ -1328,10 +1398,30 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
                 .find(|x| x["name"] == vm["name"])
                 .expect("the mount's volume");
             let source = vol["hostPath"]["path"].as_str().unwrap();
+            if let Some((_, files)) = t.config_dirs.iter().find(|(d, _)| Path::new(source) == d) {
+                // A ConfigMap: every key a file at the mount path, with the rendered data.
+                for (key, content) in files {
+                    let inside = format!("/proc/{pid}/root{at}/{key}");
+                    assert_eq!(
+                        fs::read_to_string(&inside).ok().as_deref(),
+                        Some(content.as_str()),
+                        "{what}: ConfigMap key {key} at {at}"
+                    );
+                }
+                continue;
+            }
             let target_in_host_root = args_value(c, "--path.rootfs")
                 .and_then(|r| at.strip_prefix(r.as_str()))
                 .map(|p| podman.node().join(p.trim_start_matches('/')));
-            if source != "/proc" {
+            if source == "/sys/fs/cgroup" {
+                // The host's cgroup tree, under --path.sysfs where the exporter reads it.
+                let sysfs = args_value(c, "--path.sysfs").unwrap_or("/sys".into());
+                assert_eq!(
+                    at,
+                    format!("{sysfs}/fs/cgroup"),
+                    "{what}: the host's cgroups are not under --path.sysfs"
+                );
+            } else if source != "/proc" {
                 // A runtime's directory or /run/netns: under --path.rootfs at the node
                 // path it comes from, so the exporter finds it where it looks.
                 assert_eq!(
@@ -1658,6 +1748,40 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, v: &Variant) {
             v.name
         );
     }
+    if let Some(url) = args_value(exporter, "--alertmanager.url") {
+        // The sidecar: its series on /metrics, and the host-network sleeper's alert
+        // in the test's Alertmanager, pushed by the pod itself.
+        let sidecar: BTreeSet<&str> = in_pod
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|n| n.starts_with("nsexporter_alert"))
+            .collect();
+        assert!(
+            !sidecar.is_empty(),
+            "[{}] no nsexporter_alert* series on {path} with --alertmanager.url={url}",
+            v.name
+        );
+        let short = &sleepers.host_net[..12.min(sleepers.host_net.len())];
+        let keys = am::wait_for(
+            &format!(
+                "[{}] the host-network sleeper's alert in Alertmanager",
+                v.name
+            ),
+            Duration::from_secs(60),
+            || {
+                let keys = alertmanager.sidecar_keys()?;
+                if keys.iter().any(|k| k.contains(short)) {
+                    Ok(keys)
+                } else {
+                    Err(format!("{keys:?}\n{}", alertmanager.log_tail()))
+                }
+            },
+        );
+        eprintln!(
+            "chart_pod [{}]: sidecar series {sidecar:?}; Alertmanager holds {keys:?}",
+            v.name
+        );
+    }
     drop(played);
 }
 
@@ -1671,9 +1795,11 @@ fn chart_pod_runs_as_rendered_under_podman() {
     podman.build_exporter(&local_reference(&image));
     podman.build_sleeper();
     let sleepers = Sleepers::start(&podman);
+    let am_dir = tempfile::tempdir().expect("tempdir");
+    let alertmanager = Alertmanager::start(am_dir.path(), "am");
     for v in VARIANTS {
         let began = Instant::now();
-        play_variant(&podman, &sleepers, v);
+        play_variant(&podman, &sleepers, &alertmanager, v);
         eprintln!(
             "chart_pod [{}]: passed in {:.1} s",
             v.name,
@@ -1700,14 +1826,26 @@ fn translation_refuses_fields_it_does_not_know() {
     ds["spec"]["template"]["spec"]["containers"][0]["startupProbe"] =
         json!({"httpGet": {"path": "/healthz", "port": "metrics"}});
     let refused = std::panic::catch_unwind(|| {
-        translate(&ds, "nsx-nsexporter-abcde", "127.0.0.1", Path::new("/n"))
+        translate(
+            &ds,
+            &BTreeMap::new(),
+            "nsx-nsexporter-abcde",
+            "127.0.0.1",
+            Path::new("/n"),
+        )
     });
     assert!(
         refused.is_err(),
         "an unknown container field must stop the test"
     );
     let ds = render_daemonset(&["hostPID=true".into(), "hostNetwork=true".into()]);
-    let t = translate(&ds, "nsx-nsexporter-abcde", "10.0.0.1", Path::new("/n"));
+    let t = translate(
+        &ds,
+        &BTreeMap::new(),
+        "nsx-nsexporter-abcde",
+        "10.0.0.1",
+        Path::new("/n"),
+    );
     assert_eq!(t.host_namespaces, BTreeSet::from(["net", "pid", "uts"]));
     assert_eq!(
         t.play_args,
@@ -1724,7 +1862,13 @@ fn translation_refuses_fields_it_does_not_know() {
     assert!(t.probes.iter().all(|p| p.port == 9816));
     // The runtimes' state and /run/netns come from the node root; /proc stays the host's.
     let ds = render_daemonset(&["hostRoot.runtimes.podman=true".into()]);
-    let t = translate(&ds, "nsx-nsexporter-abcde", "10.0.0.1", Path::new("/n"));
+    let t = translate(
+        &ds,
+        &BTreeMap::new(),
+        "nsx-nsexporter-abcde",
+        "10.0.0.1",
+        Path::new("/n"),
+    );
     let paths: BTreeSet<String> = t.pod["spec"]["volumes"]
         .as_array()
         .unwrap()
@@ -1733,6 +1877,7 @@ fn translation_refuses_fields_it_does_not_know() {
         .collect();
     for want in [
         "/proc",
+        "/sys/fs/cgroup",
         "/n/run/containerd/io.containerd.runtime.v2.task",
         "/n/var/lib/containers/storage/overlay-containers",
         "/n/var/lib/containers/storage/libpod",
@@ -1740,5 +1885,5 @@ fn translation_refuses_fields_it_does_not_know() {
     ] {
         assert!(paths.contains(want), "{want} not in {paths:?}");
     }
-    assert_eq!(t.node_paths.len(), paths.len() - 1);
+    assert_eq!(t.node_paths.len(), paths.len() - HOST_KERNEL_PATHS.len());
 }
