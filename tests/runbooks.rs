@@ -38,10 +38,29 @@ const CLUSTER_ONLY: &[&str] = &[
 
 /// Runbook commands that another test runs as written, against what they need here:
 /// (command, the test).
-const CHECKED_ELSEWHERE: &[(&str, &str)] = &[(
-    "jq -c '.linux.namespaces, .linux.uidMappings' /run/containerd/io.containerd.runtime.v2.task/k8s.io/<id>/config.json",
-    "tests/runtime_files.rs namespace_drift_runbook_commands_work, on a containerd bundle under --path.rootfs",
-)];
+const CHECKED_ELSEWHERE: &[(&str, &str)] = &[
+    (
+        "jq -c '.linux.namespaces, .linux.uidMappings' /run/containerd/io.containerd.runtime.v2.task/k8s.io/<id>/config.json",
+        "tests/runtime_files.rs namespace_drift_runbook_commands_work, on a containerd bundle under --path.rootfs",
+    ),
+    (
+        "nsexporter report",
+        ESCAPE_RUNBOOK,
+    ),
+    ("nsexporter inspect <tid>", ESCAPE_RUNBOOK),
+    (
+        "readlink /proc/<pid>/task/<tid>/ns/<type> /proc/2/ns/<type> /proc/<main pid>/ns/<type>",
+        ESCAPE_RUNBOOK,
+    ),
+    ("ps -o pid,ppid,user,lstart,args -p <pid>", ESCAPE_RUNBOOK),
+    ("grep -E '^(PPid|Uid|CapEff)' /proc/<pid>/status", ESCAPE_RUNBOOK),
+    ("kill -STOP <pid>", ESCAPE_RUNBOOK),
+];
+
+/// The escape runbook's commands need a container with an escaped thread, which that
+/// test makes.
+const ESCAPE_RUNBOOK: &str =
+    "tests/escapes.rs the_escape_runbook_commands_work, against a Docker container's escaped thread";
 
 /// The commands of the fenced `sh` blocks of the README's runbooks (comments left out),
 /// in order, each once.
