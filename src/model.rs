@@ -1,5 +1,9 @@
 //! The snapshot model: namespace types, per-process records and the node-wide summary
 //! that one scan produces and every consumer (metrics, CLI) reads.
+//!
+//! Why one file of about 790 lines: these are the plain data types every part reads (scan,
+//! metrics, CLI, alerting, runtime), each with its small methods; one place to look them
+//! up beats a tree of tiny files, and none of them has logic worth its own module.
 
 use std::collections::BTreeMap;
 use std::fmt;

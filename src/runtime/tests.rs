@@ -1,5 +1,9 @@
 //! Runtime files shaped as the runtimes write them (trimmed copies of files seen on real
 //! nodes and on this machine), and hostile ones, in temporary roots.
+//!
+//! Why one file of about 900 lines: every runtime's reader is tested on the same temporary
+//! host roots, builders and trimmed real files (the first part), and the hostile cases
+//! (symlinks out, huge, deep, malformed) run against all the readers at once.
 
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt};

@@ -81,6 +81,11 @@
 //! read once per user namespace, and only once it is written (an empty map can still be
 //! written). `tests/cache.rs` and `tests/threads.rs` prove it on the real kernel, and
 //! `tests/escapes.rs` the thread reads and the stand-in.
+//!
+//! Why one file of about 890 lines: the per-process read and its proof of reuse (the
+//! module docs above), the stand-in thread for an exited leader and the thread reads all
+//! share one Ctx and Worker and one order of syscalls; that order is what the proof
+//! rests on, so it stays readable top to bottom in one place.
 
 use std::collections::HashMap;
 use std::io;
