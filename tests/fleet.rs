@@ -39,6 +39,13 @@ const CONTAINER_RULES_SPAN: i64 = 3 * 3600;
 /// The capacity prediction must be within this share of the model's limit-hit time.
 const TOLERANCE: f64 = 0.05;
 
+/// Recording rules meant to be empty on the synthetic fleet, and why: checked empty,
+/// so the list fails if the model starts to produce them.
+const EMPTY_ON_THE_MODEL: &[(&str, &str)] = &[(
+    "nsexporter:container_escaped_processes:named",
+    "the model has no namespace escapes (a healthy fleet has none; tests/escapes.rs and \
+     the promtool cases in tests/rules/escapes.yml cover the rule on real and unit data)",
+)];
 #[test]
 fn a_small_fleet_gives_the_fleet_dashboard_the_models_answers() {
     let began = Instant::now();
@@ -153,6 +160,15 @@ fn a_small_fleet_gives_the_fleet_dashboard_the_models_answers() {
 
     for r in queries::recording_rules(&rules_yaml) {
         let got = prom.query(&r.record, end).expect("query a recorded series");
+        if let Some((_, why)) = EMPTY_ON_THE_MODEL.iter().find(|(rec, _)| *rec == r.record) {
+            assert!(
+                got.result.is_empty(),
+                "recording rule {} has data, but {why}",
+                r.record
+            );
+            eprintln!("fleet: ok {} is empty, as meant: {why}", r.record);
+            continue;
+        }
         assert!(
             !got.result.is_empty(),
             "recording rule {} has no data at the end",
