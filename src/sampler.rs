@@ -712,28 +712,7 @@ mod tests {
     fn a_burst_of_execs_makes_a_few_publishes_not_one_per_exec() {
         use crate::events::feed::Exec;
         use crate::scan::ExecReader;
-        // The fixture tree, with the `time` link this kernel has and the fixture lacks
-        // (a read that misses a link the kernel has is of a process already gone).
-        let dir = tempfile::tempdir().unwrap();
-        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc");
-        let st = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&fixture)
-            .arg(dir.path())
-            .status()
-            .expect("cp");
-        assert!(st.success(), "cp -a {}", fixture.display());
-        let procfs = dir.path().join("proc");
-        for e in std::fs::read_dir(&procfs).unwrap().flatten() {
-            let ns = e.path().join("ns");
-            if ns.is_dir() && !ns.join("time").exists() {
-                std::os::unix::fs::symlink("time:[4026531834]", ns.join("time")).unwrap();
-            }
-        }
-        let opts = ScanOptions {
-            paths: HostPaths::new(&procfs),
-            ..ScanOptions::default()
-        };
+        let (_dir, opts) = crate::scan::fixture_with_time_links();
         let mut reader = ExecReader::new(&opts).expect("open the fixture procfs");
         let shared = Shared::new(Duration::from_secs(3600));
         let inbox: Arc<Inbox<Fresh>> = Inbox::new();

@@ -20,7 +20,9 @@ use nsexporter::procfs::parse::{
     UID_MAP_MAX_LINES,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+
+mod fuzzkit;
+use fuzzkit::{check, proc_bytes};
 
 // ---------------------------------------------------------------------------------
 // A counting allocator: the peak of bytes live on the current thread.
@@ -72,37 +74,6 @@ fn peak_alloc<T>(f: impl FnOnce() -> T) -> (T, usize) {
 /// The bound every parser keeps: twice the input plus 64 KiB.
 fn alloc_bound(input_len: usize) -> usize {
     2 * input_len + (64 << 10)
-}
-
-fn runner() -> TestRunner {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(256);
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
-
-fn check<S: Strategy>(strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
-where
-    S::Value: std::fmt::Debug,
-{
-    if let Err(e) = runner().run(&strategy, test) {
-        panic!("{e}");
-    }
-}
-
-/// Bytes biased towards the characters /proc formats are made of.
-fn proc_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
-    let byte = prop_oneof![
-        4 => prop::sample::select(b"0123456789:[]()/ \t\n-_.@,".to_vec()),
-        2 => prop::sample::select(b"abcdefnetpidusrcgroupmnt".to_vec()),
-        1 => any::<u8>(),
-    ];
-    prop::collection::vec(byte, 0..max)
 }
 
 fn proc_text(max: usize) -> impl Strategy<Value = String> {

@@ -279,41 +279,13 @@ impl Scanner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procfs::paths::HostPaths;
-    use crate::scan::ScanOptions;
-
-    /// The fixture tree, with the `time` link this kernel has and the fixture lacks (a
-    /// read that misses a link the kernel has is of a process already gone).
-    fn fixture() -> (tempfile::TempDir, ScanOptions) {
-        let dir = tempfile::tempdir().unwrap();
-        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc");
-        let st = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&fixture)
-            .arg(dir.path())
-            .status()
-            .expect("cp");
-        assert!(st.success(), "cp -a {}", fixture.display());
-        let procfs = dir.path().join("proc");
-        for e in std::fs::read_dir(&procfs).unwrap().flatten() {
-            let ns = e.path().join("ns");
-            if ns.is_dir() && !ns.join("time").exists() {
-                std::os::unix::fs::symlink("time:[4026531834]", ns.join("time")).unwrap();
-            }
-        }
-        let opts = ScanOptions {
-            paths: HostPaths::new(&procfs),
-            ..ScanOptions::default()
-        };
-        (dir, opts)
-    }
 
     /// A host process's exec is read by its cgroup alone and leaves the scan's record
     /// of it in place; an exit before it (a reused PID) still removes the old one; a
     /// container process's exec is read whole and counted.
     #[test]
     fn host_execs_keep_the_scans_record_and_exits_still_remove() {
-        let (_dir, opts) = fixture();
+        let (_dir, opts) = crate::scan::fixture_with_time_links();
         let mut reader = ExecReader::new(&opts).unwrap();
         let mut scanner = Scanner::new(opts);
         let first = scanner.scan().unwrap();

@@ -579,3 +579,31 @@ fn read_uid_map(proc_dir: &Dir, pid: u32, buf: &mut FileBuf) -> Result<UidMap, P
         std::str::from_utf8(buf).map_err(|_| parse::ParseError::UidMap("not UTF-8".into()))?;
     Ok(parse::parse_uid_map(text)?)
 }
+
+/// For unit tests: a copy of the fixture tree, with the `time` link this kernel has and
+/// the fixture lacks (a read that misses a link the kernel has is of a process already
+/// gone).
+#[cfg(test)]
+pub(crate) fn fixture_with_time_links() -> (tempfile::TempDir, ScanOptions) {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&fixture)
+        .arg(dir.path())
+        .status()
+        .expect("cp");
+    assert!(st.success(), "cp -a {}", fixture.display());
+    let procfs = dir.path().join("proc");
+    for e in std::fs::read_dir(&procfs).unwrap().flatten() {
+        let ns = e.path().join("ns");
+        if ns.is_dir() && !ns.join("time").exists() {
+            std::os::unix::fs::symlink("time:[4026531834]", ns.join("time")).unwrap();
+        }
+    }
+    let opts = ScanOptions {
+        paths: HostPaths::new(&procfs),
+        ..ScanOptions::default()
+    };
+    (dir, opts)
+}
