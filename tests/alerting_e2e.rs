@@ -16,13 +16,12 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{require_root, root, HttpClient};
+use common::{rand_hex, rand_uuid, require_root, root, HttpClient};
 use serde_json::Value;
 
 const RULES: &str = "charts/nsexporter/files/nsexporter.rules.yml";
@@ -33,14 +32,6 @@ const HOST_SHARING_ALERTS: &[&str] = &[
     "NsexporterHostIPCContainer",
     "NsexporterNewHostNamespaceWorkload",
 ];
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("read /dev/urandom");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -189,16 +180,8 @@ fn cgroup_bases() -> (PathBuf, PathBuf) {
 }
 
 fn start_container(cgroups: &mut Cgroups, dir: &Path, private_net: bool) -> Container {
-    let id = random_hex(32);
-    let u = random_hex(16);
-    let uid = format!(
-        "{}-{}-{}-{}-{}",
-        &u[0..8],
-        &u[8..12],
-        &u[12..16],
-        &u[16..20],
-        &u[20..32]
-    );
+    let id = rand_hex(64);
+    let uid = rand_uuid();
     let rel = format!(
         "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
         uid.replace('-', "_")
@@ -644,19 +627,11 @@ fn a_200ms_host_network_container_fires_the_new_workload_alert() {
     // namespace (and the host's other namespaces) for 200 ms. A copy of `sleep` under
     // a name of its own makes its comm, which names the workload in the alert (there
     // is no kube-state-metrics here), unique to this run.
-    let comm = format!("nsx200ms-{}", random_hex(3));
+    let comm = format!("nsx200ms-{}", rand_hex(6));
     let program = dir.join(&comm);
     fs::copy("/bin/sleep", &program).expect("copy /bin/sleep");
-    let id = random_hex(32);
-    let u = random_hex(16);
-    let uid = format!(
-        "{}-{}-{}-{}-{}",
-        &u[0..8],
-        &u[8..12],
-        &u[12..16],
-        &u[16..20],
-        &u[20..32]
-    );
+    let id = rand_hex(64);
+    let uid = rand_uuid();
     let rel = format!(
         "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
         uid.replace('-', "_")

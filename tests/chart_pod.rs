@@ -48,7 +48,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use am::Alertmanager;
-use common::{parse_exposition, require_root, require_tool, root, Sample};
+use common::{
+    host_links, parse_exposition, require_root, require_tool, root, shared_with_host, Sample,
+};
 
 const RELEASE: &str = "nsx";
 const NAMESPACE: &str = "monitoring";
@@ -58,7 +60,6 @@ const SLEEPER: &str = "localhost/nsexporter-sleeper:chart-pod";
 const HOST_NS_ANNOTATION: &str = "io.nsexporter.test/host-namespaces";
 /// hostPath volumes that are the kernel's own views of the host, mounted as they are.
 const HOST_KERNEL_PATHS: [&str; 2] = ["/proc", "/sys/fs/cgroup"];
-const TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
 
 /// The chart toggles that change the pod, each run as its own pod. Every check is
 /// derived from the rendered pod, so a new toggle needs only a row here (and, if it
@@ -846,33 +847,6 @@ fn local_reference(image: &str) -> String {
 
 // ---------------------------------------------------------------------------------
 // What the kernel says
-
-fn ns_link(pid: u32, t: &str) -> Option<String> {
-    fs::read_link(format!("/proc/{pid}/ns/{t}"))
-        .ok()
-        .map(|p| p.display().to_string())
-}
-
-/// The host's namespaces: PID 1's, else kthreadd's (PID 1 refuses even root here).
-fn host_links() -> BTreeMap<&'static str, String> {
-    for pid in [1, 2] {
-        let links: BTreeMap<_, _> = TYPES
-            .iter()
-            .filter_map(|t| ns_link(pid, t).map(|l| (*t, l)))
-            .collect();
-        if links.contains_key("net") {
-            return links;
-        }
-    }
-    panic!("cannot read the host's namespaces from PID 1 or 2 (run the tests as root)");
-}
-
-fn shared_with_host(pid: u32, host: &BTreeMap<&str, String>) -> BTreeSet<String> {
-    host.iter()
-        .filter(|(t, link)| ns_link(pid, t).as_ref() == Some(link))
-        .map(|(t, _)| t.to_string())
-        .collect()
-}
 
 /// `Key:\tvalue` of /proc/<pid>/status.
 fn status_field(pid: u32, key: &str) -> String {

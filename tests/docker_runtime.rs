@@ -15,7 +15,9 @@
 
 mod common;
 
-use common::{require_dockerd, require_root, require_tool, root, SETUP};
+use common::{
+    host_links, require_dockerd, require_root, require_tool, root, shared_with_host, SETUP,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -25,7 +27,6 @@ use std::time::{Duration, Instant};
 
 const IMAGE: &str = "nsexporter:test";
 const SLEEPER: &str = "nsexporter-sleeper:test";
-const TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -269,34 +270,6 @@ fn reported_sharing(samples: &[Sample], container: &Container) -> BTreeMap<Strin
         .collect()
 }
 
-fn ns_link(pid: u32, t: &str) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/ns/{t}"))
-        .ok()
-        .map(|p| p.display().to_string())
-}
-
-/// The host's namespaces, read the way DOMAIN.md says: PID 1, else kthreadd (PID 2).
-fn host_links() -> BTreeMap<&'static str, String> {
-    for pid in [1, 2] {
-        let links: BTreeMap<_, _> = TYPES
-            .iter()
-            .filter_map(|t| ns_link(pid, t).map(|l| (*t, l)))
-            .collect();
-        if links.contains_key("net") {
-            return links;
-        }
-    }
-    panic!("cannot read the host's namespaces from PID 1 or 2 (run the tests as root)");
-}
-
-/// Ground truth from the kernel: the types in which `pid` sits in the host namespace.
-fn true_sharing(pid: u32, host: &BTreeMap<&str, String>) -> BTreeSet<String> {
-    host.iter()
-        .filter(|(t, link)| ns_link(pid, t).as_ref() == Some(link))
-        .map(|(t, _)| t.to_string())
-        .collect()
-}
-
 #[test]
 fn image_is_a_small_scratch_image_running_nsexporter_as_entrypoint() {
     images();
@@ -371,7 +344,7 @@ fn exporter_in_a_container_names_the_containers_beside_it() {
     }
     let truth: Vec<BTreeSet<String>> = sleepers
         .iter()
-        .map(|c| true_sharing(c.pid(), &host))
+        .map(|c| shared_with_host(c.pid(), &host))
         .collect();
     assert!(
         truth[0].contains("net") && !truth[0].contains("pid"),
@@ -382,7 +355,7 @@ fn exporter_in_a_container_names_the_containers_beside_it() {
     for t in ["ipc", "mnt", "net", "pid", "uts"] {
         assert!(!truth[2].contains(t), "a default container shares {t}?");
     }
-    let exporter_truth = true_sharing(exporter.pid(), &host);
+    let exporter_truth = shared_with_host(exporter.pid(), &host);
     assert!(
         !exporter_truth.contains("net"),
         "the exporter must not be on the host network"

@@ -534,6 +534,45 @@ pub fn root() -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------
+// The kernel's own view of sharing, for checking a verdict against it
+
+/// The namespace types, as `/proc/<pid>/ns` names them.
+pub const NS_TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
+
+/// `/proc/<pid>/ns/<t>` as text (`net:[4026531840]`), or `None` when unreadable.
+pub fn ns_link(pid: u32, t: &str) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/{t}"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// The host's namespaces, read the way DOMAIN.md says: PID 1, else kthreadd (PID 2;
+/// PID 1 refuses even root on some kernels, this machine's among them).
+pub fn host_links() -> BTreeMap<&'static str, String> {
+    for pid in [1, 2] {
+        let links: BTreeMap<_, _> = NS_TYPES
+            .iter()
+            .filter_map(|t| ns_link(pid, t).map(|l| (*t, l)))
+            .collect();
+        if links.contains_key("net") {
+            return links;
+        }
+    }
+    panic!("cannot read the host's namespaces from PID 1 or 2 (run the tests as root)");
+}
+
+/// Ground truth from the kernel: the types in which `pid` sits in the host namespace.
+pub fn shared_with_host(
+    pid: u32,
+    host: &BTreeMap<&str, String>,
+) -> std::collections::BTreeSet<String> {
+    host.iter()
+        .filter(|(t, link)| ns_link(pid, t).as_ref() == Some(link))
+        .map(|(t, _)| t.to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------
 // Golden files
 
 /// Compare `got` with the checked-in golden file `rel` (relative to the repository),
