@@ -216,6 +216,15 @@ fn readme_test_command_is_tests_run_sh_and_names_what_it_installs() {
         );
     }
 
+    // The per-binary watchdog: its variable and default are the script's.
+    let timeout = shell_var(&script, "binary_timeout_default");
+    assert!(
+        setup.contains(&format!("`{timeout}` seconds"))
+            && setup.contains("`NSEXPORTER_TEST_BINARY_TIMEOUT`")
+            && script.contains("${NSEXPORTER_TEST_BINARY_TIMEOUT:-$binary_timeout_default}"),
+        "README's test setup does not name the per-binary timeout {timeout} and its variable"
+    );
+
     // The Rust version is Cargo.toml's.
     let cargo = repo_file("Cargo.toml");
     let rust = cargo

@@ -100,5 +100,18 @@ tests/docker/start-dockerd.sh
 # set: point them at exactly what this script installed, whatever else PATH holds.
 export HELM=$helm KUBERNETES_VALIDATE=$venv/bin/kubernetes-validate
 say "helm $("$HELM" version --short), kubernetes-validate $("$KUBERNETES_VALIDATE" --version), $(cargo --version)"
+# A hung test must fail its own test binary, visibly, not spend CI's whole time: each
+# binary runs under `timeout` (cargo's runner for the host target), 20 minutes unless
+# NSEXPORTER_TEST_BINARY_TIMEOUT says otherwise (seconds; 0 turns it off). The slowest
+# binary takes about 4 minutes on 2 cores. A runner already set is left alone.
+host=$(rustc -vV | sed -n 's/^host: //p')
+runner_var=CARGO_TARGET_$(printf '%s' "$host" | tr 'a-z.-' 'A-Z__')_RUNNER
+binary_timeout_default=1200
+binary_timeout=${NSEXPORTER_TEST_BINARY_TIMEOUT:-$binary_timeout_default}
+case $binary_timeout in ''|*[!0-9]*) die "NSEXPORTER_TEST_BINARY_TIMEOUT must be whole seconds, not '$binary_timeout'" ;; esac
+if [ -z "${!runner_var:-}" ] && [ "$binary_timeout" -gt 0 ]; then
+    export "$runner_var=timeout --kill-after=30 $binary_timeout"
+    say "each test binary is stopped after ${binary_timeout}s ($runner_var)"
+fi
 say "cargo test $*"
 exec cargo test "$@"
