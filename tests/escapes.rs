@@ -316,7 +316,7 @@ fn an_exited_leader_hides_neither_its_namespaces_nor_an_escape() {
         "nsenter --net=/proc/{b_main}/ns/net {helper} leader-exit {host}"
     ));
     let b_pid = b.pid();
-    for root in common::CGROUP_V1.iter().copied().chain([common::CGROUP_V2]) {
+    for root in common::cgroup_layout().roots() {
         let cg = cgroup_of(b_main, root);
         std::fs::write(format!("{root}{cg}/cgroup.procs"), b_pid.to_string())
             .unwrap_or_else(|e| panic!("move {b_pid} into {root}{cg}: {e}"));
@@ -376,7 +376,7 @@ fn cgroup_of(pid: u32, root: &str) -> String {
         .find_map(|l| {
             let mut f = l.splitn(3, ':');
             let (id, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-            let matches = if root == common::CGROUP_V2 {
+            let matches = if root == common::cgroup_layout().v2 {
                 id == "0"
             } else {
                 ctrls.split(',').any(|c| c == ctrl)

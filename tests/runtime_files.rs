@@ -20,15 +20,6 @@ use common::*;
 
 const SECRET: &str = "s3cr3t-from-the-bundle-env";
 
-fn root_or_skip(test: &str) -> bool {
-    // SAFETY: plain syscall.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped {test}: needs root for cgroups, namespaces and containers");
-        return false;
-    }
-    true
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -117,9 +108,7 @@ fn drift_of(samples: &[Sample], container_id: &str) -> Vec<(String, String, f64)
 /// A second container whose bundle matches what the kernel shows has no drift at all.
 #[test]
 fn declared_private_net_and_user_observed_in_the_hosts() {
-    if !root_or_skip("declared_private_net_and_user_observed_in_the_hosts") {
-        return;
-    }
+    common::require_root("it makes namespaces, cgroups and containers");
     let rootfs = tempfile::tempdir().unwrap();
     let mut lab = Lab::new();
     let flags = ["--mount", "--uts", "--ipc", "--pid", "--fork"];
@@ -203,9 +192,7 @@ fn declared_private_net_and_user_observed_in_the_hosts() {
 /// exposition nor a debug-level log holds the secret that each one plants.
 #[test]
 fn hostile_bundles_through_the_binary() {
-    if !root_or_skip("hostile_bundles_through_the_binary") {
-        return;
-    }
+    common::require_root("it makes namespaces, cgroups and containers");
     let rootfs = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     let secret_file = outside.path().join("secret");
@@ -344,9 +331,7 @@ impl Drop for DockerContainer {
 /// series) and in `report`.
 #[test]
 fn docker_names_from_cri_dockerd_labels() {
-    if !root_or_skip("docker_names_from_cri_dockerd_labels") {
-        return;
-    }
+    common::require_root("it makes namespaces, cgroups and containers");
     require_dockerd();
     if docker(&["images", "-q", SLEEPER]).is_empty() {
         let ctx = sleeper_context();
@@ -426,9 +411,7 @@ fn podman(conf: &Path, args: &[&str]) -> String {
 /// names from Podman's database appear in `/metrics` and in `report`.
 #[test]
 fn podman_pod_and_container_names() {
-    if !root_or_skip("podman_pod_and_container_names") {
-        return;
-    }
+    common::require_root("it makes namespaces, cgroups and containers");
     require_tool("podman");
     let conf_dir = tempfile::tempdir().unwrap();
     let conf = conf_dir.path().join("containers.conf");
@@ -503,9 +486,7 @@ fn podman_pod_and_container_names() {
 /// must succeed and show what the runbook says it shows.
 #[test]
 fn namespace_drift_runbook_commands_work() {
-    if !root_or_skip("namespace_drift_runbook_commands_work") {
-        return;
-    }
+    common::require_root("it makes namespaces, cgroups and containers");
     require_tool("jq");
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();

@@ -355,10 +355,13 @@ fn storm_field(line: &str, key: &str) -> f64 {
 
 /// Processes in `cgroup` now (the v2 hierarchy).
 fn live_in(cgroup: &str) -> usize {
-    std::fs::read_to_string(format!("{}{cgroup}/cgroup.procs", common::CGROUP_V2))
-        .expect("cgroup.procs")
-        .lines()
-        .count()
+    std::fs::read_to_string(format!(
+        "{}{cgroup}/cgroup.procs",
+        common::cgroup_layout().v2
+    ))
+    .expect("cgroup.procs")
+    .lines()
+    .count()
 }
 
 /// The storm's target: 20,000 execs in 10 s. The test asserts its properties at

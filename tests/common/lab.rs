@@ -10,12 +10,6 @@ use std::time::{Duration, Instant};
 
 use super::{rand_hex, rand_uuid, require_root};
 
-/// The hierarchies on a hybrid host such as this project's machine. The lab itself
-/// finds them with [`cgroup_layout`], which also knows pure v2 hosts; new code should
-/// too.
-pub const CGROUP_V2: &str = "/sys/fs/cgroup/unified";
-pub const CGROUP_V1: &[&str] = &["/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory"];
-
 /// The v1 controllers whose hierarchies the lab places its members in, when the host
 /// mounts them (a pure v2 host has none).
 pub const LAB_V1_CONTROLLERS: &[&str] = &["pids", "memory"];
@@ -340,6 +334,27 @@ impl Lab {
             String::new(),
             String::new(),
         )
+    }
+
+    /// A process of `member`'s container in every host namespace, as an `nsenter`
+    /// into the host from inside the container leaves one: `sleep 600` started here
+    /// (in the host's namespaces), then moved into the container's cgroup. The
+    /// container's own namespaces stay those of its oldest process, `member.pid`.
+    /// Returns the new PID.
+    pub fn escape_from(&mut self, member: &Member) -> u32 {
+        let lines = std::fs::read_to_string(format!("/proc/{}/cgroup", member.pid))
+            .unwrap_or_else(|e| panic!("read /proc/{}/cgroup: {e}", member.pid));
+        // Every hierarchy holds the container at the same path under the lab's top.
+        let cgroup = lines
+            .lines()
+            .filter_map(|l| l.splitn(3, ':').nth(2))
+            .find(|path| path.starts_with(&self.top))
+            .unwrap_or_else(|| panic!("{} is in no cgroup of the lab: {lines}", member.pid))
+            .to_string();
+        let pid = self.spawn(Command::new("sleep").arg("600"));
+        wait_comm(pid, "sleep");
+        self.enter(&cgroup, pid);
+        pid
     }
 
     /// `ip netns add <name>`: a network namespace that only a bind mount holds.
