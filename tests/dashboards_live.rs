@@ -18,12 +18,13 @@
 //! panel, with the variables substituted as Grafana does, returns data carrying the
 //! labels its legend shows; and the panels that name or count the lab's containers
 //! name and count them right. [`EMPTY_ON_A_HEALTHY_NODE`] names, by title, the panels
-//! that show nothing on a healthy node, and why (they are checked on the lab's leak).
+//! that show nothing on a healthy node, and why: each must show what the lab does to
+//! fill it (the escapes table is also checked empty before the lab's escape).
 //! The README's relabelling drops what it says, and its remote_write filter drops no
 //! series a dashboard reads.
 //!
-//! Needs root (namespaces, cgroups), cgroup v2 at /sys/fs/cgroup/unified and v1 pids and
-//! memory, and prometheus (Debian). Everything is removed at the end, pass or fail.
+//! Needs root (namespaces, cgroups), a cgroup v2 hierarchy (the lab finds the layout:
+//! pure v2, or hybrid with v1 pids and memory), and prometheus (Debian). Everything is removed at the end, pass or fail.
 
 mod common;
 #[path = "../examples/fleetgen/prom.rs"]
@@ -54,15 +55,23 @@ const STEP: u64 = 2;
 const LEAKED_PINS: usize = 20;
 
 /// Panels that are meant to show nothing on a healthy node, by dashboard and title, and
-/// why. A panel in this list is checked to be empty when the lab does not do what fills
-/// it, and to show the lab when it does: "Time until a namespace limit" lists only
-/// nodes whose namespace count grows, so this lab leaks pinned network namespaces.
+/// why. A panel in this list is checked to show the lab once the lab does what fills
+/// it: "Time until a namespace limit" lists only nodes whose namespace count grows, so
+/// this lab leaks pinned network namespaces; the escapes table lists only escapes, so
+/// it is checked empty first, then one of the lab's containers makes one.
 /// Every other panel of both dashboards has data on a healthy node.
-const EMPTY_ON_A_HEALTHY_NODE: &[(&str, &str, &str)] = &[(
-    "nsexporter / Fleet",
-    "Time until a namespace limit",
-    "it lists only nodes whose namespace count grows; the lab leaks network namespaces to fill it",
-)];
+const EMPTY_ON_A_HEALTHY_NODE: &[(&str, &str, &str)] = &[
+    (
+        "nsexporter / Fleet",
+        "Time until a namespace limit",
+        "it lists only nodes whose namespace count grows; the lab leaks network namespaces to fill it",
+    ),
+    (
+        "nsexporter / Node",
+        "Container processes that escaped into a host namespace",
+        "it lists only escapes; a process of the lab's toolbox pod enters the host's namespaces to fill it",
+    ),
+];
 
 fn now() -> i64 {
     SystemTime::now()
@@ -213,6 +222,20 @@ fn value(v: &Value) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The node dashboard's escapes table, for the lab's node.
+fn escapes_panel_expr() -> String {
+    let d = queries::load(&root().join("dashboards/nsexporter-node.json"));
+    let p = queries::panels(&d)
+        .into_iter()
+        .find(|p| p.title == "Container processes that escaped into a host namespace")
+        .expect("the node dashboard has the escapes table");
+    let values = BTreeMap::from([
+        ("cluster".to_string(), CLUSTER.to_string()),
+        ("node".to_string(), NODE.to_string()),
+    ]);
+    queries::substitute(&p.expr, &values, STEP, SCRAPE)
+}
+
 /// A kubelet-shaped container started with `unshare <flags>` in a pod of `namespace`.
 fn kube_pod(
     lab: &mut Lab,
@@ -361,6 +384,25 @@ fn every_panel_of_both_dashboards_has_correct_data_from_a_real_lab() {
         "calico-node",
         true,
     ));
+    // The escapes table is empty on this healthy lab; then a process of a private
+    // toolbox pod enters the host's namespaces (what `nsenter -t 1 -a` from inside it
+    // leaves behind), and it must show that.
+    let escapes_expr = escapes_panel_expr();
+    let before = prom.query(&escapes_expr, now()).expect("escapes query");
+    assert!(
+        before.result.is_empty(),
+        "escapes on a lab that made none: {:?}",
+        before.result
+    );
+    pods.push(kube_pod(
+        &mut lab,
+        &private,
+        "shop",
+        ("ReplicaSet", "toolbox-5d9c7b8f4b"),
+        "toolbox",
+        false,
+    ));
+    let escaped_pid = lab.escape_from(&pods[6].member);
     *ksm_body.lock().unwrap() = ksm_exposition(&pods);
 
     // Until the newest rule in the chain has data for the lab, and range panels have
@@ -380,7 +422,12 @@ fn every_panel_of_both_dashboards_has_correct_data_from_a_real_lab() {
             )
             .map(|t| t.result.len())
             .unwrap_or(0);
+        let escapes = prom
+            .query(&escapes_expr, now())
+            .map(|t| t.result.len())
+            .unwrap_or(0);
         if named >= 4
+            && escapes > 0
             && leaked == LEAKED_PINS
             && began.elapsed() > Duration::from_secs(RANGE as u64 / 2 + 20)
         {
@@ -507,6 +554,28 @@ fn every_panel_of_both_dashboards_has_correct_data_from_a_real_lab() {
             );
         }
     }
+    // The toolbox's escape, named: every type its sleep entered and its container
+    // does not share, one process each; no other container escaped.
+    let escapes = get("nsexporter / Node/Container processes that escaped into a host namespace/A");
+    let toolbox = &pods[6];
+    let mut types: Vec<&str> = escapes
+        .iter()
+        .map(|r| {
+            assert_eq!(label(r, "container_id"), toolbox.container_id(), "{r}");
+            assert_eq!(label(r, "pod"), toolbox.name, "{r}");
+            assert_eq!(label(r, "namespace"), "shop", "{r}");
+            assert_eq!(label(r, "container"), "toolbox", "{r}");
+            assert_eq!(label(r, "workload"), "toolbox", "{r}");
+            assert_eq!(
+                value(r),
+                1.0,
+                "one escaped process (PID {escaped_pid}): {r}"
+            );
+            label(r, "type")
+        })
+        .collect();
+    types.sort_unstable();
+    assert_eq!(types, ["ipc", "mnt", "net", "pid", "uts"], "{escapes:?}");
     let host_root = get("nsexporter / Node/Host-root containers/A");
     let web = &pods[3];
     let r = host_root
