@@ -2,7 +2,8 @@
 //! a container-shaped process (real namespaces, a kubelet-shaped cgroup) that shares
 //! the host network namespace. The alert naming the container reaches both members of
 //! an HA pair and resolves after the process exits; Alertmanager failing (500, no
-//! answer) is counted and retried while `/metrics` keeps being served; a bad URL or an
+//! answer) is counted and retried while `/metrics` keeps being served, and one that
+//! refuses the batch (400) is counted and sent the alert again at each resend; a bad URL or an
 //! unreadable TLS file stops the program at startup with exit code 2. Real Docker
 //! containers on the host network, labelled as cri-dockerd labels a pod's: the alert
 //! carries the names from Docker's own files, and the config file's `alerts.allow`
@@ -233,6 +234,78 @@ fn failing_alertmanagers_are_counted_and_retried_while_metrics_are_served() {
                 "nsexporter_alertmanager_queue_length",
                 &[("url", &failing.url())],
             ) == 0.0
+    });
+}
+
+/// An Alertmanager that refuses the batch as invalid (400): the refusal is counted (a
+/// 4xx answer, the batch dropped as rejected, never retried as it is, which would hold
+/// back every alert behind it), the firing alert is sent again at the next resend, and
+/// `/metrics` is served throughout. Once it accepts, the alert gets through.
+#[test]
+fn an_alertmanager_answering_400_is_counted_and_sent_again_at_each_resend() {
+    require_root("namespaces and cgroups for a container-shaped process");
+    let rejecting = FakeAm::start(400);
+    let exporter = Exporter::start(&[
+        "--scan.interval",
+        "500ms",
+        "--alertmanager.resend-interval",
+        "1s",
+        "--alertmanager.url",
+        &rejecting.url(),
+    ]);
+    let mut lab = Lab::new();
+    let _c = lab.kube_systemd(
+        "besteffort",
+        "cri-containerd",
+        &["--pid", "--fork", "--mount", "--ipc", "--uts"],
+    );
+    let url = rejecting.url();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = exporter.get("/metrics");
+        assert_eq!(
+            r.status, 200,
+            "/metrics must be served whatever Alertmanager does"
+        );
+        let s = parse_exposition(&r.body);
+        let http4xx = sample(
+            &s,
+            "nsexporter_alertmanager_notifications_total",
+            &[("url", &url), ("result", "http_4xx")],
+        );
+        let rejected = sample(
+            &s,
+            "nsexporter_alertmanager_dropped_total",
+            &[("url", &url), ("reason", "rejected")],
+        );
+        // Sent again: more than one request carried the host-network alert.
+        let sent = rejecting
+            .received()
+            .iter()
+            .filter(|r| {
+                r.body
+                    .to_string()
+                    .contains("NsexporterHostNetworkContainer")
+            })
+            .count();
+        if http4xx >= 2.0 && rejected >= 1.0 && sent >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "400s not counted or not sent again: 4xx {http4xx}, rejected {rejected}, \
+             requests with the alert {sent}\n{}",
+            r.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    rejecting.set_status(200);
+    exporter.scrape_until(Duration::from_secs(20), "delivery once it accepts", |s| {
+        sample(
+            s,
+            "nsexporter_alertmanager_notifications_total",
+            &[("url", &url), ("result", "success")],
+        ) >= 1.0
     });
 }
 
