@@ -8,6 +8,9 @@
 //! file is missing.
 //!
 //! Needs `prometheus-alertmanager` and `curl`.
+//!
+//! Why one file of about 750 lines: every case drives the same client against the same
+//! real Alertmanager harness and snapshot builders.
 
 mod am;
 mod common;

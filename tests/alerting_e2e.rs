@@ -12,6 +12,9 @@
 //! /sys/fs/cgroup/unified (or /sys/fs/cgroup on a v2-only host), `unshare`, and the
 //! packages `prometheus` and `prometheus-alertmanager` (`tests/run.sh` installs them).
 //! Missing pieces fail the test.
+//!
+//! Why one file of about 750 lines: one Prometheus, one Alertmanager and one rules
+//! setup serve both cases; split, each file would start its own servers.
 
 mod common;
 

@@ -3,8 +3,8 @@
 //! the host network namespace. The alert naming the container reaches both members of
 //! an HA pair and resolves after the process exits; Alertmanager failing (500, no
 //! answer) is counted and retried while `/metrics` keeps being served, and one that
-//! refuses the batch (400) is counted and sent the alert again at each resend; a bad URL or an
-//! unreadable TLS file stops the program at startup with exit code 2. Real Docker
+//! refuses the batch (400) is counted and sent the alert again at each resend; a bad
+//! URL or an unreadable TLS file stops the program at startup with exit code 2. Real Docker
 //! containers on the host network, labelled as cri-dockerd labels a pod's: the alert
 //! carries the names from Docker's own files, and the config file's `alerts.allow`
 //! holds back the allowed ones by namespace, and by namespace and owner together (a
@@ -15,6 +15,9 @@
 //! Needs root, cgroups (v2 and v1 `pids`), `unshare`, `curl`,
 //! `prometheus-alertmanager`, and for the Docker case a running dockerd
 //! (`tests/docker/start-dockerd.sh`) and a static `/bin/busybox`.
+//!
+//! Why one file of about 750 lines: every case runs the binary against the same fake
+//! and real Alertmanagers (tests/am) and the same lab-shaped containers.
 
 mod am;
 mod common;

@@ -25,6 +25,10 @@
 //!
 //! Needs root (namespaces, cgroups), a cgroup v2 hierarchy (the lab finds the layout:
 //! pure v2, or hybrid with v1 pids and memory), and prometheus (Debian). Everything is removed at the end, pass or fail.
+//!
+//! Why one file of about 700 lines: one lab, one Prometheus and one kube-state-metrics
+//! target serve every panel of both dashboards; the checks read the answers of a single
+//! run.
 
 mod common;
 #[path = "../examples/fleetgen/prom.rs"]

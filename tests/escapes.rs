@@ -19,6 +19,10 @@
 //! Needs root, `prometheus-alertmanager`, a running dockerd (`tests/docker/start-dockerd.sh`), Podman with runc and
 //! catatonit, gcc (static glibc) and the host's static `/bin/busybox`. Every container,
 //! image, pod and process made here is removed by a Drop guard, also when a test fails.
+//!
+//! Why one file of about 1200 lines: the scanner, the binary, the terminal commands,
+//! the runbook and the sidecar are checked on the same escape helpers and Docker
+//! images, built once per run.
 
 mod am;
 mod common;

@@ -8,6 +8,10 @@
 //!
 //! Cases per property: `PROPTEST_CASES` (default 256). Inputs that ever broke a
 //! property are kept below as plain regression tests.
+//!
+//! Why one file of about 900 lines: one property per /proc parser, over the same
+//! generators and counting allocator (a test binary has one global allocator); the
+//! regression inputs sit beside their property.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -12,6 +12,9 @@
 //!   retention, also when its files are gone too.
 //! - Without the connector (a new network or user namespace): one log line names what
 //!   is missing, the gauge reads 0, and scans go on.
+//!
+//! Why one file of about 1000 lines: its tests share one lab, one exporter harness and
+//! the exec storm; split, each file would build the storm and repeat the harness.
 
 mod common;
 

@@ -2,6 +2,9 @@
 //! auth, certificate rotation without a restart, a broken reload, startup validation,
 //! slowloris clients, gzip, and strict HTTP (404, 405, 431). Certificates are made at
 //! test time with rcgen; the client is the tests' one (ureq on rustls, `common`).
+//!
+//! Why one file of about 800 lines: every case drives the same binary's endpoint with
+//! the same certificates made at test time and the same raw and TLS clients.
 
 mod common;
 

@@ -20,6 +20,11 @@
 //! what the fleet panels must show at any time.
 //!
 //! Shared by `examples/fleetgen` (the benchmark) and `tests/fleet.rs` (the small fleet).
+//!
+//! Why one file of about 1250 lines: the fleet's model is one set of rules (who runs
+//! where, when pods churn, which nodes leak or grow) that the exposition writer, the
+//! stats and the expected answers all read; split, the answers would drift from the
+//! model.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

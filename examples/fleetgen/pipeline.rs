@@ -5,6 +5,9 @@
 //! recording rule timed on the result.
 //!
 //! Shared by `examples/fleetgen run` (bench/fleet.sh) and `tests/fleet.rs`.
+//!
+//! Why one file of about 800 lines: backfill, rule levels and query timing are one
+//! pipeline that both bench/fleet.sh and tests/fleet.rs run step by step.
 
 use std::collections::BTreeMap;
 use std::fs;

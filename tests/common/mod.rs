@@ -3,6 +3,10 @@
 //! `lab.rs`) the integration "lab": real namespaces in real cgroups shaped the way
 //! kubelet, Docker and systemd shape them. Everything a lab creates is removed on drop,
 //! also when a test fails.
+//!
+//! Why one file of about 700 lines: the support every test binary includes with `mod
+//! common` (a test binary has no library of its own beyond it); the lab is already
+//! apart in lab.rs.
 #![allow(dead_code)]
 
 mod lab;
