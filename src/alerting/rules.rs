@@ -232,9 +232,10 @@ fn escape(e: &Evaluator, s: &Seen<'_>, t: NsType) -> Verdict {
         return Verdict::Allowed;
     }
     let who = match (s.subject.namespace, s.subject.pod) {
-        (Some(_), Some(_)) => format!("{}, comm {:?},", s.who, s.c.comm),
+        // The container's main process: the escaped ones are listed below.
+        (Some(_), Some(_)) => format!("{}, main process {:?},", s.who, s.c.comm),
         _ => format!(
-            "Container {}, comm {:?},",
+            "Container {}, main process {:?},",
             s.c.container.container_id(),
             s.c.comm
         ),
@@ -807,7 +808,7 @@ mod tests {
         );
         assert_eq!(
             net.annotations["description"],
-            "Container containerd://aa, comm \"app\", on node node-a has 2 process(es) in \
+            "Container containerd://aa, main process \"app\", on node node-a has 2 process(es) in \
              the host net namespace, which the container itself does not share: they \
              entered it after it started (setns, nsenter). `nsexporter report` on the node \
              lists each PID, TID and comm: PID 500 (sh), PID 510 TID 512 (worker)."
