@@ -373,7 +373,9 @@ impl Podman {
     /// its containers' comm is "sleep".
     fn build_sleeper(&self) {
         let busybox = Path::new("/bin/busybox");
-        let file = run(Command::new("file").arg("-L").arg(busybox));
+        let file = run(Command::new(common::require_tool("file"))
+            .arg("-L")
+            .arg(busybox));
         assert!(
             text(&file.stdout).contains("statically linked"),
             "/bin/busybox must be static (apt-get install busybox-static): {}",
@@ -812,7 +814,8 @@ fn hostname() -> String {
 /// The address a hostNetwork pod's `status.podIP` and every pod's `status.hostIP` would
 /// be: the host's first global IPv4 address (loopback if it has none).
 fn node_ip() -> String {
-    let out = run(Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]));
+    let out = run(Command::new(common::require_tool("ip"))
+        .args(["-4", "-o", "addr", "show", "scope", "global"]));
     text(&out.stdout)
         .split_whitespace()
         .skip_while(|w| *w != "inet")

@@ -37,7 +37,7 @@ fn v2_root() -> PathBuf {
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
+    let out = Command::new(require_tool("docker"))
         .args(args)
         .output()
         .expect("docker (start it with tests/docker/start-dockerd.sh)");
@@ -61,7 +61,7 @@ fn sleeper_image() {
         "FROM scratch\nCOPY bin/ /bin/\nENTRYPOINT [\"/bin/sleep\"]\nCMD [\"3600\"]\n",
     )
     .unwrap();
-    let out = Command::new("docker")
+    let out = Command::new(require_tool("docker"))
         .env("DOCKER_BUILDKIT", "0")
         .args(["build", "-q", "-t", SLEEPER])
         .arg(ctx.path())
@@ -79,7 +79,9 @@ struct Container(String);
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+        let _ = Command::new(require_tool("docker"))
+            .args(["rm", "-f", &self.0])
+            .output();
     }
 }
 

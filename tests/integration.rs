@@ -64,7 +64,7 @@ fn by_label(samples: &[Sample], name: &str, label: &str) -> BTreeMap<String, f64
 
 /// Distinct namespaces per type according to `lsns` (which lists what processes hold).
 fn lsns_counts() -> BTreeMap<String, f64> {
-    let out = Command::new("lsns")
+    let out = Command::new(require_tool("lsns"))
         .args(["--json", "--output", "NS,TYPE"])
         .output()
         .expect("lsns (util-linux) is needed");

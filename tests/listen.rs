@@ -44,6 +44,9 @@ fn an_ipv4_address_listens_on_ipv4_only() {
 fn port_alone_is_dual_stack_even_where_bindv6only_is_set() {
     // A network namespace of its own, where net.ipv6.bindv6only=1 would make a plain
     // [::] socket IPv6-only; the exporter sets IPV6_V6ONLY off itself.
+    for tool in ["unshare", "ip", "sysctl", "nsenter", "curl"] {
+        require_tool(tool);
+    }
     let fixture = fixture_proc().display().to_string();
     let e = Exporter::start_wrapped_on(
         &[

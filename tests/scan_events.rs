@@ -333,7 +333,7 @@ fn build_execstorm(dir: &std::path::Path) -> (std::path::PathBuf, std::path::Pat
         } else {
             &storm
         };
-        let out = Command::new("cc")
+        let out = Command::new(common::require_tool("cc"))
             .args(&args)
             .arg(out_file)
             .arg(&src)
@@ -908,7 +908,7 @@ fn sleeper_image() -> &'static str {
             "FROM scratch\nCOPY bin/ /bin/\nENTRYPOINT [\"/bin/sleep\"]\n",
         )
         .map_err(|e| e.to_string())?;
-        let out = Command::new("docker")
+        let out = Command::new(common::require_tool("docker"))
             .env("DOCKER_BUILDKIT", "0")
             .args(["build", "-q", "-t", TAG])
             .arg(ctx.path())
@@ -933,7 +933,7 @@ struct DockerContainer(String);
 
 impl DockerContainer {
     fn run(args: &[&str]) -> DockerContainer {
-        let out = Command::new("docker")
+        let out = Command::new(common::require_tool("docker"))
             .args(["run", "-d", "--label", "nsexporter-test=scan_events"])
             .args(args)
             .output()
@@ -948,7 +948,7 @@ impl DockerContainer {
     }
 
     fn wait(&self) {
-        let st = Command::new("docker")
+        let st = Command::new(common::require_tool("docker"))
             .args(["wait", &self.0])
             .stdout(Stdio::null())
             .status()
@@ -959,7 +959,7 @@ impl DockerContainer {
 
 impl Drop for DockerContainer {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
+        let _ = Command::new(common::require_tool("docker"))
             .args(["rm", "-f", "-v", &self.0])
             .output();
     }
