@@ -10,6 +10,8 @@
 //! one answers in milliseconds even on this shared 2-core machine, so 1 s leaves a wide
 //! margin for load from elsewhere. The figures printed here are in the README.
 //!
+//! The connection budget follows the open-file limit: the binary under `prlimit`.
+//!
 //! Raw sockets on purpose: the attackers misbehave below HTTP, and the scraper binds its
 //! source address, which no HTTP client library offers.
 
@@ -580,5 +582,76 @@ fn a_scraper_from_another_address_gets_every_scrape_while_one_address_floods() {
         took <= per_check * 12,
         "a first login took {took:?}: {:.1} checks, not 3 at most",
         took.as_secs_f64() / per_check.as_secs_f64()
+    );
+}
+
+/// `key=value` of a logfmt line, as a number.
+fn logfmt_number(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+/// The binary's log up to and including its "connection limits" line, run under
+/// `prlimit --nofile=<nofile>` with `args`.
+fn connection_limits(nofile: &str, args: &[&str]) -> Vec<String> {
+    let fixture = fixture_proc().display().to_string();
+    let mut all = vec!["--path.procfs", fixture.as_str()];
+    all.extend_from_slice(args);
+    let limit = format!("--nofile={nofile}");
+    let prlimit = require_tool("prlimit").display().to_string();
+    let nsx = Exporter::start_wrapped(&[prlimit.as_str(), limit.as_str(), "--"], &all);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = nsx
+            .stderr
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no \"connection limits\" line: {lines:#?}"));
+        let done = line.contains("connection limits");
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+/// The connection budget follows the open-file limit (issue 15): the soft limit is
+/// raised to the hard one, as Go programs do; the automatic maximum is the budget (the
+/// limit less the headroom and the files the scanner keeps), never above 1024; an
+/// asked maximum above the budget is cut to it, with a warning. So a flood can never
+/// exhaust the descriptors the scans need.
+#[test]
+fn the_connection_budget_follows_the_open_file_limit() {
+    // Soft 200, hard 4096: raised to 4096, and the automatic maximum is 1024.
+    let lines = connection_limits("200:4096", &[]);
+    let last = lines.last().unwrap();
+    assert_eq!(logfmt_number(last, "open_file_limit"), 4096, "{last}");
+    assert_eq!(logfmt_number(last, "max_connections"), 1024, "{last}");
+    // 600 both: the budget is below 600 less the 256 of headroom.
+    let lines = connection_limits("600", &[]);
+    let last = lines.last().unwrap();
+    assert_eq!(logfmt_number(last, "open_file_limit"), 600, "{last}");
+    let budget = logfmt_number(last, "max_connections");
+    assert!((16..=600 - 256).contains(&budget), "{last}");
+    assert!(logfmt_number(last, "per_address") <= budget, "{last}");
+    // Asked for more than that: cut to the same budget, and said so.
+    let lines = connection_limits("600", &["--web.max-connections", "5000"]);
+    let last = lines.last().unwrap();
+    assert_eq!(logfmt_number(last, "max_connections"), budget, "{last}");
+    assert!(
+        lines.iter().any(|l| l.contains("level=warn")
+            && l.contains("above what the open-file limit allows")
+            && l.contains("asked=5000")),
+        "{lines:#?}"
+    );
+    // Asked for less: taken as asked.
+    let lines = connection_limits("600", &["--web.max-connections", "20"]);
+    assert_eq!(
+        logfmt_number(lines.last().unwrap(), "max_connections"),
+        20,
+        "{lines:#?}"
     );
 }
