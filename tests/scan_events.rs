@@ -243,10 +243,11 @@ fn without_events_the_same_process_is_not_counted() {
     assert_eq!(execs(&s, &run.id), None);
 }
 
-/// The retention's other end: with `--scan.events-retention 3s` the exec counter and
-/// info of the 200 ms container go once 3 s have passed since it was last seen (at the
-/// first publish after that: a scan, every second here). Load only delays that, so a
-/// scrape done within 2 s of the one that first showed it must still show it.
+/// The retention's other end: with `--scan.events-retention 10s` the exec counter and
+/// info of the 200 ms container go once 10 s have passed since it was last seen (at
+/// the first publish after that: a scan, every second here). Load only delays that, so
+/// a scrape done within 9 s of the one that first showed it must still show it (it is
+/// done after 1 s; a machine too loaded for that fails, it does not skip the check).
 #[test]
 fn a_gone_container_is_dropped_after_the_retention() {
     common::require_root("the container is a real cgroup and the proc connector needs root");
@@ -255,7 +256,7 @@ fn a_gone_container_is_dropped_after_the_retention() {
         "1s",
         "--scan.events",
         "--scan.events-retention",
-        "3s",
+        "10s",
     ]);
     nsx.wait_ready();
     let mut lab = Lab::new();
@@ -269,12 +270,14 @@ fn a_gone_container_is_dropped_after_the_retention() {
         |s: &[common::Sample]| find(s, "nsexporter_container_info", &[("container_id", &id)]).len();
     std::thread::sleep(Duration::from_secs(1));
     let s = parse_exposition(&nsx.get("/metrics").body);
-    if seen_at.elapsed() < Duration::from_secs(2) {
-        assert_eq!(execs(&s, &id), Some(1.0), "dropped before the retention");
-        assert_eq!(info(&s), 1, "info dropped before the retention");
-    } else {
-        println!("the scrape took too long to say anything about the early side");
-    }
+    let early = seen_at.elapsed();
+    assert!(
+        early < Duration::from_secs(9),
+        "a scrape 1 s later took until {early:?}: too late to say anything about the \
+         early side (this machine is overloaded)"
+    );
+    assert_eq!(execs(&s, &id), Some(1.0), "dropped before the retention");
+    assert_eq!(info(&s), 1, "info dropped before the retention");
     let s = nsx.scrape_until(
         Duration::from_secs(60),
         "the counter and info dropped after the retention",
@@ -283,7 +286,7 @@ fn a_gone_container_is_dropped_after_the_retention() {
     let gone_after = seen_at.elapsed();
     println!("counted after {after:?}; dropped {gone_after:?} after that");
     assert!(
-        gone_after >= Duration::from_secs(2),
+        gone_after >= Duration::from_secs(9),
         "dropped after {gone_after:?}"
     );
     assert!(
