@@ -14,7 +14,7 @@ mod common;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -274,15 +274,35 @@ fn hostile_bundles_through_the_binary() {
         assert_eq!(info.labels["pod"], "");
         assert!(drift_of(&samples, &m.container_id("containerd")).is_empty());
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.iter().any(|l: &String| l.contains("runtime files")) {
+        assert!(
+            Instant::now() < deadline,
+            "the debug log does not name the failures: {log:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        log.extend(exporter.drain_log());
+    }
     let body = exporter.get("/metrics").body;
     assert!(exporter.alive(), "the exporter died");
-    let log = exporter.drain_log().join("\n");
+    log.extend(exporter.drain_log());
+    let log = log.join("\n");
+    // The terminal report reads the same bundles.
+    let root = root.to_str().unwrap();
+    let (report, report_err) =
+        nsexporter(&["report", "--no-color", "--all", "--path.rootfs", root]);
+    let (json, json_err) = nsexporter(&["report", "--json", "--all", "--path.rootfs", root]);
     assert!(
-        log.contains("runtime files"),
-        "debug log names the failures: {log}"
+        report.contains(&huge.id[..12]),
+        "report lists the containers: {report}"
     );
-    for (what, s) in [("exposition", &body), ("log", &log)] {
+    for (what, s) in [
+        ("exposition", &body),
+        ("log", &log),
+        ("report", &format!("{report}{report_err}")),
+        ("JSON report", &format!("{json}{json_err}")),
+    ] {
         assert!(!s.contains(SECRET), "the secret is in the {what}");
         assert!(!s.contains("API_TOKEN"), "the environment is in the {what}");
     }
