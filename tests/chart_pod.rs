@@ -15,7 +15,9 @@
 //! - with process events on, it reports them on (`nsexporter_scan_events_enabled`) and
 //!   counts an exec of a fraction of a second in a host-network container; with Podman's
 //!   state mounted, it names every container as Podman does; a network namespace pinned
-//!   under /run/netns after the pod started shows up in the pod (`HostToContainer`).
+//!   under /run/netns after the pod started shows up in the pod (`HostToContainer`);
+//!   with the alerting sidecar, its alert reaches a real Alertmanager, also one that
+//!   accepts only the credentials of the Secret the chart names.
 //!
 //! `podman kube play` (4.3 here) does not do everything a kubelet does. Each gap is in
 //! [`GAPS`] (and the README's "Deploying on Kubernetes" section, checked by
@@ -69,7 +71,8 @@ const HOST_KERNEL_PATHS: [&str; 2] = ["/proc", "/sys/fs/cgroup"];
 /// derived from the rendered pod, so a new toggle needs only a row here (and, if it
 /// adds a field `podman kube play` lacks, a translation in [`translate`] and [`GAPS`]).
 /// `{free_port}` stands for a free TCP port of the host (for pods on the host network),
-/// `{alertmanager}` for the URL of the test's Alertmanager on the host's loopback;
+/// `{alertmanager}` for the URL of the test's Alertmanager on the host's loopback,
+/// `{alertmanager_auth}` for the one that asks for basic auth;
 /// a `string:` prefix passes the value with `--set-string`.
 const VARIANTS: &[Variant] = &[
     Variant {
@@ -133,7 +136,34 @@ const VARIANTS: &[Variant] = &[
             "alertmanager.resendInterval=5s",
         ],
     },
+    Variant {
+        name: "alerting sidecar, credentials from a Secret, to an Alertmanager that asks for them",
+        set: &[
+            "hostNetwork=true",
+            "exporter.port={free_port}",
+            "alertmanager.urls[0]={alertmanager_auth}",
+            "alertmanager.resendInterval=5s",
+            "alertmanager.httpConfigSecret.name=nsexporter-am-credentials",
+        ],
+    },
 ];
+
+/// The password the second Alertmanager asks for, which only the Secret holds.
+const AM_PASSWORD: &str = "s3cret-from-the-secret";
+
+/// The Secrets the chart's pod names, as the cluster would hold them (no API server
+/// here): the sidecar's credentials, an http config with basic auth and the password
+/// file it names, beside it in the same volume.
+const SECRETS: &[(&str, &[(&str, &str)])] = &[(
+    "nsexporter-am-credentials",
+    &[
+        (
+            "http-config.yml",
+            "basic_auth:\n  username: sidecar\n  password_file: password\n",
+        ),
+        ("password", AM_PASSWORD),
+    ],
+)];
 
 struct Variant {
     name: &'static str,
@@ -182,6 +212,11 @@ const GAPS: &[(&str, &str, &str)] = &[
         "`resources.requests`",
         "CPU request ignored, memory request made a soft limit",
         "none: requests weigh scheduling and CPU shares only; limits are honoured and checked in the cgroup",
+    ),
+    (
+        "`secret` volumes (the sidecar's Alertmanager credentials)",
+        "no API server holds the Secret, which the chart names and the cluster provides",
+        "the test holds the Secret's keys (`SECRETS` in tests/chart_pod.rs); each is written as a file with the volume's `defaultMode` in a directory under the node root, mounted as a read-only `hostPath`; the test reads them back inside the container and checks their mode",
     ),
     (
         "`configMap` volumes (the sidecar's config file)",
@@ -503,6 +538,10 @@ struct Probe {
     failure_threshold: u32,
 }
 
+/// A directory the kubelet would project a volume into: where, its files (key,
+/// content), and their mode.
+type Projected = (PathBuf, Vec<(String, String)>, u32);
+
 /// The pod to play, the extra `kube play` arguments, and what the test does itself.
 struct Translated {
     pod: Value,
@@ -512,9 +551,10 @@ struct Translated {
     host_namespaces: BTreeSet<&'static str>,
     /// Host paths taken under the node root, with the volume's `type`.
     node_paths: Vec<(PathBuf, String)>,
-    /// ConfigMap volumes: the directory under the node root standing for each, and the
-    /// files (key, content) to write there before the pod starts.
-    config_dirs: Vec<(PathBuf, Vec<(String, String)>)>,
+    /// ConfigMap and Secret volumes: the directory under the node root standing for
+    /// each, the files (key, content) to write there before the pod starts, and their
+    /// mode.
+    config_dirs: Vec<Projected>,
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -580,7 +620,38 @@ fn translate(
     let mut node_paths = Vec::new();
     let mut config_dirs = Vec::new();
     for v in spec["volumes"].as_array_mut().into_iter().flatten() {
-        only_known(v, &["name", "hostPath", "configMap"], "spec.volumes[]");
+        only_known(
+            v,
+            &["name", "hostPath", "configMap", "secret"],
+            "spec.volumes[]",
+        );
+        if !v["secret"].is_null() {
+            only_known(
+                &v["secret"],
+                &["secretName", "defaultMode"],
+                "spec.volumes[].secret",
+            );
+            let name = v["secret"]["secretName"]
+                .as_str()
+                .expect("secret.secretName");
+            let files = SECRETS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("the pod names a Secret {name} this test does not hold"))
+                .1
+                .iter()
+                .map(|(k, c)| (k.to_string(), c.to_string()))
+                .collect();
+            // The kubelet's default mode for projected files.
+            let mode = int(&v["secret"]["defaultMode"], 0o644) as u32;
+            let dir = node_root.join("var/lib/kubelet/secrets").join(name);
+            *v = json!({
+                "name": v["name"],
+                "hostPath": {"path": dir.display().to_string(), "type": "Directory"},
+            });
+            config_dirs.push((dir, files, mode));
+            continue;
+        }
         if !v["configMap"].is_null() {
             only_known(&v["configMap"], &["name"], "spec.volumes[].configMap");
             let name = v["configMap"]["name"].as_str().expect("configMap.name");
@@ -598,7 +669,7 @@ fn translate(
                 "name": v["name"],
                 "hostPath": {"path": dir.display().to_string(), "type": "Directory"},
             });
-            config_dirs.push((dir, files));
+            config_dirs.push((dir, files, 0o644));
             continue;
         }
         only_known(&v["hostPath"], &["path", "type"], "spec.volumes[].hostPath");
@@ -1188,25 +1259,29 @@ impl Sleepers {
 // ---------------------------------------------------------------------------------
 // One variant
 
-fn play_variant(podman: &Podman, sleepers: &Sleepers, alertmanager: &Alertmanager, v: &Variant) {
+fn play_variant(podman: &Podman, sleepers: &Sleepers, alertmanagers: &Alertmanagers, v: &Variant) {
     let port = free_port().to_string();
     let set: Vec<String> = v
         .set
         .iter()
         .map(|s| {
             s.replace("{free_port}", &port)
-                .replace("{alertmanager}", &alertmanager.url())
+                .replace("{alertmanager}", &alertmanagers.open.url())
+                .replace("{alertmanager_auth}", &alertmanagers.auth.url())
         })
         .collect();
     let (ds, config_maps) = render(&set);
     let pod_name = daemonset_pod_name(&ds);
     let node_ip = node_ip();
     let t = translate(&ds, &config_maps, &pod_name, &node_ip, &podman.node());
-    for (dir, files) in &t.config_dirs {
+    for (dir, files, mode) in &t.config_dirs {
+        use std::os::unix::fs::PermissionsExt;
         let _ = fs::remove_dir_all(dir);
-        fs::create_dir_all(dir).expect("a ConfigMap's directory under the node root");
+        fs::create_dir_all(dir).expect("a ConfigMap's or Secret's directory under the node root");
         for (key, content) in files {
-            fs::write(dir.join(key), content).expect("a ConfigMap key's file");
+            fs::write(dir.join(key), content).expect("a ConfigMap or Secret key's file");
+            fs::set_permissions(dir.join(key), fs::Permissions::from_mode(*mode))
+                .expect("the volume's mode");
         }
     }
     for (path, kind) in &t.node_paths {
@@ -1379,15 +1454,23 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, alertmanager: &Alertmanage
                 .find(|x| x["name"] == vm["name"])
                 .expect("the mount's volume");
             let source = vol["hostPath"]["path"].as_str().unwrap();
-            if let Some((_, files)) = t.config_dirs.iter().find(|(d, _)| Path::new(source) == d) {
-                // A ConfigMap: every key a file at the mount path, with the rendered data.
+            if let Some((_, files, mode)) = t
+                .config_dirs
+                .iter()
+                .find(|(d, _, _)| Path::new(source) == d)
+            {
+                // A ConfigMap or Secret: every key a file at the mount path, with its
+                // data and the volume's mode.
+                use std::os::unix::fs::PermissionsExt;
                 for (key, content) in files {
                     let inside = format!("/proc/{pid}/root{at}/{key}");
                     assert_eq!(
                         fs::read_to_string(&inside).ok().as_deref(),
                         Some(content.as_str()),
-                        "{what}: ConfigMap key {key} at {at}"
+                        "{what}: key {key} at {at}"
                     );
+                    let got = fs::metadata(&inside).map(|m| m.permissions().mode() & 0o777);
+                    assert_eq!(got.ok(), Some(*mode), "{what}: mode of {key} at {at}");
                 }
                 continue;
             }
@@ -1731,7 +1814,9 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, alertmanager: &Alertmanage
     }
     if let Some(url) = args_value(exporter, "--alertmanager.url") {
         // The sidecar: its series on /metrics, and the host-network sleeper's alert
-        // in the test's Alertmanager, pushed by the pod itself.
+        // in the test's Alertmanager, pushed by the pod itself (with the Secret's
+        // credentials, where the Alertmanager asks for them).
+        let alertmanager = alertmanagers.at(&url);
         let sidecar: BTreeSet<&str> = in_pod
             .iter()
             .map(|s| s.name.as_str())
@@ -1766,6 +1851,36 @@ fn play_variant(podman: &Podman, sleepers: &Sleepers, alertmanager: &Alertmanage
     drop(played);
 }
 
+/// The test's Alertmanagers on the host's loopback: one open, one that asks for the
+/// basic-auth credentials only the chart's Secret holds.
+struct Alertmanagers {
+    open: Alertmanager,
+    auth: Alertmanager,
+}
+
+impl Alertmanagers {
+    fn start(dir: &Path) -> Alertmanagers {
+        let open = Alertmanager::start(dir, "am");
+        let hash = bcrypt::hash(AM_PASSWORD, 4).expect("bcrypt");
+        let web = dir.join("web.yml");
+        fs::write(&web, format!("basic_auth_users:\n  sidecar: {hash}\n")).expect("web.yml");
+        let access = am::ApiAccess {
+            tls: None,
+            basic_auth: Some(("sidecar".into(), AM_PASSWORD.into())),
+        };
+        let auth = Alertmanager::start_with(dir, "am-auth", Some(web), access);
+        Alertmanagers { open, auth }
+    }
+
+    /// The one at `url`.
+    fn at(&self, url: &str) -> &Alertmanager {
+        [&self.open, &self.auth]
+            .into_iter()
+            .find(|a| a.url() == url)
+            .unwrap_or_else(|| panic!("no test Alertmanager at {url}"))
+    }
+}
+
 #[test]
 fn chart_pod_runs_as_rendered_under_podman() {
     let podman = Podman::new();
@@ -1777,10 +1892,10 @@ fn chart_pod_runs_as_rendered_under_podman() {
     podman.build_sleeper();
     let sleepers = Sleepers::start(&podman);
     let am_dir = tempfile::tempdir().expect("tempdir");
-    let alertmanager = Alertmanager::start(am_dir.path(), "am");
+    let alertmanagers = Alertmanagers::start(am_dir.path());
     for v in VARIANTS {
         let began = Instant::now();
-        play_variant(&podman, &sleepers, &alertmanager, v);
+        play_variant(&podman, &sleepers, &alertmanagers, v);
         eprintln!(
             "chart_pod [{}]: passed in {:.1} s",
             v.name,
