@@ -607,3 +607,55 @@ fn runtime_files_are_read_once_per_container() {
         );
     }
 }
+
+/// The cache forgets a container the scan no longer finds: when a container of the
+/// same ID comes back (a restart keeps the ID), its files are read again, not taken
+/// from a cache that would otherwise grow with every container the node ever ran.
+#[test]
+fn a_gone_container_is_forgotten_and_read_again_when_it_returns() {
+    use nsexporter::procfs::paths::HostPaths;
+    use nsexporter::scan::{ScanOptions, Scanner};
+    let tmp = tempfile::tempdir().unwrap();
+    let proc_copy = tmp.path().join("proc");
+    let out = run(Command::new("cp")
+        .arg("-a")
+        .arg(fixture_proc())
+        .arg(&proc_copy));
+    assert!(out.status.success(), "cp: {}", text(&out.stderr));
+    let mut scanner = Scanner::new(ScanOptions {
+        paths: HostPaths::new(proc_copy.clone()).with_rootfs(fixture_rootfs()),
+        ..ScanOptions::default()
+    });
+    let first = scanner.scan().unwrap();
+    assert_eq!(scanner.runtime_reads(), 8);
+    // A named container with one process: take its process away, then back.
+    let (id, c) = first
+        .containers
+        .iter()
+        .find(|(_, c)| c.processes == 1 && !c.runtime_info.names.is_empty())
+        .expect("the fixture has a named one-process container");
+    let pid = proc_copy.join(c.main_pid.to_string());
+    let aside = tmp.path().join("aside");
+    std::fs::rename(&pid, &aside).unwrap();
+    let without = scanner.scan().unwrap();
+    assert!(
+        !without.containers.contains_key(id),
+        "{id:?} is still found"
+    );
+    assert_eq!(
+        scanner.runtime_reads(),
+        8,
+        "no read for a container that is gone"
+    );
+    std::fs::rename(&aside, &pid).unwrap();
+    let back = scanner.scan().unwrap();
+    assert_eq!(
+        back.containers[id].runtime_info, c.runtime_info,
+        "the same names once it is back"
+    );
+    assert_eq!(
+        scanner.runtime_reads(),
+        9,
+        "its files are read again: the cache had forgotten it"
+    );
+}
