@@ -137,6 +137,13 @@ fn server_is_blind(wrapper: &[String], procfs: &str, reason: &str, want: &str) {
     eprintln!("blind log: {line}");
     assert!(line.contains("level=error"), "{line}");
     assert!(line.contains(&format!("reason={reason}")), "{line}");
+    // The log says what /readyz says; logfmt quotes with `"`, so an apostrophe (the
+    // host's /proc) is written as it is.
+    assert!(line.contains(want), "{line}");
+    assert!(
+        !line.contains("\\'"),
+        "an escaped apostrophe in the log: {line}"
+    );
     let body = wait_not_ready(&e, want);
     eprintln!("blind /readyz: {}", body.trim_end());
     let s = parse_exposition(&e.get("/metrics").body);
@@ -146,7 +153,11 @@ fn server_is_blind(wrapper: &[String], procfs: &str, reason: &str, want: &str) {
         assert_eq!(v, if r == reason { 1.0 } else { 0.0 }, "{r}");
     }
     // It stays blind, and keeps saying so, scan after scan.
-    std::thread::sleep(Duration::from_millis(700));
+    let scans = |s: &[Sample]| value(s, "nsexporter_scans_total", &[]).unwrap_or(0.0);
+    let before = scans(&s);
+    e.scrape_until(Duration::from_secs(20), "two more scans", |s| {
+        scans(s) >= before + 2.0
+    });
     assert_eq!(e.get("/readyz").status, 503);
 }
 
