@@ -372,7 +372,7 @@ impl Sampler {
                     processes = snap.processes,
                     unreadable = e.permission,
                     tasks_seen = snap.visibility.tasks_seen,
-                    tasks_total = ?snap.visibility.tasks_total,
+                    tasks_total = snap.visibility.tasks_total,
                     "the scan cannot see the whole node; nsexporter_procfs_blind says why, and \
                      /readyz fails until it can"
                 );
