@@ -2,7 +2,8 @@
 //! make-hostile-proc.py, plus files over the 4 MiB cap added to a copy here): comms
 //! and cgroup paths with newlines, quotes, `)` and bytes that are not UTF-8; cgroups in
 //! a user's delegated subtree named after another container or pod; a cgroup file that
-//! smuggles a second line; garbage ns links, a 341-line uid_map, missing and huge files.
+//! smuggles a second line; garbage ns links, a 341-line uid_map, missing and huge files;
+//! a leader that exited leaving threads whose links cannot be read (issue 12).
 //!
 //! What must hold: promtool accepts the output, every label value is clean UTF-8, and
 //! nothing a workload controls forges or merges into another container's series or
@@ -282,4 +283,97 @@ fn the_checked_in_tree_alone_is_valid_too() {
     // 25 now reads fine: 14 processes.
     assert_eq!(value(&s, "nsexporter_processes", &[]), Some(14.0));
     assert!(text.contains(&format!("docker://{BIGCGROUP}")));
+}
+
+/// A process whose leader exited (a zombie keeps the PID; its links but `user` and
+/// `pid` are gone) and whose other threads cannot be read either: an error counted,
+/// never a process taken to be outside the host's namespaces. Once a thread can be
+/// read, it stands for the process and shows its sharing again.
+#[test]
+fn an_exited_leader_with_no_readable_thread_is_counted_not_taken_for_private() {
+    use nsexporter::model::NsType;
+    use nsexporter::procfs::paths::HostPaths;
+    use nsexporter::scan::{ScanOptions, Scanner};
+    let tmp = tempfile::tempdir().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(fixture_proc())
+        .arg(tmp.path())
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    let procfs = tmp.path().join("proc");
+    let scan = || {
+        Scanner::new(ScanOptions {
+            paths: HostPaths::new(&procfs),
+            ..ScanOptions::default()
+        })
+        .scan()
+        .expect("scan")
+    };
+    let base = scan();
+    // A one-process container in the host's network namespace.
+    let (id, c) = base
+        .containers
+        .iter()
+        .find(|(_, c)| c.processes == 1 && c.shares(NsType::Net))
+        .expect("the fixture has a one-process container in the host network namespace");
+    let pid = c.main_pid;
+    let dir = procfs.join(pid.to_string());
+    // The thread that runs on: a copy of the process as it was, under task/.
+    let thread = dir.join(format!("task/{}", pid + 1));
+    std::fs::create_dir_all(dir.join(format!("task/{pid}"))).unwrap();
+    std::fs::create_dir_all(&thread).unwrap();
+    for f in std::fs::read_dir(&dir).unwrap().flatten() {
+        if f.file_name() != "task" {
+            let st = Command::new("cp")
+                .arg("-a")
+                .arg(f.path())
+                .arg(&thread)
+                .status()
+                .expect("cp");
+            assert!(st.success());
+        }
+    }
+    // The leader exits with `pthread_exit`: a zombie of two threads, whose links but
+    // user and pid are gone. So are the thread's (it cannot be read either).
+    let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+    let (head, tail) = stat.rsplit_once(") ").expect("stat");
+    let mut fields: Vec<&str> = tail.split(' ').collect();
+    fields[0] = "Z"; // field 3, the state
+    fields[17] = "2"; // field 20, the thread count
+    std::fs::write(dir.join("stat"), format!("{head}) {}", fields.join(" "))).unwrap();
+    let gone = ["cgroup", "ipc", "mnt", "net", "uts", "time"];
+    for ns in [dir.join("ns"), thread.join("ns")] {
+        for t in gone {
+            let _ = std::fs::remove_file(ns.join(t));
+        }
+    }
+    let hidden = scan();
+    assert!(
+        !hidden.containers.contains_key(id),
+        "a process read without its network link was taken for one outside the host's: {:?}",
+        hidden.containers.get(id)
+    );
+    assert_eq!(
+        hidden.errors.vanished,
+        base.errors.vanished + 1,
+        "the unreadable process is counted"
+    );
+    // The thread can be read again: it stands for the process.
+    std::fs::remove_dir_all(thread.join("ns")).unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(fixture_proc().join(format!("{pid}/ns")))
+        .arg(&thread)
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    let back = scan();
+    let c = back
+        .containers
+        .get(id)
+        .unwrap_or_else(|| panic!("{id:?} is back through its thread"));
+    assert!(c.shares(NsType::Net), "{c:?}");
+    assert_eq!(back.errors.vanished, base.errors.vanished);
 }
