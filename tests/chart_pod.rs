@@ -44,8 +44,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -1062,8 +1061,9 @@ fn cgroup_file(pid: u32, controller: &str, file: &str) -> String {
 // ---------------------------------------------------------------------------------
 // HTTP inside a network namespace
 
-/// GET `path` on 127.0.0.1:`port` in the network namespace of `pid` (a thread joins it;
-/// the test's own namespaces stay as they are).
+/// GET `path` on 127.0.0.1:`port` in the network namespace of `pid`, as the kubelet's
+/// prober does (its user agent, at most `timeout`): a thread joins the namespace, so the
+/// test's own namespaces stay as they are.
 fn get_in_netns(
     pid: u32,
     port: u16,
@@ -1079,23 +1079,12 @@ fn get_in_netns(
             return Err(format!("setns {ns}: {}", std::io::Error::last_os_error()));
         }
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: kube-probe/1.30\r\nConnection: close\r\n\r\n"
-        )
-        .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-        let resp = text(&raw);
-        let (head, body) = resp.split_once("\r\n\r\n").ok_or("no end of headers")?;
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or("no status")?;
-        Ok((code, body.to_string()))
+        let r = common::HttpClient::plain_with_timeout(addr, timeout).request(
+            "GET",
+            &path,
+            &[("User-Agent", "kube-probe/1.30")],
+        )?;
+        Ok((r.status, r.body))
     })
     .join()
     .expect("probe thread")

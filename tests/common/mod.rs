@@ -404,6 +404,15 @@ impl HttpClient {
         }
     }
 
+    /// Plain HTTP to `addr`, each request given at most `timeout` (a probe's
+    /// `timeoutSeconds`), not the default 15 s.
+    pub fn plain_with_timeout(addr: SocketAddr, timeout: Duration) -> HttpClient {
+        HttpClient {
+            agent: Self::config_with(ureq::tls::TlsConfig::default(), timeout),
+            base: format!("http://{addr}"),
+        }
+    }
+
     /// HTTPS to `localhost:<port of addr>` (the name the tests' certificates carry).
     pub fn tls(addr: SocketAddr, tls: &TlsClient) -> HttpClient {
         let pem_certs = |pem: &str| -> Vec<ureq::tls::Certificate<'static>> {
@@ -445,6 +454,10 @@ impl HttpClient {
     }
 
     fn config(tls: ureq::tls::TlsConfig) -> ureq::Agent {
+        Self::config_with(tls, Duration::from_secs(15))
+    }
+
+    fn config_with(tls: ureq::tls::TlsConfig, timeout: Duration) -> ureq::Agent {
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -454,7 +467,7 @@ impl HttpClient {
             .accept(ureq::config::AutoHeaderValue::None)
             .accept_encoding(ureq::config::AutoHeaderValue::None)
             .allow_non_standard_methods(true)
-            .timeout_global(Some(Duration::from_secs(15)))
+            .timeout_global(Some(timeout))
             .tls_config(tls)
             .build()
             .new_agent()
