@@ -394,15 +394,15 @@ pub fn parse_mountinfo_nsfs_line(line: &str) -> Option<Result<NsfsMount, ParseEr
 }
 
 /// The nsfs bind mounts in the text of a `/proc/<pid>/mountinfo` file, and how many nsfs
-/// lines were malformed.
+/// lines were malformed. The scanner streams the file line by line instead
+/// (`scan::mounts`); this is the same parse over text already in memory.
 ///
-/// Our own rather than procfs-core's `MountInfos`: the scanner streams tables of
+/// Our own rather than procfs-core's `MountInfos`: the scanner reads tables of
 /// thousands of lines and looks only at nsfs mounts, where procfs-core's builds owned
 /// strings and option maps for every field of every line, fails the whole table on one
 /// line it cannot parse, and leaves the octal escapes in place (`cargo bench --bench
 /// parsers`, this machine's 24-line table: 19.3 µs against 2.7 µs, 7.1x). Fuzzed in
-/// tests/fuzz.rs. The scanner streams the file line by line instead
-/// (`scan::mounts`); this is the same parse over text already in memory.
+/// tests/fuzz.rs.
 pub fn parse_mountinfo_nsfs(text: &str) -> (Vec<NsfsMount>, u64) {
     let mut out = Vec::new();
     let mut bad = 0;
