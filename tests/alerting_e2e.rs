@@ -8,13 +8,10 @@
 //! 200 ms, between two scans, must raise NsexporterNewHostNamespaceWorkload (from the
 //! exec counter alone: its gauge never exists).
 //!
-//! Needs root, cgroup v1 `pids` at /sys/fs/cgroup/pids and cgroup v2 at
-//! /sys/fs/cgroup/unified (or /sys/fs/cgroup on a v2-only host), `unshare`, and the
-//! packages `prometheus` and `prometheus-alertmanager` (`tests/run.sh` installs them).
+//! Needs root, the lab's cgroups (tests/common/lab.rs finds the layout: pure v2, or
+//! hybrid), `unshare`, and the packages `prometheus` and `prometheus-alertmanager`
+//! (`tests/run.sh` installs them).
 //! Missing pieces fail the test.
-//!
-//! Why one file of about 750 lines: one Prometheus, one Alertmanager and one rules
-//! setup serve both cases; split, each file would start its own servers.
 
 mod common;
 
@@ -24,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{rand_hex, rand_uuid, require_root, root, HttpClient};
+use common::{rand_hex, require_root, root, HttpClient, Lab};
 use serde_json::Value;
 
 const RULES: &str = "charts/nsexporter/files/nsexporter.rules.yml";
@@ -85,156 +82,24 @@ impl Drop for Proc {
     }
 }
 
-/// Cgroup directories this test created (in both hierarchies), removed leaf first
-/// after the processes in them are gone. Parents that existed before are left alone.
-struct Cgroups {
-    created: Vec<PathBuf>,
-    leaves: Vec<PathBuf>,
-}
-
-impl Cgroups {
-    fn new() -> Cgroups {
-        Cgroups {
-            created: Vec::new(),
-            leaves: Vec::new(),
-        }
-    }
-
-    /// Creates `base/rel`, remembering every directory that did not exist.
-    fn create(&mut self, base: &Path, rel: &str) -> PathBuf {
-        let mut path = base.to_path_buf();
-        for part in rel.split('/') {
-            path.push(part);
-            if !path.exists() {
-                match fs::create_dir(&path) {
-                    Ok(()) => self.created.push(path.clone()),
-                    // another test created the shared parent at the same moment
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => panic!("mkdir {}: {e}", path.display()),
-                }
-            }
-        }
-        self.leaves.push(path.clone());
-        path
-    }
-
-    fn pids(&self) -> Vec<String> {
-        self.leaves
-            .iter()
-            .flat_map(|l| {
-                fs::read_to_string(l.join("cgroup.procs"))
-                    .unwrap_or_default()
-                    .lines()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-}
-
-impl Drop for Cgroups {
-    fn drop(&mut self) {
-        // Only processes this test put there: the container processes it started.
-        for _ in 0..50 {
-            let pids = self.pids();
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                let _ = Command::new("kill").args(["-KILL", &pid]).status();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        for dir in self.created.iter().rev() {
-            for _ in 0..20 {
-                match fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    // a shared parent another test still uses stays
-                    Err(_) if !self.leaves.contains(dir) => break,
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-            }
-        }
-    }
-}
-
-/// A kubelet-shaped container: `kubepods-besteffort-pod<uid_>.slice/cri-containerd-<id>.scope`
-/// in cgroup v2 and in the v1 `pids` hierarchy, holding `unshare ... sleep`.
+/// A kubelet-shaped container of the lab (`kubepods-besteffort-pod<uid_>.slice/
+/// cri-containerd-<id>.scope`, in every hierarchy the lab uses), holding `unshare ...
+/// sleep` with private PID, mount, UTS and IPC namespaces, and a private network
+/// namespace or the host's.
 struct Container {
     id: String,
     uid: String,
-    _proc: Proc,
 }
 
-fn cgroup_bases() -> (PathBuf, PathBuf) {
-    let unified = if Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
-        PathBuf::from("/sys/fs/cgroup/unified")
-    } else {
-        PathBuf::from("/sys/fs/cgroup")
-    };
-    assert!(
-        unified.join("cgroup.procs").exists(),
-        "no cgroup v2 hierarchy at {}",
-        unified.display()
-    );
-    let pids = PathBuf::from("/sys/fs/cgroup/pids");
-    (unified, pids)
-}
-
-fn start_container(cgroups: &mut Cgroups, dir: &Path, private_net: bool) -> Container {
-    let id = rand_hex(64);
-    let uid = rand_uuid();
-    let rel = format!(
-        "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
-        uid.replace('-', "_")
-    );
-    let (unified, pids) = cgroup_bases();
-    let mut targets = vec![cgroups.create(&unified, &rel)];
-    if pids.join("cgroup.procs").exists() {
-        targets.push(cgroups.create(&pids, &rel));
+fn start_container(lab: &mut Lab, private_net: bool) -> Container {
+    let mut flags = vec!["--pid", "--fork", "--mount", "--uts", "--ipc"];
+    if private_net {
+        flags.push("--net");
     }
-    // Only the process inside the new namespaces joins the container's cgroups
-    // (`echo 0` moves the writer itself): the `unshare` parent stays in the host PID
-    // namespace, and as a container process it would share it.
-    let mut inner = String::new();
-    for t in &targets {
-        inner.push_str(&format!("echo 0 > '{}/cgroup.procs' && ", t.display()));
-    }
-    inner.push_str("exec sleep 600");
-    let net = if private_net { " --net" } else { "" };
-    let script = format!(
-        "exec unshare --pid --fork --kill-child --mount --uts --ipc{net} sh -c \"{inner}\""
-    );
-    let name = if private_net {
-        "container-private"
-    } else {
-        "container-hostnet"
-    };
-    let mut proc_ = Proc::spawn(name, Command::new("sh").args(["-c", &script]), dir);
-    // the sleep, in the cgroup
-    let leaf = &targets[0];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n = fs::read_to_string(leaf.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .count();
-        if n >= 1 {
-            break;
-        }
-        proc_.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "{name}: processes did not appear in {}",
-            leaf.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let m = lab.kube_systemd("besteffort", "cri-containerd", &flags);
     Container {
-        id: format!("containerd://{id}"),
-        uid,
-        _proc: proc_,
+        id: m.container_id("containerd"),
+        uid: m.pod_uid,
     }
 }
 
@@ -391,9 +256,9 @@ fn host_network_container_reaches_alertmanager_and_private_one_does_not() {
     let dir = tmp.path();
 
     // The containers first, so that the exporter's first scan (its baseline) has them.
-    let mut cgroups = Cgroups::new();
-    let hostnet = start_container(&mut cgroups, dir, false);
-    let private = start_container(&mut cgroups, dir, true);
+    let mut lab = Lab::new();
+    let hostnet = start_container(&mut lab, false);
+    let private = start_container(&mut lab, true);
 
     let exporter_port = free_port();
     let mut exporter = Proc::spawn(
@@ -633,28 +498,11 @@ fn a_200ms_host_network_container_fires_the_new_workload_alert() {
     let comm = format!("nsx200ms-{}", rand_hex(6));
     let program = dir.join(&comm);
     fs::copy("/bin/sleep", &program).expect("copy /bin/sleep");
-    let id = rand_hex(64);
-    let uid = rand_uuid();
-    let rel = format!(
-        "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
-        uid.replace('-', "_")
-    );
-    let container_id = format!("containerd://{id}");
-    let mut cgroups = Cgroups::new();
-    let (unified, pids) = cgroup_bases();
-    let mut procs = vec![cgroups.create(&unified, &rel).join("cgroup.procs")];
-    if pids.join("cgroup.procs").exists() {
-        procs.push(cgroups.create(&pids, &rel).join("cgroup.procs"));
-    }
-    let files: Vec<fs::File> = procs
-        .iter()
-        .map(|p| {
-            fs::OpenOptions::new()
-                .write(true)
-                .open(p)
-                .unwrap_or_else(|e| panic!("open {}: {e}", p.display()))
-        })
-        .collect();
+    let mut lab = Lab::new();
+    let (member, cgroup) = lab.kube_systemd_cgroup("besteffort", "cri-containerd");
+    let container_id = member.container_id("containerd");
+    let uid = member.pod_uid.clone();
+    let files = lab.cgroup_procs(&cgroup);
     let fds: Vec<i32> = files.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     let mut cmd = Command::new(&program);
     cmd.arg("0.2");
