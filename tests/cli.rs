@@ -668,8 +668,18 @@ fn pid1_refusing_root_is_explained_as_such() {
     // The report tells PID 1 apart from processes that need privileges.
     let report = ok(&["report", "--no-color"]);
     assert!(
-        report.contains("PID 1 is not counted either: this host's kernel refuses its namespace links even to root"),
+        report.contains("PID 1 is not counted either: this host's kernel refuses its namespace links even to root")
+            && report.contains("`readlink /proc/2/ns/*` shows them"),
         "{report}"
+    );
+    // And the command it gives does show them.
+    let shown = Command::new("sh")
+        .args(["-c", "readlink /proc/2/ns/*"])
+        .output()
+        .expect("sh");
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&kthreadd_net),
+        "readlink /proc/2/ns/*: {shown:?}"
     );
     // Without privileges, PID 1 is one more process that needs them.
     let out = Command::new("setpriv")

@@ -266,7 +266,7 @@ fn render(s: &Snapshot, all: bool, p: Painter) -> String {
             p.paint(
                 "PID 1 is not counted either: this host's kernel refuses its namespace links \
                  even to root. The host's namespaces are read from a kernel thread (kthreadd, \
-                 PID 2), which always sits in them.",
+                 PID 2), which always sits in them: `readlink /proc/2/ns/*` shows them.",
                 Tone::Dim
             )
         );
