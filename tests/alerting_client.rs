@@ -452,42 +452,6 @@ fn bearer_token_from_a_file_is_sent() {
 // ---------------------------------------------------------------------------------
 // TLS, client certificate and basic auth against Alertmanager's own web config.
 
-struct Ca {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, "alerting test CA");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = p.self_signed(&key).unwrap();
-        Ca {
-            issuer: rcgen::Issuer::new(p, key),
-            pem: cert.pem(),
-        }
-    }
-
-    fn leaf(&self, names: &[&str], client: bool) -> (String, String) {
-        let mut p =
-            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        p.subject_alt_names
-            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        p.extended_key_usages = vec![if client {
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
@@ -496,7 +460,7 @@ fn write(dir: &Path, name: &str, text: &str) {
 fn tls_with_client_certificate_and_basic_auth_against_a_real_alertmanager() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let ca = Ca::new();
+    let ca = common::TestCa::new("alerting");
     let (server_cert, server_key) = ca.leaf(&["am.test", "localhost"], false);
     let (client_cert, client_key) = ca.leaf(&["nsexporter"], true);
     write(d, "ca.pem", &ca.pem);

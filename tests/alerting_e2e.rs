@@ -16,12 +16,11 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{rand_hex, require_root, root, HttpClient, Lab};
+use common::{free_port, rand_hex, require_root, root, HttpClient, Lab};
 use serde_json::Value;
 
 const RULES: &str = "charts/nsexporter/files/nsexporter.rules.yml";
@@ -32,13 +31,6 @@ const HOST_SHARING_ALERTS: &[&str] = &[
     "NsexporterHostIPCContainer",
     "NsexporterNewHostNamespaceWorkload",
 ];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
 
 /// A process this test started; killed by its PID and reaped on drop.
 struct Proc {

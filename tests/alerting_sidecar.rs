@@ -38,6 +38,19 @@ fn has_alert(am: &Alertmanager, alertname: &str, container_id: &str) -> Result<b
     }))
 }
 
+/// The NsexporterHostNetworkContainer alert of `container_id`, once Alertmanager has it.
+fn host_network_alert(am: &Alertmanager, what: &str, container_id: &str) -> serde_json::Value {
+    wait_for(what, Duration::from_secs(15), || {
+        am.alerts()?
+            .into_iter()
+            .find(|a| {
+                a["labels"]["container_id"] == container_id
+                    && a["labels"]["alertname"] == "NsexporterHostNetworkContainer"
+            })
+            .ok_or_else(|| format!("{:?}", am.sidecar_keys()))
+    })
+}
+
 fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     value(samples, name, labels).unwrap_or(0.0)
 }
@@ -426,19 +439,7 @@ fn docker_containers_are_named_in_the_alert_and_the_allow_list_holds_by_namespac
     let infra_id = infra.label();
     let agent_id = agent.label();
     let impostor_id = impostor.label();
-    let alert = wait_for(
-        "the alert naming the shop container",
-        Duration::from_secs(15),
-        || {
-            am.alerts()?
-                .into_iter()
-                .find(|a| {
-                    a["labels"]["container_id"] == shop_id.as_str()
-                        && a["labels"]["alertname"] == "NsexporterHostNetworkContainer"
-                })
-                .ok_or_else(|| format!("{:?}", am.sidecar_keys()))
-        },
-    );
+    let alert = host_network_alert(&am, "the alert naming the shop container", &shop_id);
     let l = &alert["labels"];
     assert_eq!(
         (&l["namespace"], &l["pod"], &l["container"], &l["workload"]),
@@ -455,18 +456,10 @@ fn docker_containers_are_named_in_the_alert_and_the_allow_list_holds_by_namespac
         d.starts_with(&format!("Pod shop/{pod} container app")),
         "{d}"
     );
-    let alert = wait_for(
+    let alert = host_network_alert(
+        &am,
         "the alert naming the same-named DaemonSet pod in another namespace",
-        Duration::from_secs(15),
-        || {
-            am.alerts()?
-                .into_iter()
-                .find(|a| {
-                    a["labels"]["container_id"] == impostor_id.as_str()
-                        && a["labels"]["alertname"] == "NsexporterHostNetworkContainer"
-                })
-                .ok_or_else(|| format!("{:?}", am.sidecar_keys()))
-        },
+        &impostor_id,
     );
     let l = &alert["labels"];
     assert_eq!(

@@ -44,7 +44,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -54,7 +54,8 @@ use serde_json::{json, Value};
 
 use am::Alertmanager;
 use common::{
-    host_links, parse_exposition, require_root, require_tool, root, shared_with_host, Sample,
+    free_port, host_links, parse_exposition, require_root, require_tool, root, shared_with_host,
+    Sample,
 };
 
 const RELEASE: &str = "nsx";
@@ -246,13 +247,6 @@ fn text(b: &[u8]) -> String {
 fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
 }
 
 // ---------------------------------------------------------------------------------

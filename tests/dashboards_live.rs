@@ -47,6 +47,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use common::{require_tool, root, Exporter, Lab, Member};
+use prom::{sample_label as label, sample_value as value};
 
 const NODE: &str = "lab-node";
 const CLUSTER: &str = "lab";
@@ -205,25 +206,6 @@ fn readme_yaml(tag: &str) -> Value {
         .collect();
     serde_yaml_ng::from_str(&block)
         .unwrap_or_else(|e| panic!("README.md {tag} block is not YAML ({e}):\n{block}"))
-}
-
-fn label<'a>(v: &'a Value, name: &str) -> &'a str {
-    v["metric"][name].as_str().unwrap_or_default()
-}
-
-fn value(v: &Value) -> f64 {
-    let pair = if v["value"].is_array() {
-        &v["value"]
-    } else {
-        v["values"]
-            .as_array()
-            .and_then(|a| a.last())
-            .unwrap_or(&Value::Null)
-    };
-    pair[1]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(f64::NAN)
 }
 
 /// The node dashboard's escapes table, for the lab's node.

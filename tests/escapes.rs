@@ -545,6 +545,28 @@ impl Container {
         Container { id }
     }
 
+    /// The escape helper as PID 1 of a private container, whose second thread enters
+    /// the host's network namespace and stays; the container, its PID and that TID.
+    fn with_thread_in_host_net(image: &Image) -> (Container, u32, u32) {
+        let c = Container::run(
+            image,
+            &[
+                "--entrypoint",
+                "/bin/escape-helper",
+                "--",
+                "thread",
+                "/hostnet",
+            ],
+        );
+        c.wait_ready();
+        let pid = c.pid();
+        let tid = tids(pid)
+            .into_iter()
+            .find(|t| *t != pid)
+            .expect("its thread");
+        (c, pid, tid)
+    }
+
     fn label(&self) -> String {
         format!("docker://{}", self.id)
     }
@@ -749,22 +771,7 @@ fn host_network_and_unshare_inside_a_container_are_no_escape() {
 fn a_container_thread_in_the_host_network_is_caught() {
     require_root(ROOT);
     let image = Image::get();
-    let c = Container::run(
-        &image,
-        &[
-            "--entrypoint",
-            "/bin/escape-helper",
-            "--",
-            "thread",
-            "/hostnet",
-        ],
-    );
-    c.wait_ready();
-    let pid = c.pid();
-    let tid = tids(pid)
-        .into_iter()
-        .find(|t| *t != pid)
-        .expect("its thread");
+    let (c, pid, tid) = Container::with_thread_in_host_net(&image);
     let s = once();
     let id = c.label();
     assert_eq!(escaped(&s, &id), BTreeMap::from([("net".to_string(), 1.0)]));
@@ -1011,22 +1018,7 @@ fn the_escape_runbook_commands_work() {
     assert_eq!(commands.len(), 6, "{commands:?}");
 
     let image = Image::get();
-    let c = Container::run(
-        &image,
-        &[
-            "--entrypoint",
-            "/bin/escape-helper",
-            "--",
-            "thread",
-            "/hostnet",
-        ],
-    );
-    c.wait_ready();
-    let pid = c.pid();
-    let tid = tids(pid)
-        .into_iter()
-        .find(|t| *t != pid)
-        .expect("its thread");
+    let (c, pid, tid) = Container::with_thread_in_host_net(&image);
     let bin_dir = Path::new(BIN).parent().expect("binary directory");
     let path = format!(
         "{}:{}",

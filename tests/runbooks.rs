@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::docker::Container;
-use common::{rand_hex, require_tool, Exporter, BIN};
+use common::{free_port, rand_hex, require_tool, Exporter, BIN};
 
 /// Runbook commands that need a Kubernetes cluster: not run here.
 const CLUSTER_ONLY: &[&str] = &[
@@ -305,14 +305,6 @@ struct Node {
     /// The chart's capabilities: all dropped but SYS_PTRACE.
     chart_caps: Container,
     userns: PodmanUserns,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 impl Node {

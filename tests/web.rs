@@ -17,44 +17,6 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::*;
 
-// ---------------------------------------------------------------------------------
-// Certificates
-
-struct Ca {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = p.self_signed(&key).unwrap();
-        Ca {
-            issuer: rcgen::Issuer::new(p, key),
-            pem: cert.pem(),
-        }
-    }
-
-    /// (certificate PEM, key PEM) for `localhost` and 127.0.0.1, or a client certificate.
-    fn leaf(&self, client: bool) -> (String, String) {
-        let mut p = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        p.subject_alt_names
-            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        p.extended_key_usages = vec![if client {
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -64,8 +26,8 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// Replace a file in one step, as a certificate manager does.
 /// The web config of a TLS server whose certificate `ca` signed: writes `cert.pem`,
 /// `key.pem` and `web.yml` (with `extra` lines under `tls_server_config`) into `dir`.
-fn tls_web_config(dir: &Path, ca: &Ca, extra: &str) -> PathBuf {
-    let (cert, key) = ca.leaf(false);
+fn tls_web_config(dir: &Path, ca: &TestCa, extra: &str) -> PathBuf {
+    let (cert, key) = ca.leaf(&["localhost"], false);
     write(dir, "cert.pem", &cert);
     write(dir, "key.pem", &key);
     write(dir, "web.yml", &format!("{TLS_WEB}{extra}"))
@@ -221,7 +183,7 @@ fn basic_auth_wrong_or_missing_password_gets_401_right_one_200() {
 #[test]
 fn tls_serves_https_and_plain_http_to_the_tls_port_fails() {
     let d = tempfile::tempdir().unwrap();
-    let ca = Ca::new("server");
+    let ca = TestCa::new("server");
     let web = tls_web_config(d.path(), &ca, "");
     // Through the settings file's `web.config-file` key, and web.max-requests 0 (no limit).
     let settings = write(
@@ -248,7 +210,7 @@ fn tls_serves_https_and_plain_http_to_the_tls_port_fails() {
     let plain = http(e.addr, "GET", "/metrics", &[]);
     assert!(plain.is_err(), "plain HTTP got an answer: {plain:?}");
     // A client that does not trust the server's CA refuses it.
-    let other = Ca::new("other");
+    let other = TestCa::new("other");
     assert!(https(
         e.addr,
         &client_config(&other.pem, None, ALL_VERSIONS),
@@ -263,9 +225,9 @@ fn tls_serves_https_and_plain_http_to_the_tls_port_fails() {
 #[test]
 fn mtls_refuses_clients_without_a_certificate_signed_by_the_client_ca() {
     let d = tempfile::tempdir().unwrap();
-    let server_ca = Ca::new("server");
-    let client_ca = Ca::new("clients");
-    let stranger_ca = Ca::new("stranger");
+    let server_ca = TestCa::new("server");
+    let client_ca = TestCa::new("clients");
+    let stranger_ca = TestCa::new("stranger");
     write(d.path(), "clients.pem", &client_ca.pem);
     let web = tls_web_config(
         d.path(),
@@ -281,7 +243,7 @@ fn mtls_refuses_clients_without_a_certificate_signed_by_the_client_ca() {
             &[],
         );
         assert!(none.is_err(), "no client cert was served: {none:?}");
-        let stranger = stranger_ca.leaf(true);
+        let stranger = stranger_ca.leaf(&["localhost"], true);
         let bad = https(
             e.addr,
             &client_config(&server_ca.pem, Some(&stranger), versions),
@@ -289,7 +251,7 @@ fn mtls_refuses_clients_without_a_certificate_signed_by_the_client_ca() {
             &[],
         );
         assert!(bad.is_err(), "a cert from another CA was served: {bad:?}");
-        let good = client_ca.leaf(true);
+        let good = client_ca.leaf(&["localhost"], true);
         let r = https(
             e.addr,
             &client_config(&server_ca.pem, Some(&good), versions),
@@ -305,7 +267,7 @@ fn mtls_refuses_clients_without_a_certificate_signed_by_the_client_ca() {
 #[test]
 fn min_version_tls13_refuses_a_tls12_only_client() {
     let d = tempfile::tempdir().unwrap();
-    let ca = Ca::new("server");
+    let ca = TestCa::new("server");
     let web = tls_web_config(d.path(), &ca, "  min_version: TLS13\n");
     let e = start_with(&web, &[]);
     let old = https(
@@ -328,8 +290,8 @@ fn min_version_tls13_refuses_a_tls12_only_client() {
 #[test]
 fn certificates_rotate_without_restart_and_a_broken_reload_keeps_the_last_good_config() {
     let d = tempfile::tempdir().unwrap();
-    let ca1 = Ca::new("first");
-    let ca2 = Ca::new("second");
+    let ca1 = TestCa::new("first");
+    let ca2 = TestCa::new("second");
     let web = tls_web_config(d.path(), &ca1, "");
     let e = start_with(&web, &[]);
     let pid = e.child.id();
@@ -339,7 +301,7 @@ fn certificates_rotate_without_restart_and_a_broken_reload_keeps_the_last_good_c
     assert!(https(e.addr, &trust2, "/metrics", &[]).is_err());
 
     // Rotate: a new key and certificate from another CA.
-    let (c2, k2) = ca2.leaf(false);
+    let (c2, k2) = ca2.leaf(&["localhost"], false);
     replace(d.path(), "key.pem", &k2);
     replace(d.path(), "cert.pem", &c2);
     assert_eq!(
@@ -360,7 +322,7 @@ fn certificates_rotate_without_restart_and_a_broken_reload_keeps_the_last_good_c
     );
     // A half-done rotation (a key that does not match the certificate) likewise.
     replace(d.path(), "web.yml", TLS_WEB);
-    let (_, k3) = ca1.leaf(false);
+    let (_, k3) = ca1.leaf(&["localhost"], false);
     replace(d.path(), "key.pem", &k3);
     assert_eq!(https(e.addr, &trust2, "/metrics", &[]).unwrap().status, 200);
     wait_log(
@@ -372,7 +334,7 @@ fn certificates_rotate_without_restart_and_a_broken_reload_keeps_the_last_good_c
     std::fs::remove_file(d.path().join("cert.pem")).unwrap();
     assert_eq!(https(e.addr, &trust2, "/metrics", &[]).unwrap().status, 200);
     // Fixed again: served with the newest pair.
-    let (c4, k4) = ca1.leaf(false);
+    let (c4, k4) = ca1.leaf(&["localhost"], false);
     replace(d.path(), "key.pem", &k4);
     replace(d.path(), "cert.pem", &c4);
     assert_eq!(https(e.addr, &trust1, "/metrics", &[]).unwrap().status, 200);
@@ -384,9 +346,9 @@ fn certificates_rotate_without_restart_and_a_broken_reload_keeps_the_last_good_c
 #[test]
 fn a_bad_web_config_or_max_requests_exits_2_naming_the_setting() {
     let d = tempfile::tempdir().unwrap();
-    let ca = Ca::new("server");
-    let (cert, key) = ca.leaf(false);
-    let (_, other_key) = ca.leaf(false);
+    let ca = TestCa::new("server");
+    let (cert, key) = ca.leaf(&["localhost"], false);
+    let (_, other_key) = ca.leaf(&["localhost"], false);
     write(d.path(), "cert.pem", &cert);
     write(d.path(), "key.pem", &key);
     write(d.path(), "other-key.pem", &other_key);
@@ -525,8 +487,8 @@ fn once_bounded(args: &[&str]) -> (Option<i32>, String) {
 #[test]
 fn web_config_files_that_are_endless_huge_or_fifos_are_refused_at_once_in_bounded_memory() {
     let d = tempfile::tempdir().unwrap();
-    let ca = Ca::new("server");
-    let (cert, key) = ca.leaf(false);
+    let ca = TestCa::new("server");
+    let (cert, key) = ca.leaf(&["localhost"], false);
     write(d.path(), "cert.pem", &cert);
     write(d.path(), "key.pem", &key);
     let big = std::fs::File::create(d.path().join("big.pem")).unwrap();
@@ -596,7 +558,7 @@ fn a_costly_bcrypt_hash_is_served_with_a_warning_naming_the_user() {
 #[test]
 fn truncating_emptying_or_stripping_the_web_config_while_serving_keeps_tls_and_auth() {
     let d = tempfile::tempdir().unwrap();
-    let ca = Ca::new("server");
+    let ca = TestCa::new("server");
     let hash = bcrypt::hash("s3cret", 4).unwrap();
     let users = format!("basic_auth_users:\n  alice: '{hash}'\n");
     let web = tls_web_config(d.path(), &ca, &users);

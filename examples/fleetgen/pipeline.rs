@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::model::{self, Config, Node};
-use crate::prom::Prometheus;
+use crate::prom::{sample_label as label, sample_value as value_of, Prometheus};
 use crate::queries::{self, PanelQuery, Rule};
 
 /// Flags for every Prometheus on the backfilled TSDB: nothing is deleted for age, and
@@ -467,25 +467,6 @@ pub struct Check {
     pub name: String,
     pub ok: bool,
     pub detail: String,
-}
-
-fn value_of(v: &Value) -> f64 {
-    let pair = if v["value"].is_array() {
-        &v["value"]
-    } else {
-        v["values"]
-            .as_array()
-            .and_then(|a| a.last())
-            .unwrap_or(&Value::Null)
-    };
-    pair[1]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
-fn label<'a>(v: &'a Value, name: &str) -> &'a str {
-    v["metric"][name].as_str().unwrap_or_default()
 }
 
 /// Runs every query of the fleet dashboard (all clusters, all nodes) at `at` and over

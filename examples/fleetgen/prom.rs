@@ -187,6 +187,28 @@ pub struct Timed {
     pub samples: Option<u64>,
 }
 
+/// The value of one result of an instant query (`value`) or the last of a range query
+/// (`values`); NaN when there is none.
+pub fn sample_value(v: &Value) -> f64 {
+    let pair = if v["value"].is_array() {
+        &v["value"]
+    } else {
+        v["values"]
+            .as_array()
+            .and_then(|a| a.last())
+            .unwrap_or(&Value::Null)
+    };
+    pair[1]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// A label of one query result; empty when it has none.
+pub fn sample_label<'a>(v: &'a Value, name: &str) -> &'a str {
+    v["metric"][name].as_str().unwrap_or_default()
+}
+
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

@@ -16,14 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub use crate::common::free_port;
 use crate::common::require_tool;
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
 
 /// Poll `f` every 100 ms until it gives `Some`, or panic with `what` and the last
 /// thing `f` saw once `deadline` has passed.

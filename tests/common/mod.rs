@@ -545,6 +545,14 @@ pub fn require_root(why: &str) {
     }
 }
 
+/// A loopback port free at the moment of asking (for servers a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
 /// The repository's root, for files the tests read (charts, dashboards, fixtures).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -587,6 +595,49 @@ pub fn shared_with_host(
         .filter(|(t, link)| ns_link(pid, t).as_ref() == Some(link))
         .map(|(t, _)| t.to_string())
         .collect()
+}
+
+// ---------------------------------------------------------------------------------
+// Certificates made at test time
+
+/// A certificate authority made at test time (rcgen), and the certificates it signs.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// The CA's own certificate, PEM.
+    pub pem: String,
+}
+
+impl TestCa {
+    /// A CA whose common name is `<name> test CA`.
+    pub fn new(name: &str) -> TestCa {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        TestCa {
+            issuer: rcgen::Issuer::new(p, key),
+            pem: cert.pem(),
+        }
+    }
+
+    /// (certificate PEM, key PEM) for the DNS `names` and 127.0.0.1: a server
+    /// certificate, or a client one.
+    pub fn leaf(&self, names: &[&str], client: bool) -> (String, String) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut p = rcgen::CertificateParams::new(names).unwrap();
+        p.subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        p.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
 }
 
 // ---------------------------------------------------------------------------------
